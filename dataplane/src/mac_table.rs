@@ -1,0 +1,451 @@
+//! The MAC learning table, keyed by (VLAN, MAC).
+//!
+//! One table per PMD thread (a replica): lookups and learning never take a
+//! lock. A PMD that learns something new tells its peers through
+//! [`crate::pmd`]'s sync channels and they apply it between bursts, so
+//! every replica converges on the same entries.
+//!
+//! Limits protect the table from a guest that floods source MACs: a port
+//! never holds more than its per-port limit, the table never more than its
+//! global limit, and learning never evicts an existing entry — a flood
+//! can only fail to learn, never push other ports' MACs out. Entries leave
+//! by ageing (`aging_secs`, default 300 s as in OVS and VMware) or flushes.
+//! Static entries never age and are never moved by learning.
+
+use hashbrown::HashMap;
+
+use crate::port::PortId;
+use crate::wire::MacAddr;
+
+/// Limits and ageing of a MAC table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MacTableSpec {
+    /// Most entries in the table (static ones included).
+    pub max_entries: usize,
+    /// Most dynamic entries one port may hold.
+    pub per_port_limit: u32,
+    /// Seconds after which an entry not seen again expires.
+    pub aging_secs: u32,
+}
+
+impl Default for MacTableSpec {
+    fn default() -> Self {
+        MacTableSpec {
+            max_entries: 65536,
+            per_port_limit: 4096,
+            aging_secs: 300,
+        }
+    }
+}
+
+/// Key of an entry: VLAN in bits 48-59, MAC in bits 0-47.
+#[inline]
+pub fn mac_key(vid: u16, mac: MacAddr) -> u64 {
+    (u64::from(vid) << 48) | mac.to_u64()
+}
+
+/// The (VLAN, MAC) of a key.
+#[inline]
+pub fn split_key(key: u64) -> (u16, MacAddr) {
+    // The VLAN occupies 12 bits: the cast keeps them all.
+    #[allow(clippy::cast_possible_truncation)]
+    let vid = (key >> 48) as u16;
+    (vid, MacAddr::from_u64(key & 0xffff_ffff_ffff))
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    port: PortId,
+    is_static: bool,
+    last_seen: u32,
+    last_synced: u32,
+}
+
+/// What learning a source address did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Learned {
+    /// Already known on this port; timestamp refreshed.
+    Refreshed,
+    /// Refreshed and due to be re-announced to the peer PMDs.
+    RefreshedSync,
+    /// A new entry.
+    New,
+    /// The MAC moved here from another port.
+    Moved {
+        /// Where it was.
+        from: PortId,
+    },
+    /// Not learned: the port is at its limit.
+    PortLimit,
+    /// Not learned: the table is full.
+    TableFull,
+    /// A static entry owns this address on another port; nothing changed.
+    Static,
+}
+
+impl Learned {
+    /// True if peers must hear about it.
+    #[inline]
+    pub fn needs_sync(self) -> bool {
+        matches!(
+            self,
+            Learned::New | Learned::Moved { .. } | Learned::RefreshedSync
+        )
+    }
+}
+
+/// A row of the table, for dumps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MacTableRow {
+    /// VLAN.
+    pub vid: u16,
+    /// Address.
+    pub mac: MacAddr,
+    /// Port it lives on.
+    pub port: PortId,
+    /// Never ages.
+    pub is_static: bool,
+    /// Seconds since it was last seen.
+    pub age_secs: u32,
+}
+
+/// Seconds between re-announcements of an active entry to peer PMDs.
+pub const SYNC_INTERVAL_SECS: u32 = 1;
+
+/// A (VLAN, MAC) -> port table with ageing and limits.
+#[derive(Debug)]
+pub struct MacTable {
+    map: HashMap<u64, Entry>,
+    per_port: Vec<u32>,
+    spec: MacTableSpec,
+}
+
+impl MacTable {
+    /// An empty table for ports `0..max_ports`.
+    pub fn new(spec: MacTableSpec, max_ports: usize) -> Self {
+        MacTable {
+            map: HashMap::with_capacity(spec.max_entries.min(1 << 20)),
+            per_port: vec![0; max_ports],
+            spec,
+        }
+    }
+
+    /// Current limits.
+    pub fn spec(&self) -> MacTableSpec {
+        self.spec
+    }
+
+    /// Changes limits; existing entries stay even if now above a limit.
+    pub fn set_spec(&mut self, spec: MacTableSpec) {
+        self.spec = spec;
+    }
+
+    /// Entries in the table.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Dynamic entries held by a port.
+    pub fn port_count(&self, port: PortId) -> u32 {
+        self.per_port.get(usize::from(port.0)).copied().unwrap_or(0)
+    }
+
+    fn count_add(&mut self, port: PortId) {
+        if let Some(c) = self.per_port.get_mut(usize::from(port.0)) {
+            *c += 1;
+        }
+    }
+
+    fn count_sub(&mut self, port: PortId) {
+        if let Some(c) = self.per_port.get_mut(usize::from(port.0)) {
+            *c = c.saturating_sub(1);
+        }
+    }
+
+    /// The port that owns (VLAN, MAC), if known and not expired.
+    #[inline]
+    pub fn lookup(&self, key: u64, now: u32) -> Option<PortId> {
+        let e = self.map.get(&key)?;
+        if e.is_static || now.wrapping_sub(e.last_seen) <= self.spec.aging_secs {
+            Some(e.port)
+        } else {
+            None
+        }
+    }
+
+    /// Learns that (VLAN, MAC) was seen as a source on `port` at `now`.
+    #[inline]
+    pub fn learn(&mut self, key: u64, port: PortId, now: u32) -> Learned {
+        let port_full = self.port_count(port) >= self.spec.per_port_limit;
+        if let Some(e) = self.map.get_mut(&key) {
+            if e.port == port {
+                if !e.is_static {
+                    e.last_seen = now;
+                }
+                if now.wrapping_sub(e.last_synced) >= SYNC_INTERVAL_SECS {
+                    e.last_synced = now;
+                    return Learned::RefreshedSync;
+                }
+                return Learned::Refreshed;
+            }
+            if e.is_static {
+                return Learned::Static;
+            }
+            let from = e.port;
+            let expired = now.wrapping_sub(e.last_seen) > self.spec.aging_secs;
+            if port_full {
+                return Learned::PortLimit;
+            }
+            e.port = port;
+            e.last_seen = now;
+            e.last_synced = now;
+            self.count_sub(from);
+            self.count_add(port);
+            return if expired {
+                Learned::New
+            } else {
+                Learned::Moved { from }
+            };
+        }
+        if port_full {
+            return Learned::PortLimit;
+        }
+        if self.map.len() >= self.spec.max_entries {
+            return Learned::TableFull;
+        }
+        self.map.insert(
+            key,
+            Entry {
+                port,
+                is_static: false,
+                last_seen: now,
+                last_synced: now,
+            },
+        );
+        self.count_add(port);
+        Learned::New
+    }
+
+    /// Applies a peer PMD's learning event: like [`MacTable::learn`], but
+    /// never triggers a new announcement.
+    pub fn apply_remote(&mut self, key: u64, port: PortId, seen: u32) {
+        if let Learned::Refreshed | Learned::RefreshedSync = self.learn(key, port, seen)
+            && let Some(e) = self.map.get_mut(&key)
+        {
+            e.last_synced = e.last_synced.max(seen);
+        }
+    }
+
+    /// Adds or replaces a static entry (limits do not apply).
+    pub fn insert_static(&mut self, key: u64, port: PortId) {
+        if let Some(old) = self.map.insert(
+            key,
+            Entry {
+                port,
+                is_static: true,
+                last_seen: 0,
+                last_synced: 0,
+            },
+        ) && !old.is_static
+        {
+            self.count_sub(old.port);
+        }
+    }
+
+    /// Removes every static entry.
+    pub fn clear_static(&mut self) {
+        self.map.retain(|_, e| !e.is_static);
+    }
+
+    /// Removes expired dynamic entries; returns how many.
+    pub fn age(&mut self, now: u32) -> usize {
+        let aging = self.spec.aging_secs;
+        let before = self.map.len();
+        let per_port = &mut self.per_port;
+        self.map.retain(|_, e| {
+            let keep = e.is_static || now.wrapping_sub(e.last_seen) <= aging;
+            if !keep && let Some(c) = per_port.get_mut(usize::from(e.port.0)) {
+                *c = c.saturating_sub(1);
+            }
+            keep
+        });
+        before - self.map.len()
+    }
+
+    /// Removes every dynamic entry of a port; returns how many.
+    pub fn flush_port(&mut self, port: PortId) -> usize {
+        let before = self.map.len();
+        self.map.retain(|_, e| e.is_static || e.port != port);
+        if let Some(c) = self.per_port.get_mut(usize::from(port.0)) {
+            *c = 0;
+        }
+        before - self.map.len()
+    }
+
+    /// Removes every dynamic entry.
+    pub fn flush(&mut self) {
+        self.map.retain(|_, e| e.is_static);
+        self.per_port.iter_mut().for_each(|c| *c = 0);
+    }
+
+    /// Every entry, for `vswitchctl` and tests (slow path).
+    pub fn rows(&self, now: u32) -> Vec<MacTableRow> {
+        let mut rows: Vec<MacTableRow> = self
+            .map
+            .iter()
+            .map(|(&k, e)| {
+                let (vid, mac) = split_key(k);
+                MacTableRow {
+                    vid,
+                    mac,
+                    port: e.port,
+                    is_static: e.is_static,
+                    age_secs: if e.is_static {
+                        0
+                    } else {
+                        now.wrapping_sub(e.last_seen)
+                    },
+                }
+            })
+            .collect();
+        rows.sort_by_key(|r| (r.vid, r.mac));
+        rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mac(n: u64) -> MacAddr {
+        MacAddr::from_u64(0x0200_0000_0000 | n)
+    }
+
+    fn table(max: usize, per_port: u32, aging: u32) -> MacTable {
+        MacTable::new(
+            MacTableSpec {
+                max_entries: max,
+                per_port_limit: per_port,
+                aging_secs: aging,
+            },
+            16,
+        )
+    }
+
+    #[test]
+    fn learn_lookup_and_vlan_separation() {
+        let mut t = table(100, 100, 300);
+        assert_eq!(t.learn(mac_key(10, mac(1)), PortId(1), 0), Learned::New);
+        assert_eq!(t.lookup(mac_key(10, mac(1)), 0), Some(PortId(1)));
+        assert_eq!(t.lookup(mac_key(20, mac(1)), 0), None, "keyed by VLAN too");
+        assert_eq!(t.learn(mac_key(20, mac(1)), PortId(2), 0), Learned::New);
+        assert_eq!(t.lookup(mac_key(10, mac(1)), 0), Some(PortId(1)));
+        assert_eq!(t.lookup(mac_key(20, mac(1)), 0), Some(PortId(2)));
+    }
+
+    #[test]
+    fn aging_expires_and_refresh_keeps() {
+        let mut t = table(100, 100, 300);
+        let a = mac_key(1, mac(1));
+        let b = mac_key(1, mac(2));
+        t.learn(a, PortId(1), 0);
+        t.learn(b, PortId(1), 0);
+        assert_eq!(t.learn(a, PortId(1), 200), Learned::RefreshedSync);
+        assert_eq!(
+            t.lookup(b, 300),
+            Some(PortId(1)),
+            "300 s is not yet expired"
+        );
+        assert_eq!(t.lookup(b, 301), None);
+        assert_eq!(t.lookup(a, 301), Some(PortId(1)));
+        assert_eq!(t.age(301), 1);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.port_count(PortId(1)), 1);
+    }
+
+    #[test]
+    fn moves_are_detected_and_counted() {
+        let mut t = table(100, 100, 300);
+        let a = mac_key(1, mac(1));
+        t.learn(a, PortId(1), 0);
+        assert_eq!(t.learn(a, PortId(2), 5), Learned::Moved { from: PortId(1) });
+        assert_eq!(t.lookup(a, 5), Some(PortId(2)));
+        assert_eq!((t.port_count(PortId(1)), t.port_count(PortId(2))), (0, 1));
+        // An expired entry that reappears elsewhere is new, not a move.
+        assert_eq!(t.learn(a, PortId(3), 400), Learned::New);
+    }
+
+    #[test]
+    fn per_port_limit_protects_others() {
+        let mut t = table(10, 4, 300);
+        for i in 0..3 {
+            assert_eq!(t.learn(mac_key(1, mac(i)), PortId(1), 0), Learned::New);
+        }
+        // Port 2 floods: it gets 4 entries, no more, and evicts nobody.
+        for i in 100..200 {
+            t.learn(mac_key(1, mac(i)), PortId(2), 0);
+        }
+        assert_eq!(t.port_count(PortId(2)), 4);
+        assert_eq!(
+            t.learn(mac_key(1, mac(999)), PortId(2), 0),
+            Learned::PortLimit
+        );
+        for i in 0..3 {
+            assert_eq!(t.lookup(mac_key(1, mac(i)), 0), Some(PortId(1)));
+        }
+        // A move into a full port is refused as well.
+        assert_eq!(
+            t.learn(mac_key(1, mac(0)), PortId(2), 0),
+            Learned::PortLimit
+        );
+        assert_eq!(t.lookup(mac_key(1, mac(0)), 0), Some(PortId(1)));
+    }
+
+    #[test]
+    fn global_limit_refuses_new_entries() {
+        let mut t = table(5, 100, 300);
+        for i in 0..5 {
+            assert_eq!(t.learn(mac_key(1, mac(i)), PortId(1), 0), Learned::New);
+        }
+        assert_eq!(
+            t.learn(mac_key(1, mac(5)), PortId(3), 0),
+            Learned::TableFull
+        );
+        assert_eq!(t.len(), 5);
+    }
+
+    #[test]
+    fn static_entries_never_move_or_age() {
+        let mut t = table(100, 100, 300);
+        let s = mac_key(1, mac(7));
+        t.insert_static(s, PortId(4));
+        assert_eq!(t.learn(s, PortId(5), 10), Learned::Static);
+        assert_eq!(t.lookup(s, 100_000), Some(PortId(4)));
+        t.age(100_000);
+        t.flush_port(PortId(4));
+        assert_eq!(t.lookup(s, 100_000), Some(PortId(4)));
+        t.clear_static();
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn flush_port_only_touches_that_port() {
+        let mut t = table(100, 100, 300);
+        t.learn(mac_key(1, mac(1)), PortId(1), 0);
+        t.learn(mac_key(1, mac(2)), PortId(2), 0);
+        assert_eq!(t.flush_port(PortId(1)), 1);
+        assert_eq!(t.lookup(mac_key(1, mac(2)), 0), Some(PortId(2)));
+        assert_eq!(t.port_count(PortId(1)), 0);
+    }
+
+    #[test]
+    fn key_round_trip() {
+        let m = mac(0xabcdef);
+        assert_eq!(split_key(mac_key(4094, m)), (4094, m));
+    }
+}

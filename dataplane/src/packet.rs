@@ -1,0 +1,292 @@
+//! Packet buffers, their per-thread pool, and bursts.
+//!
+//! A [`Packet`] owns one fixed-size buffer with [`HEADROOM`] bytes in front
+//! of the frame, so pushing an 802.1Q tag moves 12 bytes of MAC addresses
+//! instead of the whole frame. Buffers come from a [`PacketPool`] that is
+//! filled once at start-up: on the fast path a packet is recycled, never
+//! allocated (the pool counts the rare case where it must allocate or
+//! give a buffer back to the allocator).
+
+/// Bytes kept free in front of every frame for tag pushes.
+pub const HEADROOM: usize = 64;
+
+/// Default number of packets in a burst: the unit of work everywhere.
+pub const DEFAULT_BURST: usize = 32;
+
+/// A frame in a buffer with headroom.
+///
+/// Invariant: `head + len <= buf.len()` and `head <= HEADROOM + 4` after a
+/// tag pop; every method keeps it.
+#[derive(Debug)]
+pub struct Packet {
+    buf: Box<[u8]>,
+    head: usize,
+    len: usize,
+}
+
+impl Packet {
+    /// A packet with an empty frame in a new buffer of `buf_size` bytes
+    /// (headroom included). Allocates: use [`PacketPool::alloc`] on the fast path.
+    pub fn with_buffer_size(buf_size: usize) -> Self {
+        let buf_size = buf_size.max(HEADROOM + 64);
+        Packet {
+            buf: vec![0u8; buf_size].into_boxed_slice(),
+            head: HEADROOM,
+            len: 0,
+        }
+    }
+
+    /// A packet holding a copy of `frame` (tests, generators). Allocates.
+    pub fn from_frame(frame: &[u8]) -> Self {
+        let mut p = Packet::with_buffer_size(HEADROOM + frame.len().max(2048));
+        // Sized above to fit, so this cannot fail.
+        let copied = p.set_frame(frame);
+        debug_assert!(copied);
+        p
+    }
+
+    /// The frame bytes.
+    #[inline]
+    pub fn data(&self) -> &[u8] {
+        &self.buf[self.head..self.head + self.len]
+    }
+
+    /// The frame bytes, writable.
+    #[inline]
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.head..self.head + self.len]
+    }
+
+    /// Frame length in bytes.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when the frame is empty.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Largest frame this buffer can hold at the default headroom.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.buf.len() - HEADROOM
+    }
+
+    /// Size of the whole buffer, headroom included.
+    #[inline]
+    pub fn buffer_size(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Replaces the frame with a copy of `frame`. Returns false (and
+    /// leaves the packet empty) if it does not fit.
+    #[inline]
+    pub fn set_frame(&mut self, frame: &[u8]) -> bool {
+        self.head = HEADROOM;
+        if frame.len() > self.capacity() {
+            self.len = 0;
+            return false;
+        }
+        self.buf[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
+        self.len = frame.len();
+        true
+    }
+
+    /// Makes the frame `len` bytes long at the default headroom and returns
+    /// it for the caller to fill (a port's receive path writes into it
+    /// directly). Returns `None` if `len` exceeds the capacity.
+    #[inline]
+    pub fn prepare(&mut self, len: usize) -> Option<&mut [u8]> {
+        if len > self.capacity() {
+            return None;
+        }
+        self.head = HEADROOM;
+        self.len = len;
+        Some(&mut self.buf[HEADROOM..HEADROOM + len])
+    }
+
+    /// Inserts a 4-byte 802.1Q tag (`tpid`, `tci`) after the MAC addresses.
+    /// Returns false if the frame is shorter than 12 bytes or there is no
+    /// headroom left (never the case for a frame that entered through a pool
+    /// buffer and had at most one tag pushed).
+    #[inline]
+    pub fn push_vlan(&mut self, tpid: u16, tci: u16) -> bool {
+        if self.len < 12 || self.head < 4 {
+            return false;
+        }
+        let old = self.head;
+        self.head -= 4;
+        self.buf.copy_within(old..old + 12, self.head);
+        let t = self.head + 12;
+        self.buf[t..t + 2].copy_from_slice(&tpid.to_be_bytes());
+        self.buf[t + 2..t + 4].copy_from_slice(&tci.to_be_bytes());
+        self.len += 4;
+        true
+    }
+
+    /// Removes the 4 bytes after the MAC addresses (an 802.1Q tag).
+    /// Returns false if the frame is too short to hold one.
+    #[inline]
+    pub fn pop_vlan(&mut self) -> bool {
+        if self.len < 16 {
+            return false;
+        }
+        let old = self.head;
+        self.buf.copy_within(old..old + 12, old + 4);
+        self.head += 4;
+        self.len -= 4;
+        true
+    }
+
+    /// Rewrites the TCI of the outer tag in place (frame must be tagged).
+    #[inline]
+    pub fn set_vlan_tci(&mut self, tci: u16) {
+        if self.len >= 16 {
+            let t = self.head + 14;
+            self.buf[t..t + 2].copy_from_slice(&tci.to_be_bytes());
+        }
+    }
+
+    /// Copies this packet's frame into `other` (used when flooding).
+    #[inline]
+    pub fn copy_into(&self, other: &mut Packet) -> bool {
+        other.set_frame(self.data())
+    }
+}
+
+/// A per-thread stack of free packet buffers, all of one size.
+///
+/// Not shared between threads: each PMD owns one. Packets that arrive from
+/// elsewhere (a memory port fed by another thread) are adopted on free if
+/// they have the pool's buffer size and the pool has room.
+#[derive(Debug)]
+pub struct PacketPool {
+    free: Vec<Packet>,
+    capacity: usize,
+    buf_size: usize,
+    /// Allocations that happened because the pool ran dry.
+    pub allocations: u64,
+    /// Buffers released to the allocator because the pool was full or the
+    /// buffer had another size.
+    pub releases: u64,
+}
+
+impl PacketPool {
+    /// A pool holding `count` buffers of `buf_size` bytes (headroom included).
+    pub fn new(count: usize, buf_size: usize) -> Self {
+        let buf_size = buf_size.max(HEADROOM + 64);
+        let free = (0..count)
+            .map(|_| Packet::with_buffer_size(buf_size))
+            .collect();
+        PacketPool {
+            free,
+            capacity: count,
+            buf_size,
+            allocations: 0,
+            releases: 0,
+        }
+    }
+
+    /// Buffer size, headroom included.
+    pub fn buffer_size(&self) -> usize {
+        self.buf_size
+    }
+
+    /// Free buffers right now.
+    pub fn available(&self) -> usize {
+        self.free.len()
+    }
+
+    /// A recycled empty packet, or `None` when the pool is empty.
+    #[inline]
+    pub fn alloc(&mut self) -> Option<Packet> {
+        let mut p = self.free.pop()?;
+        p.head = HEADROOM;
+        p.len = 0;
+        Some(p)
+    }
+
+    /// A packet even when the pool is dry (allocates then, and counts it).
+    /// For generators and tests, not for the forwarding path.
+    pub fn alloc_or_new(&mut self) -> Packet {
+        match self.alloc() {
+            Some(p) => p,
+            None => {
+                self.allocations += 1;
+                Packet::with_buffer_size(self.buf_size)
+            }
+        }
+    }
+
+    /// Gives a packet back.
+    #[inline]
+    pub fn free(&mut self, p: Packet) {
+        if self.free.len() < self.capacity && p.buffer_size() == self.buf_size {
+            self.free.push(p);
+        } else {
+            self.releases += 1;
+        }
+    }
+
+    /// Gives back every packet of a burst, leaving it empty.
+    #[inline]
+    pub fn free_all(&mut self, pkts: &mut Vec<Packet>) {
+        for p in pkts.drain(..) {
+            self.free(p);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_then_pop_restores_frame() {
+        let frame: Vec<u8> = (0u8..64).collect();
+        let mut p = Packet::from_frame(&frame);
+        assert!(p.push_vlan(0x8100, 0x200a));
+        assert_eq!(p.len(), 68);
+        assert_eq!(&p.data()[..12], &frame[..12]);
+        assert_eq!(&p.data()[12..16], &[0x81, 0x00, 0x20, 0x0a]);
+        assert_eq!(&p.data()[16..], &frame[12..]);
+        assert!(p.pop_vlan());
+        assert_eq!(p.data(), &frame[..]);
+    }
+
+    #[test]
+    fn short_frames_refuse_tag_ops() {
+        let mut p = Packet::from_frame(&[1, 2, 3]);
+        assert!(!p.push_vlan(0x8100, 1));
+        assert!(!p.pop_vlan());
+        assert_eq!(p.data(), &[1, 2, 3]);
+    }
+
+    #[test]
+    fn pool_recycles_without_allocating() {
+        let mut pool = PacketPool::new(4, 2048);
+        let a: Vec<Packet> = (0..4).filter_map(|_| pool.alloc()).collect();
+        assert_eq!(a.len(), 4);
+        assert!(pool.alloc().is_none());
+        for p in a {
+            pool.free(p);
+        }
+        assert_eq!(pool.available(), 4);
+        assert_eq!(pool.allocations, 0);
+        // A buffer of a foreign size is released, not adopted.
+        pool.free(Packet::with_buffer_size(4096));
+        assert_eq!(pool.releases, 1);
+    }
+
+    #[test]
+    fn oversized_frame_is_refused() {
+        let mut p = Packet::with_buffer_size(HEADROOM + 100);
+        assert!(!p.set_frame(&[0u8; 200]));
+        assert!(p.is_empty());
+        assert!(p.prepare(101).is_none());
+        assert_eq!(p.prepare(100).map(|b| b.len()), Some(100));
+    }
+}

@@ -1,0 +1,450 @@
+//! Table-driven tests of the forwarding pipeline through a hand-driven
+//! PMD and memory ports.
+
+use crate::mac_table::MacTableSpec;
+use crate::snapshot::{SecurityPolicy, StaticMac, SwitchSpec};
+use crate::stats::DropReason;
+use crate::testing::{Harness, frame, guest, mac, uplink};
+use crate::vlan::{VlanMode, VlanSet};
+use crate::wire::{MacAddr, TPID_8021AD, TPID_8021Q};
+
+const Q: u16 = TPID_8021Q;
+const BCAST: MacAddr = MacAddr::BROADCAST;
+
+/// (ingress port, destination, tags, ports expected to receive)
+type FloodCase = (u16, MacAddr, Vec<(u16, u16)>, Vec<u16>);
+/// (ingress port, tags in, egress port, tags expected out)
+type TagCase = (u16, Vec<(u16, u16)>, u16, Vec<(u16, u16)>);
+
+fn trunk(ranges: &[(u16, u16)], native: Option<u16>) -> VlanMode {
+    VlanMode::Trunk {
+        allowed: VlanSet::from_ranges(ranges),
+        native,
+    }
+}
+
+fn spec(ports: Vec<crate::snapshot::PortSpec>) -> SwitchSpec {
+    SwitchSpec {
+        ports,
+        ..Default::default()
+    }
+}
+
+/// Ports that got at least one frame.
+fn receivers(h: &mut Harness) -> Vec<u16> {
+    h.recv_everywhere()
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, _)| k)
+        .collect()
+}
+
+#[test]
+fn learning_turns_flood_into_unicast() {
+    let a = VlanMode::Access(10);
+    let mut h = Harness::new(spec(vec![
+        guest(1, a.clone()),
+        guest(2, a.clone()),
+        guest(3, a),
+    ]));
+    h.send(1, &frame(mac(2), mac(1), &[], b"x"));
+    assert_eq!(receivers(&mut h), vec![2, 3], "unknown unicast floods");
+    h.send(2, &frame(mac(1), mac(2), &[], b"y"));
+    assert_eq!(receivers(&mut h), vec![1], "learned MAC is unicast");
+    h.send(1, &frame(mac(2), mac(1), &[], b"z"));
+    assert_eq!(receivers(&mut h), vec![2]);
+    assert_eq!(h.stats(1).rx_packets, 2);
+    assert_eq!(h.stats(2).tx_packets, 2);
+    assert_eq!(h.stats(3).tx_packets, 1);
+}
+
+#[test]
+fn flooding_stays_in_vlan_and_off_ingress() {
+    let mut h = Harness::new(spec(vec![
+        guest(1, VlanMode::Access(10)),
+        guest(2, VlanMode::Access(10)),
+        guest(3, VlanMode::Access(20)),
+        guest(4, trunk(&[(20, 30)], None)),
+        guest(5, trunk(&[(10, 10)], None)),
+    ]));
+    let cases: &[FloodCase] = &[
+        (1, BCAST, vec![], vec![2, 5]),
+        (3, BCAST, vec![], vec![4]),
+        (4, BCAST, vec![(Q, 20)], vec![3]),
+        (4, BCAST, vec![(Q, 25)], vec![]),
+        (5, mac(99), vec![(Q, 10)], vec![1, 2]),
+        (
+            2,
+            "01:00:5e:00:00:01".parse().expect("mac"),
+            vec![],
+            vec![1, 5],
+        ),
+    ];
+    for (i, (from, dst, tags, want)) in cases.iter().enumerate() {
+        h.send(*from, &frame(*dst, mac(100 + i as u64), tags, b"f"));
+        assert_eq!(&receivers(&mut h), want, "case {i}");
+    }
+    assert_eq!(h.stats(4).drop_count(DropReason::NoDestination), 1);
+}
+
+#[test]
+fn never_uplink_to_uplink() {
+    let t = trunk(&[(10, 10)], None);
+    let mut h = Harness::new(spec(vec![
+        guest(1, VlanMode::Access(10)),
+        uplink(8, t.clone()),
+        uplink(9, t),
+    ]));
+    h.send(8, &frame(BCAST, mac(80), &[(Q, 10)], b""));
+    assert_eq!(
+        receivers(&mut h),
+        vec![1],
+        "uplink flood reaches guests only"
+    );
+    // mac(90) lives behind uplink 9; a frame for it arriving on uplink 8 dies.
+    h.send(9, &frame(BCAST, mac(90), &[(Q, 10)], b""));
+    receivers(&mut h);
+    h.send(8, &frame(mac(90), mac(81), &[(Q, 10)], b""));
+    assert!(receivers(&mut h).is_empty());
+    assert_eq!(h.stats(8).drop_count(DropReason::UplinkToUplink), 1);
+    // A guest's flood goes to both uplinks (teams come later).
+    h.send(1, &frame(BCAST, mac(1), &[], b""));
+    assert_eq!(receivers(&mut h), vec![8, 9]);
+}
+
+#[test]
+fn known_unicast_to_ingress_is_dropped() {
+    let a = VlanMode::Access(1);
+    let mut h = Harness::new(spec(vec![guest(1, a.clone()), guest(2, a)]));
+    h.send(1, &frame(BCAST, mac(1), &[], b""));
+    h.send(1, &frame(BCAST, mac(5), &[], b""));
+    receivers(&mut h);
+    h.send(1, &frame(mac(5), mac(1), &[], b""));
+    assert!(receivers(&mut h).is_empty());
+    assert_eq!(h.stats(1).drop_count(DropReason::SamePort), 1);
+}
+
+#[test]
+fn vlan_tags_on_egress() {
+    let mut h = Harness::new(spec(vec![
+        guest(1, VlanMode::Access(10)),
+        guest(2, trunk(&[(10, 20)], Some(5))),
+        guest(3, VlanMode::Access(5)),
+        guest(4, VlanMode::GuestTagging { native: None }),
+    ]));
+    let cases: &[TagCase] = &[
+        // Access -> trunk: pushed, PCP 0.
+        (1, vec![], 2, vec![(Q, 10)]),
+        // Access priority tag -> trunk: VID filled in, PCP kept.
+        (1, vec![(Q, 0xa000)], 2, vec![(Q, 0xa00a)]),
+        // Trunk tagged with PCP -> access: popped.
+        (2, vec![(Q, 0xe00a)], 1, vec![]),
+        // Trunk tagged with PCP -> guest tagging: kept, PCP kept.
+        (2, vec![(Q, 0xe00a)], 4, vec![(Q, 0xe00a)]),
+        // Access on the native VLAN -> trunk: untagged.
+        (3, vec![], 2, vec![]),
+        // Trunk untagged (native) -> access 5.
+        (2, vec![], 3, vec![]),
+        // Trunk priority-tagged (native) -> access 5: tag removed.
+        (2, vec![(Q, 0x6000)], 3, vec![]),
+        // Guest tagging -> trunk keeps tag and PCP (DEI too).
+        (4, vec![(Q, 0x3014)], 2, vec![(Q, 0x3014)]),
+        // Guest tagging on the trunk's native VLAN 5 -> leaves untagged.
+        (4, vec![(Q, 0x2005)], 2, vec![]),
+    ];
+    for (i, (from, tin, to, tout)) in cases.iter().enumerate() {
+        // Make the destination known so only `to` receives.
+        let dst = mac(1000 + i as u64);
+        let src = mac(2000 + i as u64);
+        let vid = tin.first().map(|t| t.1 & 0xfff).filter(|v| *v != 0);
+        let learn_vid = match (from, vid) {
+            (1, _) => 10,
+            (3, _) => 5,
+            (2, None) => 5,
+            (_, Some(v)) => v,
+            (_, None) => 5,
+        };
+        h.switch
+            .update(spec_with_static(&h, dst, learn_vid, *to))
+            .expect("valid");
+        h.advance(0);
+        let payload = [0xabu8; 50];
+        h.send(*from, &frame(dst, src, tin, &payload));
+        let got = h.recv(*to);
+        assert_eq!(got, vec![frame(dst, src, tout, &payload)], "case {i}");
+        assert!(receivers(&mut h).is_empty(), "case {i}: only {to} receives");
+    }
+}
+
+fn spec_with_static(h: &Harness, mac: MacAddr, vid: u16, port: u16) -> SwitchSpec {
+    let mut s = h.switch.snapshot().spec().clone();
+    s.static_macs = vec![StaticMac {
+        vid,
+        mac,
+        port: crate::port::PortId(port),
+    }];
+    s
+}
+
+#[test]
+fn ingress_drops_have_reasons() {
+    let mut h = Harness::new(SwitchSpec {
+        mtu: 1500,
+        ..spec(vec![
+            guest(1, VlanMode::Access(10)),
+            guest(2, VlanMode::Access(10)),
+            guest(3, trunk(&[(10, 10)], Some(1))),
+        ])
+    });
+    let cases: Vec<(u16, Vec<u8>, DropReason)> = vec![
+        (
+            1,
+            frame(BCAST, mac(1), &[(Q, 20)], b""),
+            DropReason::VlanTaggedOnAccess,
+        ),
+        (
+            1,
+            frame(BCAST, mac(1), &[(Q, 10)], b""),
+            DropReason::VlanTaggedOnAccess,
+        ),
+        (
+            1,
+            frame(BCAST, mac(1), &[(Q, 0), (Q, 20)], b""),
+            DropReason::VlanDoubleTagged,
+        ),
+        (
+            1,
+            frame(BCAST, mac(1), &[(TPID_8021AD, 20)], b""),
+            DropReason::VlanTaggedOnAccess,
+        ),
+        (
+            3,
+            frame(BCAST, mac(3), &[(Q, 1), (Q, 10)], b""),
+            DropReason::VlanDoubleTagged,
+        ),
+        (
+            3,
+            frame(BCAST, mac(3), &[(Q, 11)], b""),
+            DropReason::VlanNotAllowed,
+        ),
+        (
+            3,
+            frame(BCAST, mac(3), &[(TPID_8021AD, 10)], b""),
+            DropReason::VlanBadTpid,
+        ),
+        (1, vec![0u8; 13], DropReason::Runt),
+        (1, frame(BCAST, BCAST, &[], b""), DropReason::InvalidSrcMac),
+        (
+            1,
+            frame(BCAST, MacAddr::ZERO, &[], b""),
+            DropReason::InvalidSrcMac,
+        ),
+        (
+            1,
+            frame("01:80:c2:00:00:00".parse().expect("mac"), mac(1), &[], b""),
+            DropReason::ReservedMulticast,
+        ),
+        (
+            1,
+            frame(BCAST, mac(1), &[], &[0u8; 1501]),
+            DropReason::Oversize,
+        ),
+    ];
+    for (i, (port, f, reason)) in cases.into_iter().enumerate() {
+        let before = h.stats(port).drop_count(reason);
+        h.send(port, &f);
+        assert!(receivers(&mut h).is_empty(), "case {i}: nothing delivered");
+        assert_eq!(
+            h.stats(port).drop_count(reason),
+            before + 1,
+            "case {i}: {reason:?}"
+        );
+    }
+    // 1500 bytes of payload fit, tagged or not.
+    h.send(1, &frame(BCAST, mac(1), &[], &[0u8; 1500]));
+    h.send(3, &frame(BCAST, mac(3), &[(Q, 10)], &[0u8; 1500]));
+    assert_eq!(receivers(&mut h), vec![1, 2, 3]);
+}
+
+fn secured(id: u16, m: MacAddr, sec: SecurityPolicy) -> crate::snapshot::PortSpec {
+    let mut p = guest(id, VlanMode::Access(10));
+    p.mac = Some(m);
+    p.security = sec;
+    p
+}
+
+#[test]
+fn forged_transmits() {
+    let reject = SecurityPolicy::default();
+    let accept = SecurityPolicy {
+        forged_transmits: true,
+        ..reject
+    };
+    let mut h = Harness::new(spec(vec![
+        secured(1, mac(1), reject),
+        secured(2, mac(2), accept),
+        guest(3, VlanMode::Access(10)),
+    ]));
+    h.send(1, &frame(BCAST, mac(66), &[], b""));
+    assert!(receivers(&mut h).is_empty());
+    assert_eq!(h.stats(1).drop_count(DropReason::ForgedTransmit), 1);
+    h.send(1, &frame(BCAST, mac(1), &[], b""));
+    assert_eq!(receivers(&mut h), vec![2, 3]);
+    h.send(2, &frame(BCAST, mac(67), &[], b""));
+    assert_eq!(
+        receivers(&mut h),
+        vec![1, 3],
+        "accept lets a forged source through"
+    );
+}
+
+#[test]
+fn mac_changes() {
+    let open = SecurityPolicy {
+        forged_transmits: true,
+        ..SecurityPolicy::default()
+    };
+    let changes_ok = SecurityPolicy {
+        mac_changes: true,
+        ..open
+    };
+    let mut h = Harness::new(spec(vec![
+        secured(1, mac(1), open),
+        secured(2, mac(2), changes_ok),
+        guest(3, VlanMode::Access(10)),
+    ]));
+    // Port 1 (MAC changes rejected) sends as mac(11): forwarded, not learned.
+    h.send(1, &frame(BCAST, mac(11), &[], b""));
+    assert_eq!(receivers(&mut h), vec![2, 3]);
+    h.send(3, &frame(mac(11), mac(3), &[], b""));
+    assert_eq!(
+        receivers(&mut h),
+        vec![2],
+        "port 1 does not receive for a changed MAC"
+    );
+    // Port 2 (MAC changes accepted) sends as mac(22): learned, reachable.
+    h.send(2, &frame(BCAST, mac(22), &[], b""));
+    receivers(&mut h);
+    h.send(3, &frame(mac(22), mac(3), &[], b""));
+    assert_eq!(receivers(&mut h), vec![2]);
+    // The assigned MAC is reachable without learning (static).
+    h.send(3, &frame(mac(1), mac(3), &[], b""));
+    assert_eq!(receivers(&mut h), vec![1]);
+}
+
+#[test]
+fn promiscuous_port_sees_unicast_of_its_vlan() {
+    let promisc = SecurityPolicy {
+        promiscuous: true,
+        ..SecurityPolicy::default()
+    };
+    let mut p4 = guest(4, VlanMode::Access(10));
+    p4.security = promisc;
+    let mut p5 = guest(5, VlanMode::Access(20));
+    p5.security = promisc;
+    let a = VlanMode::Access(10);
+    let mut h = Harness::new(spec(vec![guest(1, a.clone()), guest(2, a), p4, p5]));
+    h.send(2, &frame(BCAST, mac(2), &[], b""));
+    receivers(&mut h);
+    h.send(1, &frame(mac(2), mac(1), &[], b""));
+    assert_eq!(
+        receivers(&mut h),
+        vec![2, 4],
+        "copy to the promiscuous port, same VLAN only"
+    );
+}
+
+#[test]
+fn aging_and_moves() {
+    let a = VlanMode::Access(1);
+    let mut h = Harness::new(spec(vec![
+        guest(1, a.clone()),
+        guest(2, a.clone()),
+        guest(3, a),
+    ]));
+    h.send(1, &frame(BCAST, mac(1), &[], b""));
+    receivers(&mut h);
+    h.advance(300);
+    h.send(2, &frame(mac(1), mac(2), &[], b""));
+    assert_eq!(receivers(&mut h), vec![1], "300 s: still known");
+    h.advance(1);
+    h.send(2, &frame(mac(1), mac(2), &[], b""));
+    assert_eq!(receivers(&mut h), vec![1, 3], "301 s: aged out, floods");
+    // mac(2) moves from port 2 to port 3.
+    h.send(3, &frame(BCAST, mac(2), &[], b""));
+    receivers(&mut h);
+    assert_eq!(h.stats(3).mac_moves, 1);
+    h.send(1, &frame(mac(2), mac(1), &[], b""));
+    assert_eq!(receivers(&mut h), vec![3]);
+}
+
+#[test]
+fn per_port_limit_keeps_other_ports_entries() {
+    let a = VlanMode::Access(1);
+    let mut h = Harness::new(SwitchSpec {
+        mac_table: MacTableSpec {
+            max_entries: 1000,
+            per_port_limit: 10,
+            aging_secs: 300,
+        },
+        ..spec(vec![guest(1, a.clone()), guest(2, a.clone()), guest(3, a)])
+    });
+    h.send(2, &frame(BCAST, mac(2), &[], b""));
+    for i in 0..100 {
+        h.send(1, &frame(BCAST, mac(10_000 + i), &[], b""));
+    }
+    receivers(&mut h);
+    assert_eq!(h.stats(1).mac_learn_limit, 90);
+    assert_eq!(h.pmd.mac_table().port_count(crate::port::PortId(1)), 10);
+    h.send(3, &frame(mac(2), mac(3), &[], b""));
+    assert_eq!(
+        receivers(&mut h),
+        vec![2],
+        "the victim's MAC is still known"
+    );
+}
+
+#[test]
+fn config_change_flushes_that_ports_macs() {
+    let a = VlanMode::Access(1);
+    let mut h = Harness::new(spec(vec![
+        guest(1, a.clone()),
+        guest(2, a.clone()),
+        guest(3, a.clone()),
+    ]));
+    h.send(1, &frame(BCAST, mac(1), &[], b""));
+    h.send(2, &frame(BCAST, mac(2), &[], b""));
+    receivers(&mut h);
+    assert_eq!(h.pmd.mac_table().len(), 2);
+    h.update(spec(vec![
+        guest(1, a.clone()),
+        guest(2, VlanMode::Access(7)),
+        guest(3, a),
+    ]));
+    assert_eq!(
+        h.pmd.mac_table().len(),
+        1,
+        "port 2's MAC is gone, port 1's stays"
+    );
+    h.send(3, &frame(mac(1), mac(3), &[], b""));
+    assert_eq!(receivers(&mut h), vec![1]);
+}
+
+#[test]
+fn unknown_port_frames_are_counted() {
+    let mut h = Harness::new(spec(vec![
+        guest(1, VlanMode::Access(1)),
+        guest(2, VlanMode::Access(1)),
+    ]));
+    h.update(spec(vec![guest(1, VlanMode::Access(1))]));
+    h.send(2, &frame(BCAST, mac(2), &[], b""));
+    assert!(receivers(&mut h).is_empty());
+    assert_eq!(h.stats(2).drop_count(DropReason::PortUnknown), 1);
+    // Output to a configured port with no attached queue is a tx drop.
+    h.update(spec(vec![
+        guest(1, VlanMode::Access(1)),
+        guest(5, VlanMode::Access(1)),
+    ]));
+    h.send(1, &frame(BCAST, mac(1), &[], b""));
+    assert_eq!(h.stats(5).tx_dropped, 1);
+}

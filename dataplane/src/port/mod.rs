@@ -1,0 +1,58 @@
+//! Ports: the one trait every kind of port implements for burst I/O.
+//!
+//! A port is split into queue pairs; a PMD thread owns one queue pair of
+//! every port it sends to, and polls the receive side only of the queue
+//! pairs assigned to it. So a [`Port`] is used by one thread at a time and
+//! takes `&mut self`: no lock on the per-packet path. vhost-user, AF_XDP,
+//! AF_PACKET/TAP and the in-memory ring port all implement it.
+
+mod mem;
+
+pub use mem::{MemPortPeer, MemPortQueue, mem_port};
+
+use crate::packet::{Packet, PacketPool};
+
+/// Stable numeric ID of a port within a switch. It is also the
+/// "originating virtual port ID" that port-ID teaming hashes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct PortId(pub u16);
+
+impl std::fmt::Display for PortId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// What a port connects to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PortRole {
+    /// A VM's virtual NIC (vhost-user) or a test endpoint.
+    Guest,
+    /// A link to the physical network. Frames never go uplink to uplink.
+    Uplink,
+    /// The host's own interface on the switch (TAP).
+    Internal,
+}
+
+/// Result of a transmit burst.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxOutcome {
+    /// Frames the port accepted.
+    pub sent: usize,
+    /// Bytes of those frames.
+    pub bytes: usize,
+    /// Frames it could not take (they are returned to the pool).
+    pub dropped: usize,
+}
+
+/// One queue pair of a port.
+pub trait Port: Send + std::fmt::Debug {
+    /// Receives up to `max` frames, appending them to `out`; returns how
+    /// many. Buffers come from `pool` (ports that copy frames in) or from
+    /// the port itself (memory rings).
+    fn rx_burst(&mut self, pool: &mut PacketPool, out: &mut Vec<Packet>, max: usize) -> usize;
+
+    /// Transmits the frames in `pkts`, leaving it empty. Frames the port
+    /// cannot take are freed to `pool` and counted in the outcome.
+    fn tx_burst(&mut self, pkts: &mut Vec<Packet>, pool: &mut PacketPool) -> TxOutcome;
+}
