@@ -234,6 +234,9 @@ impl Pipeline {
             return Err(DropReason::ReservedMulticast);
         }
         let c = inp.spec.vlan.classify(&h)?;
+        if c.inner_tagged && snap.vlans[usize::from(c.vid)].untagged_egress {
+            return Err(DropReason::VlanDoubleTagged);
+        }
         let hdr = ETH_HEADER_LEN + if c.tagged { VLAN_TAG_LEN } else { 0 };
         if pkt.len() - hdr > snap.mtu {
             return Err(DropReason::Oversize);
@@ -315,3 +318,7 @@ impl Pipeline {
 #[cfg(test)]
 #[path = "pipeline_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "pipeline_props.rs"]
+mod props;

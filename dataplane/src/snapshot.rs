@@ -149,6 +149,8 @@ pub(crate) struct VlanMembers {
     pub(crate) ports: Vec<(PortId, bool)>,
     /// Members with promiscuous mode on.
     pub(crate) promiscuous: Vec<(PortId, bool)>,
+    /// Some member sends this VLAN untagged (access or native).
+    pub(crate) untagged_egress: bool,
 }
 
 /// The immutable configuration a PMD forwards with.
@@ -215,6 +217,9 @@ impl Snapshot {
             for vid in members.iter() {
                 let m = &mut vlans[usize::from(vid)];
                 m.ports.push((st.spec.id, st.is_uplink));
+                if st.spec.vlan.egress(vid) == Some(crate::vlan::Egress::Untagged) {
+                    m.untagged_egress = true;
+                }
                 if st.spec.security.promiscuous {
                     m.promiscuous.push((st.spec.id, st.is_uplink));
                 }

@@ -13,7 +13,8 @@
 //!   they are dropped; a frame tagged with the native VID (or VID 0) that
 //!   carries a second tag is dropped, which is the classic VLAN-hopping
 //!   trick (the outer tag is stripped on the way out, the inner one then
-//!   steers the next switch);
+//!   steers the next switch); more generally the pipeline drops any frame
+//!   with a second tag in a VLAN that leaves untagged on some port;
 //! - guest tagging: a trunk with every VLAN allowed.
 //!
 //! 802.1ad / 0x9100 outer tags are not customer tags: access ports drop
@@ -155,6 +156,10 @@ pub struct Classified {
     pub priority: u16,
     /// The frame still carries its outer tag in the buffer.
     pub tagged: bool,
+    /// Another VLAN tag follows the outer one: stripping the outer tag
+    /// would expose it, so the pipeline drops such frames in VLANs that
+    /// leave untagged anywhere.
+    pub inner_tagged: bool,
 }
 
 impl VlanMode {
@@ -215,6 +220,7 @@ impl VlanMode {
                     vid,
                     priority: 0,
                     tagged: false,
+                    inner_tagged: false,
                 }),
                 None => Err(DropReason::VlanUntaggedNoNative),
             };
@@ -234,6 +240,7 @@ impl VlanMode {
                 vid: *access,
                 priority,
                 tagged: true,
+                inner_tagged,
             });
         }
         if h.ethertype != TPID_8021Q {
@@ -249,6 +256,7 @@ impl VlanMode {
                     vid: n,
                     priority,
                     tagged: true,
+                    inner_tagged,
                 }),
                 None => Err(DropReason::VlanUntaggedNoNative),
             };
@@ -261,6 +269,7 @@ impl VlanMode {
                 vid,
                 priority,
                 tagged: true,
+                inner_tagged,
             })
         } else {
             Err(DropReason::VlanNotAllowed)
@@ -308,6 +317,7 @@ mod tests {
                 vid,
                 priority,
                 tagged,
+                inner_tagged: false,
             })
         };
         #[rustfmt::skip]
@@ -328,7 +338,7 @@ mod tests {
             ("trunk priority tag -> native", trunk(&[(10, 20)], Some(5)), vec![(q, 0x2000)], ok(5, 0x2000, true)),
             ("trunk priority tag no native", trunk(&[(10, 20)], None), vec![(q, 0x2000)], Err(VlanUntaggedNoNative)),
             ("trunk double tag on native", trunk(&[(10, 20)], Some(5)), vec![(q, 5), (q, 10)], Err(VlanDoubleTagged)),
-            ("trunk double tag on vlan", trunk(&[(10, 20)], Some(5)), vec![(q, 10), (q, 11)], ok(10, 0, true)),
+            ("trunk double tag on vlan", trunk(&[(10, 20)], Some(5)), vec![(q, 10), (q, 11)], Ok(Classified { vid: 10, priority: 0, tagged: true, inner_tagged: true })),
             ("trunk s-tag", trunk(&[(10, 20)], Some(5)), vec![(TPID_8021AD, 10)], Err(VlanBadTpid)),
             ("trunk vid 4095", trunk(&[(1, 4094)], None), vec![(q, 4095)], Err(VlanNotAllowed)),
             ("vgt any vlan", VlanMode::GuestTagging { native: None }, vec![(q, 4000)], ok(4000, 0, true)),
