@@ -36,6 +36,9 @@ use locate::PathMap;
 /// Relative socket paths are under the runtime directory.
 pub const DEFAULT_CONFIG_YAML: &str = include_str!("default.yaml");
 
+const EMPTY_FILE: &str = "the file is empty; expected a mapping with at least `switches:` \
+                          (see the config crate's README for a minimal example)";
+
 /// File name reported in diagnostics about [`DEFAULT_CONFIG_YAML`].
 pub const DEFAULT_CONFIG_NAME: &str = "<default config>";
 
@@ -79,9 +82,7 @@ pub fn parse_str_with_runtime_dir(
             line: 1,
             column: 1,
             path: String::new(),
-            message: "the file is empty; expected a mapping with at least `switches:` \
-                      (see the config crate's README for a minimal example)"
-                .to_string(),
+            message: EMPTY_FILE.to_string(),
         }]));
     }
     let mut options = serde_saphyr::Options::default();
@@ -94,8 +95,7 @@ pub fn parse_str_with_runtime_dir(
             line: 1,
             column: 1,
             path: String::new(),
-            message: "the document is null; expected a mapping with at least `switches:`"
-                .to_string(),
+            message: EMPTY_FILE.to_string(),
         }]));
     };
     validate::validate(&raw, file_name, runtime_dir).map_err(ConfigError::Invalid)

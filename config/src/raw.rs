@@ -220,9 +220,11 @@ pub(crate) struct RawRate {
     pub max_mbps: Option<S<i64>>,
 }
 
-/// `accept` / `reject`, or a boolean (`true` = accept).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct RawVerdict(pub bool);
+/// `accept` / `reject`, or a boolean (`true` = accept); anything else is
+/// kept as written and reported by validation (serde-saphyr would place an
+/// error from this visitor at the key, not the value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RawVerdict(pub Result<bool, String>);
 
 impl<'de> Deserialize<'de> for RawVerdict {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -233,14 +235,23 @@ impl<'de> Deserialize<'de> for RawVerdict {
                 f.write_str("`accept`, `reject`, `true` or `false`")
             }
             fn visit_bool<E: de::Error>(self, v: bool) -> Result<RawVerdict, E> {
-                Ok(RawVerdict(v))
+                Ok(RawVerdict(Ok(v)))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<RawVerdict, E> {
-                match v {
-                    "accept" => Ok(RawVerdict(true)),
-                    "reject" => Ok(RawVerdict(false)),
-                    _ => Err(E::unknown_variant(v, &["accept", "reject"])),
-                }
+                Ok(RawVerdict(match v {
+                    "accept" => Ok(true),
+                    "reject" => Ok(false),
+                    _ => Err(v.to_string()),
+                }))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawVerdict, E> {
+                Ok(RawVerdict(Err(v.to_string())))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawVerdict, E> {
+                Ok(RawVerdict(Err(v.to_string())))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawVerdict, E> {
+                Ok(RawVerdict(Err(v.to_string())))
             }
         }
         d.deserialize_any(V)
@@ -298,6 +309,11 @@ pub(crate) enum RawVlan {
     Access(i64),
     /// `vlan: all`: guest tagging.
     All,
+    /// A scalar that is none of the above, as written (reported by
+    /// validation, which knows the value's position).
+    Invalid(String),
+    /// A bare list (`vlan: [10, 20]`): ambiguous, reported by validation.
+    List,
     /// `vlan: { trunk: [...], native: N }`.
     Trunk {
         trunk: Option<S<Vec<S<RawRange>>>>,
@@ -327,16 +343,20 @@ impl<'de> Deserialize<'de> for RawVlan {
             fn visit_str<E: de::Error>(self, v: &str) -> Result<RawVlan, E> {
                 match v.trim() {
                     "all" => Ok(RawVlan::All),
-                    t => match t.parse::<i64>() {
-                        Ok(n) => Ok(RawVlan::Access(n)),
-                        Err(_) => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
-                    },
+                    t => Ok(t
+                        .parse::<i64>()
+                        .map_or_else(|_| RawVlan::Invalid(v.to_string()), RawVlan::Access)),
                 }
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, _seq: A) -> Result<RawVlan, A::Error> {
-                Err(de::Error::custom(
-                    "a bare list is ambiguous: write a trunk as `vlan: { trunk: [10, 20-29] }`",
-                ))
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawVlan, E> {
+                Ok(RawVlan::Invalid(v.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<RawVlan, E> {
+                Ok(RawVlan::Invalid(v.to_string()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawVlan, A::Error> {
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(RawVlan::List)
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawVlan, A::Error> {
                 let mut trunk = None;

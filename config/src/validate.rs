@@ -156,6 +156,25 @@ fn vlan_mode(ctx: &mut Ctx, v: &S<RawVlan>, path: &str) -> Option<VlanMode> {
     match &v.value {
         RawVlan::Access(n) => vlan_id(ctx, *n, at(v), path, "").map(VlanMode::Access),
         RawVlan::All => Some(VlanMode::GuestTagging),
+        RawVlan::Invalid(text) => {
+            ctx.err(
+                at(v),
+                path,
+                format!(
+                    "`{text}` is not a VLAN setting: expected a VLAN ID (1-4094), `all` for \
+                     guest tagging, or a trunk `{{ trunk: [10, 20-29], native: 1 }}`"
+                ),
+            );
+            None
+        }
+        RawVlan::List => {
+            ctx.err(
+                at(v),
+                path,
+                "a bare list is ambiguous: write a trunk as `vlan: { trunk: [10, 20-29] }`",
+            );
+            None
+        }
         RawVlan::Trunk { trunk, native } => {
             let mut ok = true;
             let mut allowed = VlanSet::new();
@@ -219,15 +238,39 @@ fn vlan_mode(ctx: &mut Ctx, v: &S<RawVlan>, path: &str) -> Option<VlanMode> {
 }
 
 /// Security settings of `raw` over `base`.
-fn security(raw: Option<&S<RawSecurity>>, base: SecurityPolicy) -> SecurityPolicy {
+fn security(
+    ctx: &mut Ctx,
+    raw: Option<&S<RawSecurity>>,
+    base: SecurityPolicy,
+    path: &str,
+) -> SecurityPolicy {
     let Some(raw) = raw else { return base };
-    let pick = |v: &Option<S<RawVerdict>>, b: Verdict| {
-        v.as_ref().map_or(b, |v| Verdict::from_bool(v.value.0))
+    let mut pick = |key: &str, v: &Option<S<RawVerdict>>, b: Verdict| match v {
+        None => b,
+        Some(v) => match &v.value.0 {
+            Ok(accept) => Verdict::from_bool(*accept),
+            Err(text) => {
+                let choices = ["accept", "reject"];
+                let hint = suggestion(text, choices);
+                ctx.err(
+                    at(v),
+                    &join(path, key),
+                    format!(
+                        "unknown value `{text}`{hint} (expected one of: accept, reject, true, false)"
+                    ),
+                );
+                b
+            }
+        },
     };
     SecurityPolicy {
-        promiscuous: pick(&raw.value.promiscuous, base.promiscuous),
-        mac_changes: pick(&raw.value.mac_changes, base.mac_changes),
-        forged_transmits: pick(&raw.value.forged_transmits, base.forged_transmits),
+        promiscuous: pick("promiscuous", &raw.value.promiscuous, base.promiscuous),
+        mac_changes: pick("mac-changes", &raw.value.mac_changes, base.mac_changes),
+        forged_transmits: pick(
+            "forged-transmits",
+            &raw.value.forged_transmits,
+            base.forged_transmits,
+        ),
     }
 }
 
@@ -335,8 +378,36 @@ fn unknown_ref<'a>(what: &str, name: &str, known: impl Iterator<Item = &'a str> 
     }
 }
 
+/// Ports and uplinks share one namespace across all switches: checked in
+/// file order, so the second of two equal names is the one reported.
+fn port_namespace(ctx: &mut Ctx, g: &mut Global, raw: &RawConfig) {
+    let mut names: Vec<(Location, String, &S<String>, &str)> = Vec::new();
+    for (i, s) in raw.switches.iter().enumerate() {
+        for (j, p) in s.value.ports.iter().enumerate() {
+            let path = format!("switches[{i}].ports[{j}].name");
+            names.push((at(&p.value.name), path, &p.value.name, "port"));
+        }
+        for (j, u) in s.value.uplinks.iter().enumerate() {
+            let path = format!("switches[{i}].uplinks[{j}].name");
+            names.push((at(&u.value.name), path, &u.value.name, "uplink"));
+        }
+    }
+    names.sort_by_key(|(l, ..)| (l.line(), l.column()));
+    for (loc, path, name, what) in names {
+        if name.value.is_empty() {
+            continue;
+        }
+        if g.port_names.contains_key(&name.value) {
+            g.duplicate_names.push(loc);
+        }
+        unique(ctx, &mut g.port_names, name, &path, what);
+    }
+}
+
 #[derive(Default)]
 struct Global {
+    /// Positions of port and uplink names already reported as duplicates.
+    duplicate_names: Vec<Location>,
     switch_names: HashMap<String, (String, u64)>,
     /// Ports and uplinks share one namespace across switches.
     port_names: HashMap<String, (String, u64)>,
@@ -360,6 +431,7 @@ pub(crate) fn validate(
         seen: HashMap::new(),
     };
     let runtime = runtime_section(&mut ctx, raw, runtime_dir, &mut sockets);
+    port_namespace(&mut ctx, &mut g, raw);
     let mut switches = Vec::new();
     for (i, s) in raw.switches.iter().enumerate() {
         let path = format!("switches[{i}]");
@@ -529,7 +601,12 @@ fn switch(
         groups.push(PortGroup {
             name: pg.value.name.value.clone(),
             vlan,
-            security: security(pg.value.security.as_ref(), SecurityPolicy::default()),
+            security: security(
+                ctx,
+                pg.value.security.as_ref(),
+                SecurityPolicy::default(),
+                &join(&p, "security"),
+            ),
         });
     }
     if !groups.iter().any(|g| g.name == DEFAULT_PORT_GROUP) {
@@ -556,26 +633,11 @@ fn switch(
     let mut uplinks: Vec<(Uplink, usize)> = Vec::new();
     for (i, u) in s.uplinks.iter().enumerate() {
         let p = format!("{path}.uplinks[{i}]");
-        if !check_name(ctx, &u.value.name, &join(&p, "name"), "uplink", true) {
+        if !check_name(ctx, &u.value.name, &join(&p, "name"), "uplink", true)
+            || g.duplicate_names.contains(&at(&u.value.name))
+        {
             continue;
         }
-        if g.port_names.contains_key(&u.value.name.value) {
-            unique(
-                ctx,
-                &mut g.port_names,
-                &u.value.name,
-                &join(&p, "name"),
-                "uplink",
-            );
-            continue;
-        }
-        unique(
-            ctx,
-            &mut g.port_names,
-            &u.value.name,
-            &join(&p, "name"),
-            "uplink",
-        );
         let driver = match u.value.driver.as_ref().map(|d| d.value) {
             Some(RawDriver::AfPacket) => UplinkDriver::AfPacket,
             Some(RawDriver::AfXdp) | None => UplinkDriver::AfXdp,
@@ -788,11 +850,8 @@ fn port(
         r.kind.as_ref().map(|k| k.value),
         Some(RawPortType::Internal)
     );
-    let mut name_ok = check_name(ctx, &r.name, &join(path, "name"), "port", internal);
-    if name_ok {
-        name_ok = !g.port_names.contains_key(&name);
-        unique(ctx, &mut g.port_names, &r.name, &join(path, "name"), "port");
-    }
+    let name_ok = check_name(ctx, &r.name, &join(path, "name"), "port", internal)
+        && !g.duplicate_names.contains(&at(&r.name));
     let kind = if internal {
         let extra = [
             ("socket", r.socket.as_ref().map(at)),
@@ -873,7 +932,12 @@ fn port(
         Some(v) => vlan_mode(ctx, v, &join(path, "vlan")).unwrap_or(VlanMode::UNTAGGED),
         None => group.vlan.clone(),
     };
-    let security = security(r.security.as_ref(), group.security);
+    let security = security(
+        ctx,
+        r.security.as_ref(),
+        group.security,
+        &join(path, "security"),
+    );
     let mac = r.mac.as_ref().and_then(|m| {
         mac(
             ctx,
