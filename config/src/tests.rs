@@ -1115,3 +1115,85 @@ mod props {
         }
     }
 }
+
+#[test]
+fn hostile_inputs_give_errors_not_hangs() {
+    let deep = format!("switches: {}{}", "[".repeat(5000), "]".repeat(5000));
+    assert!(parse_str(&deep, "deep.yaml").is_err());
+    let deep_map = format!("switches: {}{}", "{a: ".repeat(3000), "}".repeat(3000));
+    assert!(parse_str(&deep_map, "deep.yaml").is_err());
+    // Billion laughs: the alias budget stops it.
+    let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..12 {
+        let prev = (b'a' + i - 1) as char;
+        let cur = (b'a' + i) as char;
+        bomb.push_str(&format!(
+            "{cur}: &{cur} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
+        ));
+    }
+    let start = std::time::Instant::now();
+    assert!(parse_str(&bomb, "bomb.yaml").is_err());
+    assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    // Non-ASCII and tabs.
+    assert!(parse_str("switches:\n\t- name: sw0\n", "tab.yaml").is_err());
+    let c = ok("
+        switches:
+          - name: commutateur-é
+            ports: [{ name: vm-ü }]
+    ");
+    assert_eq!(c.switches[0].ports[0].name, "vm-ü");
+}
+
+#[test]
+fn aliases_resolve_and_errors_point_at_the_use() {
+    let c = ok("
+        switches:
+          - name: sw0
+            port-groups:
+              - name: g
+                vlan: &v10 10
+            ports:
+              - name: vm0
+                vlan: *v10
+    ");
+    assert_eq!(
+        c.switches[0].ports[0].vlan,
+        VlanMode::Access(VlanId::new(10).expect("10"))
+    );
+    assert_eq!(
+        errors(
+            "
+            switches:
+              - name: sw0
+                mtu: &m 20
+              - name: sw1
+                mtu: *m
+        "
+        ),
+        [
+            "3:13: switches[0].mtu: 20 is out of range (68-9710)",
+            "5:10: switches[1].mtu: 20 is out of range (68-9710)",
+        ]
+    );
+}
+
+/// A key indented one column short of its siblings is a syntax error, at
+/// the key.
+#[test]
+fn bad_indentation() {
+    let got = errors(
+        "
+        switches:
+          - name: sw0
+            ports:
+              - name: vm0
+               vlan: 10
+    ",
+    );
+    assert_eq!(
+        got,
+        [
+            "5:8: switches[0].ports[0].name: while parsing a block collection, did not find expected '-' indicator"
+        ]
+    );
+}
