@@ -10,6 +10,17 @@
 //!   that read like an engineer's notes ("port vm7: VLAN 10 -> 20").
 //!
 //! The file format is documented in this crate's `README.md`.
+//!
+//! ```
+//! let old = config::parse_str("switches:\n  - name: sw0\n    ports:\n      - name: vm7\n        vlan: 10\n", "a.yaml")?;
+//! let new = config::parse_str("switches:\n  - name: sw0\n    ports:\n      - name: vm7\n        vlan: 20\n", "b.yaml")?;
+//! let words: Vec<String> = config::diff(&old, &new).iter().map(ToString::to_string).collect();
+//! assert_eq!(words, ["port vm7: VLAN 10 -> 20"]);
+//!
+//! let err = config::parse_str("switches:\n  - name: sw0\n    mtu: 99999\n", "c.yaml").unwrap_err();
+//! assert_eq!(err.to_string(), "c.yaml:3:10: switches[0].mtu: 99999 is out of range (68-9710)");
+//! # Ok::<(), config::ConfigError>(())
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

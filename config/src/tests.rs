@@ -327,9 +327,8 @@ fn error_table() {
                 teams:
                   - name: team0
                     active: [eth0]
-                    port-group: tr
             ",
-            &["8:21: switches[0].uplinks[0].port-group: uplink `eth0` is in team `team0`, which sets the port group; remove it here"],
+            &["8:21: switches[0].uplinks[0].port-group: uplink `eth0` is in team `team0`: set `port-group` on the team, not on its members"],
         ),
         (
             "pmd cores",

@@ -711,14 +711,12 @@ fn switch(
                     );
                     continue;
                 }
-                if tv.port_group.is_some()
-                    && let Some(pg) = &s.uplinks[*ui].value.port_group
-                {
+                if let Some(pg) = s.uplinks.get(*ui).and_then(|u| u.value.port_group.as_ref()) {
                     ctx.err(
                         at(pg),
                         &format!("{path}.uplinks[{ui}].port-group"),
                         format!(
-                            "uplink `{}` is in team `{team_name}`, which sets the port group; remove it here",
+                            "uplink `{}` is in team `{team_name}`: set `port-group` on the team, not on its members",
                             uplink.name
                         ),
                     );
