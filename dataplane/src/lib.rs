@@ -8,10 +8,11 @@
 //! destination ports. The control plane drives it all through
 //! [`switch::Switch`].
 //!
-//! Unsafe code lives only in `spsc` (the lock-free ring) and `sys` (one
-//! `prctl`), each with the invariants it relies on written down.
+//! Unsafe code lives only in `spsc` (the lock-free ring) and `sys`
+//! (`prctl`, `poll`), each with the invariants it relies on written down.
 #![warn(missing_docs)]
 
+pub mod doorbell;
 pub mod mac_table;
 pub mod packet;
 pub mod pipeline;

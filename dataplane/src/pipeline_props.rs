@@ -6,24 +6,26 @@
 
 use proptest::prelude::*;
 
+use crate::port::{PortId, PortRole};
 use crate::snapshot::{PortSpec, SecurityPolicy, SwitchSpec};
 use crate::testing::{Harness, frame, mac};
-use crate::port::{PortId, PortRole};
 use crate::vlan::{VlanMode, VlanSet};
 use crate::wire::{EthernetHeader, MacAddr, TPID_8021AD, TPID_8021Q, tci_vid};
 
 fn vlan_mode() -> impl Strategy<Value = VlanMode> {
     prop_oneof![
         (1u16..=3).prop_map(VlanMode::Access),
-        (proptest::collection::vec(1u16..=3, 0..3), proptest::option::of(1u16..=3)).prop_map(
-            |(vids, native)| {
+        (
+            proptest::collection::vec(1u16..=3, 0..3),
+            proptest::option::of(1u16..=3)
+        )
+            .prop_map(|(vids, native)| {
                 let mut allowed = VlanSet::empty();
                 for v in vids {
                     allowed.insert(v);
                 }
                 VlanMode::Trunk { allowed, native }
-            }
-        ),
+            }),
         proptest::option::of(1u16..=3).prop_map(|native| VlanMode::GuestTagging { native }),
     ]
 }
@@ -38,7 +40,11 @@ fn port_spec(id: u16) -> impl Strategy<Value = PortSpec> {
         .prop_map(move |(vlan, is_uplink, sec, m)| PortSpec {
             id: PortId(id),
             name: format!("p{id}"),
-            role: if is_uplink { PortRole::Uplink } else { PortRole::Guest },
+            role: if is_uplink {
+                PortRole::Uplink
+            } else {
+                PortRole::Guest
+            },
             vlan,
             security: SecurityPolicy {
                 promiscuous: sec[0],

@@ -8,9 +8,12 @@
 //! blocks or takes a lock the control plane can hold.
 //!
 //! Idle policy: `busy` polls forever; `adaptive` spins for a while after
-//! the last frame, then sleeps in growing steps (1 µs doubling up to
-//! `max_sleep`), so an idle switch costs a few percent of a core and a
-//! frame that arrives waits at most about `max_sleep`.
+//! the last frame, then arms the doorbells of its receive queues and
+//! sleeps in `poll(2)` until a frame (or a control message) arrives, with
+//! a 10 ms timeout for housekeeping such as MAC ageing. An idle switch then
+//! costs almost nothing and a frame wakes it in one thread wake-up. Ports
+//! without a doorbell make the PMD fall back to timed sleeps (1 µs
+//! doubling up to `max_sleep`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +22,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
+use crate::doorbell::Doorbell;
 use crate::mac_table::MacTableRow;
 use crate::packet::{DEFAULT_BURST, Packet, PacketPool};
 use crate::pipeline::{MacEvent, Pipeline};
@@ -36,7 +40,8 @@ pub enum IdlePolicy {
     Adaptive {
         /// Empty polls before the first sleep.
         spin_polls: u32,
-        /// Longest single sleep: bounds the wake-up latency.
+        /// Longest single timed sleep, used only when some receive queue
+        /// has no doorbell: bounds the wake-up latency then.
         max_sleep: Duration,
     },
 }
@@ -111,7 +116,12 @@ pub struct Pmd {
     sync_peers: Vec<Sender<MacEvent>>,
     stats: Arc<PmdStats>,
     next_age: u32,
+    control_bell: Arc<Doorbell>,
+    wake_fds: Vec<std::os::fd::RawFd>,
 }
+
+/// Longest sleep of an idle PMD whose queues all have doorbells.
+const HOUSEKEEPING_MS: i32 = 10;
 
 impl std::fmt::Debug for Pmd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -130,6 +140,7 @@ pub(crate) struct PmdParts {
     pub(crate) sync_in: Receiver<MacEvent>,
     pub(crate) sync_peers: Vec<Sender<MacEvent>>,
     pub(crate) stats: Arc<PmdStats>,
+    pub(crate) control_bell: Arc<Doorbell>,
 }
 
 /// Most peer learning events applied per poll, so a burst of them cannot
@@ -154,6 +165,8 @@ impl Pmd {
             sync_peers: parts.sync_peers,
             stats: parts.stats,
             next_age: 0,
+            control_bell: parts.control_bell,
+            wake_fds: Vec::new(),
         }
     }
 
@@ -291,6 +304,42 @@ impl Pmd {
         total
     }
 
+    /// Sleeps until a receive queue's doorbell or the control doorbell
+    /// rings (or the housekeeping timeout). Returns false, without
+    /// sleeping, if some receive queue has no doorbell.
+    fn sleep_until_woken(&mut self) -> bool {
+        self.wake_fds.clear();
+        self.wake_fds.push(self.control_bell.fd());
+        for &id in &self.rx_ports {
+            match self.ports[usize::from(id.0)]
+                .as_ref()
+                .and_then(|p| p.wake_fd())
+            {
+                Some(fd) => self.wake_fds.push(fd),
+                None => return false,
+            }
+        }
+        let mut pending = false;
+        for &id in &self.rx_ports {
+            if let Some(p) = self.ports[usize::from(id.0)].as_mut() {
+                pending |= p.set_rx_notify(true);
+            }
+        }
+        if !pending
+            && self.cmds.is_empty()
+            && let Err(e) = crate::sys::poll_readable(&self.wake_fds, HOUSEKEEPING_MS)
+        {
+            tracing::warn!(pmd = self.index, error = %e, "poll on doorbells failed");
+        }
+        for &id in &self.rx_ports {
+            if let Some(p) = self.ports[usize::from(id.0)].as_mut() {
+                p.set_rx_notify(false);
+            }
+        }
+        self.control_bell.disarm();
+        true
+    }
+
     /// The thread body: poll until `stop`, applying the idle policy.
     pub(crate) fn run(mut self, cfg: PmdConfig, epoch: Instant, stop: Arc<AtomicBool>) {
         if let Some(core) = cfg.core {
@@ -326,8 +375,10 @@ impl Pmd {
                         empty_polls += 1;
                     } else {
                         self.stats.idle_sleeps.inc();
-                        std::thread::sleep(sleep);
-                        sleep = (sleep * 2).min(max_sleep);
+                        if !self.sleep_until_woken() {
+                            std::thread::sleep(sleep);
+                            sleep = (sleep * 2).min(max_sleep);
+                        }
                         // Sleeping makes time pass: refresh the clock next turn.
                         iter = 63;
                     }

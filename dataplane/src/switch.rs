@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use crossbeam_channel::{Sender, bounded, unbounded};
 
+use crate::doorbell::Doorbell;
 use crate::mac_table::MacTableRow;
 use crate::pipeline::MacEvent;
 use crate::pmd::{Pmd, PmdCommand, PmdConfig, PmdParts};
@@ -42,7 +43,7 @@ pub enum SwitchError {
     /// A PMD did not answer in time.
     #[error("PMD {0} did not answer")]
     PmdUnresponsive(usize),
-    /// Could not start a PMD thread.
+    /// Could not start a PMD thread or create its doorbell.
     #[error("cannot start PMD thread")]
     Spawn(#[source] std::io::Error),
 }
@@ -61,6 +62,18 @@ struct PmdHandle {
     cmds: Sender<PmdCommand>,
     stats: Arc<PmdStats>,
     thread: Option<JoinHandle<()>>,
+    bell: Arc<Doorbell>,
+}
+
+impl PmdHandle {
+    /// Queues a command and wakes the PMD if it sleeps.
+    fn send(&self, i: usize, cmd: PmdCommand) -> Result<(), SwitchError> {
+        self.cmds
+            .send(cmd)
+            .map_err(|_| SwitchError::PmdUnresponsive(i))?;
+        self.bell.ring();
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for PmdCommand {
@@ -98,6 +111,7 @@ impl Switch {
         for (i, sync_in) in sync_rx.into_iter().enumerate() {
             let (cmd_tx, cmd_rx) = unbounded();
             let stats = Arc::new(PmdStats::new(MAX_PORTS));
+            let bell = Arc::new(Doorbell::new().map_err(SwitchError::Spawn)?);
             let peers = sync_tx
                 .iter()
                 .enumerate()
@@ -111,6 +125,7 @@ impl Switch {
                 sync_in,
                 sync_peers: peers,
                 stats: stats.clone(),
+                control_bell: bell.clone(),
             };
             let cfg = pmds.get(i).cloned().unwrap_or_default();
             built.push(Pmd::new(parts, &cfg));
@@ -118,6 +133,7 @@ impl Switch {
                 cmds: cmd_tx,
                 stats,
                 thread: None,
+                bell,
             });
         }
         Ok((
@@ -181,6 +197,9 @@ impl Switch {
         let generation = self.config.load().generation + 1;
         let snap = Snapshot::build(spec, generation)?;
         self.config.store(Arc::new(snap));
+        for pmd in &self.pmds {
+            pmd.bell.ring();
+        }
         Ok(())
     }
 
@@ -197,13 +216,14 @@ impl Switch {
             });
         }
         for (i, (q, pmd)) in queues.into_iter().zip(&self.pmds).enumerate() {
-            pmd.cmds
-                .send(PmdCommand::Attach {
+            pmd.send(
+                i,
+                PmdCommand::Attach {
                     id,
                     queue: q.port,
                     poll_rx: q.poll_rx,
-                })
-                .map_err(|_| SwitchError::PmdUnresponsive(i))?;
+                },
+            )?;
         }
         Ok(())
     }
@@ -229,9 +249,7 @@ impl Switch {
         let mut replies = Vec::new();
         for (i, pmd) in self.pmds.iter().enumerate() {
             let (tx, rx) = bounded(1);
-            pmd.cmds
-                .send(PmdCommand::Detach { id, reply: tx })
-                .map_err(|_| SwitchError::PmdUnresponsive(i))?;
+            pmd.send(i, PmdCommand::Detach { id, reply: tx })?;
             replies.push(rx);
         }
         let mut out = Vec::new();
@@ -249,12 +267,13 @@ impl Switch {
     pub fn mac_table(&self) -> Result<Vec<MacTableRow>, SwitchError> {
         let (tx, rx) = bounded(1);
         let pmd = self.pmds.first().ok_or(SwitchError::PmdUnresponsive(0))?;
-        pmd.cmds
-            .send(PmdCommand::MacRows {
+        pmd.send(
+            0,
+            PmdCommand::MacRows {
                 now: self.now_secs(),
                 reply: tx,
-            })
-            .map_err(|_| SwitchError::PmdUnresponsive(0))?;
+            },
+        )?;
         rx.recv_timeout(self.reply_timeout)
             .map_err(|_| SwitchError::PmdUnresponsive(0))
     }
@@ -278,6 +297,9 @@ impl Switch {
     /// Stops the PMD threads and waits for them.
     pub fn shutdown(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        for pmd in &self.pmds {
+            pmd.bell.ring();
+        }
         for pmd in &mut self.pmds {
             if let Some(t) = pmd.thread.take()
                 && t.join().is_err()

@@ -40,3 +40,28 @@ pub fn process_cpu_time_ns() -> u64 {
         Err(_) => 0,
     }
 }
+
+/// Waits up to `timeout_ms` for any of `fds` to become readable; returns
+/// whether one did. Interrupted waits count as "not readable".
+pub fn poll_readable(fds: &[std::os::fd::RawFd], timeout_ms: i32) -> std::io::Result<bool> {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: `pfds` is a valid, exclusively borrowed array of `pfds.len()`
+    // pollfd structs for the whole call; poll only writes `revents`.
+    let rc = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
+    if rc < 0 {
+        let e = std::io::Error::last_os_error();
+        return if e.kind() == std::io::ErrorKind::Interrupted {
+            Ok(false)
+        } else {
+            Err(e)
+        };
+    }
+    Ok(rc > 0)
+}

@@ -55,4 +55,18 @@ pub trait Port: Send + std::fmt::Debug {
     /// Transmits the frames in `pkts`, leaving it empty. Frames the port
     /// cannot take are freed to `pool` and counted in the outcome.
     fn tx_burst(&mut self, pkts: &mut Vec<Packet>, pool: &mut PacketPool) -> TxOutcome;
+
+    /// A file descriptor that becomes readable when frames arrive while
+    /// receive notifications are on; `None` if the port cannot wake a
+    /// sleeping PMD (the PMD then sleeps in short timed steps).
+    fn wake_fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
+
+    /// Turns receive notifications on (before the PMD sleeps) or off
+    /// (after it wakes). When turning them on, returns true if frames are
+    /// already waiting, so the PMD must not sleep.
+    fn set_rx_notify(&mut self, _on: bool) -> bool {
+        false
+    }
 }
