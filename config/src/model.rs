@@ -516,9 +516,9 @@ pub struct Port {
     /// Effective security: the port's own settings, key by key, over its
     /// group's.
     pub security: SecurityPolicy,
-    /// The guest's configured MAC, if given (forged-transmits and
-    /// mac-changes compare against it; without it, the first source MAC
-    /// learned on the port is taken).
+    /// The guest's configured MAC, if given: forged-transmits and
+    /// mac-changes compare against it, and the switch knows where it lives
+    /// without learning. Without it those two policies cannot apply.
     pub mac: Option<MacAddr>,
 }
 

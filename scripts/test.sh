@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: formatting, lints, unit, property and
+# end-to-end tests. Installs what it needs first (scripts/install-deps.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --workspace --locked 2>&1 | tee target/test-output.txt
+# One closing line for CI readers: totals over every test binary.
+awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "all test binaries: %d passed, %d failed, %d skipped\n", p, f, s }' target/test-output.txt
