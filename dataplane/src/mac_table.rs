@@ -11,6 +11,13 @@
 //! can only fail to learn, never push other ports' MACs out. Entries leave
 //! by ageing (`aging_secs`, default 300 s as in OVS and VMware) or flushes.
 //! Static entries never age and are never moved by learning.
+//!
+//! In front of the hash table sits a small direct-mapped cache of recent
+//! keys (like OVS's exact-match cache): with a large table, most lookups
+//! and refreshes of the active addresses then hit a 64 KiB array instead of
+//! missing the CPU cache twice in the hash table. The cache holds no
+//! negative entries; any move or removal in the table bumps a generation
+//! number that invalidates every cached entry at once.
 
 use hashbrown::HashMap;
 
@@ -118,6 +125,33 @@ pub struct MacTable {
     map: HashMap<u64, Entry>,
     per_port: Vec<u32>,
     spec: MacTableSpec,
+    cache: Box<[CacheSlot]>,
+    generation: u32,
+}
+
+/// Slots in the exact-match cache (a power of two).
+const CACHE_SLOTS: usize = 4096;
+
+#[derive(Clone, Copy, Debug)]
+struct CacheSlot {
+    key: u64,
+    port: PortId,
+    /// Last-seen time of the entry when cached (a lower bound of the truth).
+    seen: u32,
+    generation: u32,
+}
+
+const EMPTY_SLOT: CacheSlot = CacheSlot {
+    key: u64::MAX,
+    port: PortId(0),
+    seen: 0,
+    generation: 0,
+};
+
+#[inline]
+fn cache_index(key: u64) -> usize {
+    // Fibonacci hashing: the top bits of the product index the cache.
+    (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - CACHE_SLOTS.trailing_zeros())) as usize
 }
 
 impl MacTable {
@@ -127,6 +161,8 @@ impl MacTable {
             map: HashMap::with_capacity(spec.max_entries.min(1 << 20)),
             per_port: vec![0; max_ports],
             spec,
+            cache: vec![EMPTY_SLOT; CACHE_SLOTS].into_boxed_slice(),
+            generation: 1,
         }
     }
 
@@ -167,9 +203,49 @@ impl MacTable {
         }
     }
 
+    /// Forgets every cached entry (after a move or removal).
+    #[inline]
+    fn invalidate_cache(&mut self) {
+        self.generation = self.generation.wrapping_add(1).max(1);
+    }
+
+    #[inline]
+    fn cached(&self, key: u64) -> Option<CacheSlot> {
+        let s = self.cache[cache_index(key)];
+        (s.key == key && s.generation == self.generation).then_some(s)
+    }
+
+    #[inline]
+    fn cache_put(&mut self, key: u64, port: PortId, seen: u32) {
+        self.cache[cache_index(key)] = CacheSlot {
+            key,
+            port,
+            seen,
+            generation: self.generation,
+        };
+    }
+
     /// The port that owns (VLAN, MAC), if known and not expired.
     #[inline]
-    pub fn lookup(&self, key: u64, now: u32) -> Option<PortId> {
+    pub fn lookup(&mut self, key: u64, now: u32) -> Option<PortId> {
+        if let Some(s) = self.cached(key)
+            && now.wrapping_sub(s.seen) <= self.spec.aging_secs
+        {
+            return Some(s.port);
+        }
+        let port = self.lookup_table(key, now)?;
+        // Cache the entry's own last-seen time (statics never expire: `now`).
+        let seen = self
+            .map
+            .get(&key)
+            .map_or(now, |e| if e.is_static { now } else { e.last_seen });
+        self.cache_put(key, port, seen);
+        Some(port)
+    }
+
+    /// [`MacTable::lookup`] without the cache.
+    #[inline]
+    pub fn lookup_table(&self, key: u64, now: u32) -> Option<PortId> {
         let e = self.map.get(&key)?;
         if e.is_static || now.wrapping_sub(e.last_seen) <= self.spec.aging_secs {
             Some(e.port)
@@ -181,6 +257,29 @@ impl MacTable {
     /// Learns that (VLAN, MAC) was seen as a source on `port` at `now`.
     #[inline]
     pub fn learn(&mut self, key: u64, port: PortId, now: u32) -> Learned {
+        // Already refreshed on this port this second: nothing to do.
+        if let Some(s) = self.cached(key)
+            && s.port == port
+            && s.seen == now
+        {
+            return Learned::Refreshed;
+        }
+        let learned = self.learn_table(key, port, now);
+        match learned {
+            Learned::Moved { .. } => {
+                self.invalidate_cache();
+                self.cache_put(key, port, now);
+            }
+            Learned::New | Learned::Refreshed | Learned::RefreshedSync => {
+                self.cache_put(key, port, now);
+            }
+            Learned::PortLimit | Learned::TableFull | Learned::Static => {}
+        }
+        learned
+    }
+
+    #[inline]
+    fn learn_table(&mut self, key: u64, port: PortId, now: u32) -> Learned {
         let port_full = self.port_count(port) >= self.spec.per_port_limit;
         if let Some(e) = self.map.get_mut(&key) {
             if e.port == port {
@@ -243,6 +342,7 @@ impl MacTable {
 
     /// Adds or replaces a static entry (limits do not apply).
     pub fn insert_static(&mut self, key: u64, port: PortId) {
+        self.invalidate_cache();
         if let Some(old) = self.map.insert(
             key,
             Entry {
@@ -259,11 +359,13 @@ impl MacTable {
 
     /// Removes every static entry.
     pub fn clear_static(&mut self) {
+        self.invalidate_cache();
         self.map.retain(|_, e| !e.is_static);
     }
 
     /// Removes expired dynamic entries; returns how many.
     pub fn age(&mut self, now: u32) -> usize {
+        self.invalidate_cache();
         let aging = self.spec.aging_secs;
         let before = self.map.len();
         let per_port = &mut self.per_port;
@@ -279,6 +381,7 @@ impl MacTable {
 
     /// Removes every dynamic entry of a port; returns how many.
     pub fn flush_port(&mut self, port: PortId) -> usize {
+        self.invalidate_cache();
         let before = self.map.len();
         self.map.retain(|_, e| e.is_static || e.port != port);
         if let Some(c) = self.per_port.get_mut(usize::from(port.0)) {
@@ -289,6 +392,7 @@ impl MacTable {
 
     /// Removes every dynamic entry.
     pub fn flush(&mut self) {
+        self.invalidate_cache();
         self.map.retain(|_, e| e.is_static);
         self.per_port.iter_mut().for_each(|c| *c = 0);
     }
@@ -441,6 +545,31 @@ mod tests {
         assert_eq!(t.flush_port(PortId(1)), 1);
         assert_eq!(t.lookup(mac_key(1, mac(2)), 0), Some(PortId(2)));
         assert_eq!(t.port_count(PortId(1)), 0);
+    }
+
+    #[test]
+    fn cache_never_outlives_the_table() {
+        let mut t = table(100, 100, 300);
+        let a = mac_key(1, mac(1));
+        t.learn(a, PortId(1), 0);
+        assert_eq!(t.lookup(a, 0), Some(PortId(1)), "fills the cache");
+        t.flush_port(PortId(1));
+        assert_eq!(t.lookup(a, 0), None, "flush invalidates the cache");
+        t.learn(a, PortId(1), 0);
+        assert_eq!(t.lookup(a, 0), Some(PortId(1)));
+        t.learn(a, PortId(2), 1);
+        assert_eq!(
+            t.lookup(a, 1),
+            Some(PortId(2)),
+            "a move invalidates the cache"
+        );
+        assert_eq!(t.lookup(a, 302), None, "cached entries still expire");
+        t.age(302);
+        assert!(t.is_empty());
+        // Static entries survive in and out of the cache.
+        t.insert_static(a, PortId(3));
+        assert_eq!(t.lookup(a, 5000), Some(PortId(3)));
+        assert_eq!(t.lookup(a, 100_000), Some(PortId(3)));
     }
 
     #[test]
