@@ -47,7 +47,8 @@ fn vlan_mode(m: &config::VlanMode) -> dataplane::VlanMode {
     match m {
         config::VlanMode::Access(v) => dataplane::VlanMode::Access(v.get()),
         config::VlanMode::Trunk { allowed, native } => {
-            let ranges: Vec<(u16, u16)> = allowed.ranges().map(|(a, b)| (a.get(), b.get())).collect();
+            let ranges: Vec<(u16, u16)> =
+                allowed.ranges().map(|(a, b)| (a.get(), b.get())).collect();
             dataplane::VlanMode::Trunk {
                 allowed: dataplane::VlanSet::from_ranges(&ranges),
                 native: native.map(|v| v.get()),
@@ -185,6 +186,10 @@ switches:
         let spec = switch_spec(&cfg.switches[0], &mut ids).expect("translates");
         let names: Vec<&str> = spec.ports.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["vhost0", "vhost1"]);
-        assert!(spec.ports.iter().all(|p| p.vlan == dataplane::VlanMode::Access(1)));
+        assert!(
+            spec.ports
+                .iter()
+                .all(|p| p.vlan == dataplane::VlanMode::Access(1))
+        );
     }
 }

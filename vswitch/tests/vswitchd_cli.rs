@@ -34,7 +34,12 @@ fn config_error_names_file_line_column() {
         "switches:\n  - name: sw0\n    ports:\n      - name: vm0\n        vlan: 4095\n",
     )
     .expect("write");
-    let out = vswitchd().arg("--config").arg(&file).arg("--check").output().expect("runs");
+    let out = vswitchd()
+        .arg("--config")
+        .arg(&file)
+        .arg("--check")
+        .output()
+        .expect("runs");
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("bad.yaml:5:15"), "{stderr}");
@@ -55,7 +60,10 @@ fn runs_and_stops_on_sigterm() {
     let mut lines = BufReader::new(stdout).lines();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let line = lines.next().expect("vswitchd printed its running line").expect("utf8");
+        let line = lines
+            .next()
+            .expect("vswitchd printed its running line")
+            .expect("utf8");
         if line.contains("running") {
             break;
         }
@@ -66,5 +74,8 @@ fn runs_and_stops_on_sigterm() {
     let status = child.wait().expect("waits");
     assert!(status.success(), "{status:?}");
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    assert!(rest.iter().any(|l| l.starts_with("port vhost0:")), "{rest:?}");
+    assert!(
+        rest.iter().any(|l| l.starts_with("port vhost0:")),
+        "{rest:?}"
+    );
 }

@@ -57,7 +57,12 @@ fn pmd_configs(args: &Args, cfg: &config::Config) -> Vec<PmdConfig> {
     let cores: Vec<Option<usize>> = match &args.pmd_cores {
         Some(list) => list.iter().map(|&c| Some(c)).collect(),
         None if cfg.runtime.pmd_cores.is_empty() => vec![None],
-        None => cfg.runtime.pmd_cores.iter().map(|&c| Some(c as usize)).collect(),
+        None => cfg
+            .runtime
+            .pmd_cores
+            .iter()
+            .map(|&c| Some(c as usize))
+            .collect(),
     };
     cores
         .into_iter()
@@ -124,7 +129,8 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         .context("installing signal handlers")?;
     let mut switches = Vec::new();
     for (sw, spec) in cfg.switches.iter().zip(specs) {
-        let s = Switch::start(spec, &pmds).with_context(|| format!("starting switch {}", sw.name))?;
+        let s =
+            Switch::start(spec, &pmds).with_context(|| format!("starting switch {}", sw.name))?;
         for p in &sw.ports {
             // The vhost-user and TAP backends land with their own issues;
             // until then a port is configured in the dataplane (its frames
@@ -139,7 +145,9 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     println!("vswitchd: running; SIGTERM or Ctrl-C stops it");
     for sig in signals.forever() {
         match sig {
-            SIGHUP => tracing::warn!("SIGHUP: live reload is not implemented yet; configuration unchanged"),
+            SIGHUP => tracing::warn!(
+                "SIGHUP: live reload is not implemented yet; configuration unchanged"
+            ),
             _ => break,
         }
     }
@@ -151,7 +159,11 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 let st = s.port_stats(id);
                 println!(
                     "port {}: rx {} frames, tx {} frames, tx dropped {}, dropped on ingress {}",
-                    p.name, st.rx_packets, st.tx_packets, st.tx_dropped, st.total_drops()
+                    p.name,
+                    st.rx_packets,
+                    st.tx_packets,
+                    st.tx_dropped,
+                    st.total_drops()
                 );
             }
         }
