@@ -25,6 +25,7 @@ pub mod switch;
 pub mod sys;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;
+pub mod vhost;
 pub mod vlan;
 pub mod wire;
 

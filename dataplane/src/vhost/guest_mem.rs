@@ -1,0 +1,272 @@
+//! Guest memory of one vhost-user frontend, as mapped from SET_MEM_TABLE.
+//!
+//! Guest memory is shared with an untrusted guest that may change it at any
+//! moment, so it is never seen as `&[u8]`: every access goes through
+//! `vm-memory`'s `Bytes` methods, which bound-check the address range against
+//! the mapped regions and copy with volatile accesses. This module has no
+//! `unsafe` of its own.
+//!
+//! A [`GuestMem`] is immutable once built. The control thread builds a new
+//! one per SET_MEM_TABLE and hands it to the PMD as an `Arc` snapshot: the
+//! old mapping is unmapped only when the last holder (a PMD between bursts,
+//! at the latest) drops it, so a PMD never touches an unmapped page.
+
+use std::fs::File;
+use std::sync::atomic::Ordering;
+
+use vhost::vhost_user::message::VhostUserMemoryRegion;
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestRegionMmap};
+
+/// The mapped guest memory type (no dirty-page bitmap: no live migration).
+pub type Mem = GuestMemoryMmap<()>;
+
+/// Most memory regions a frontend may send (QEMU sends 2 to 8).
+pub const MAX_REGIONS: usize = 64;
+
+/// Errors building or accessing guest memory.
+#[derive(Debug, thiserror::Error)]
+pub enum MemError {
+    /// A region is empty, overflows, or the table is too large.
+    #[error("invalid memory region {index}")]
+    BadRegion {
+        /// Position of the region in the table.
+        index: usize,
+    },
+    /// The frontend sent fewer files than regions.
+    #[error("memory table has {regions} regions but {files} files")]
+    FileCount {
+        /// Regions in the table.
+        regions: usize,
+        /// Files attached.
+        files: usize,
+    },
+    /// Mapping a region failed.
+    #[error("cannot map memory region {index}")]
+    Map {
+        /// Position of the region in the table.
+        index: usize,
+        /// Cause.
+        #[source]
+        source: vhost::vhost_user::Error,
+    },
+    /// Regions overlap or cannot form a memory map.
+    #[error("memory regions overlap")]
+    Layout(#[source] vm_memory::GuestRegionCollectionError),
+    /// A frontend virtual address is in no region (or its range crosses one).
+    #[error("frontend address {va:#x}+{len} is not in guest memory")]
+    Unmapped {
+        /// Frontend virtual address.
+        va: u64,
+        /// Length of the range.
+        len: u64,
+    },
+    /// A guest physical range is outside guest memory.
+    #[error("guest range {addr:#x}+{len} is out of bounds")]
+    OutOfBounds {
+        /// Guest physical address.
+        addr: u64,
+        /// Length.
+        len: usize,
+    },
+}
+
+/// One region as the frontend sees it: its virtual address, the guest
+/// physical address and the size. Used to translate SET_VRING_ADDR.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddrMap {
+    /// Frontend (QEMU) virtual address of the region.
+    pub frontend_va: u64,
+    /// Guest physical address of the region.
+    pub gpa: u64,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// Mapped guest memory plus the frontend-VA table.
+#[derive(Debug)]
+pub struct GuestMem {
+    mem: Mem,
+    maps: Vec<AddrMap>,
+}
+
+impl GuestMem {
+    /// Maps the regions of a SET_MEM_TABLE message (one file per region).
+    pub fn from_regions(
+        regions: &[VhostUserMemoryRegion],
+        files: Vec<File>,
+    ) -> Result<Self, MemError> {
+        if regions.len() > MAX_REGIONS {
+            return Err(MemError::BadRegion { index: MAX_REGIONS });
+        }
+        if files.len() != regions.len() {
+            return Err(MemError::FileCount {
+                regions: regions.len(),
+                files: files.len(),
+            });
+        }
+        let mut mapped = Vec::with_capacity(regions.len());
+        let mut maps = Vec::with_capacity(regions.len());
+        for (index, (r, f)) in regions.iter().zip(files).enumerate() {
+            // Copy out of the packed struct before use.
+            let (gpa, size, va) = (r.guest_phys_addr, r.memory_size, r.user_addr);
+            let ok = size > 0
+                && gpa.checked_add(size).is_some()
+                && va.checked_add(size).is_some()
+                && usize::try_from(size).is_ok();
+            if !ok {
+                return Err(MemError::BadRegion { index });
+            }
+            let mmap = r
+                .mmap_region::<()>(f)
+                .map_err(|source| MemError::Map { index, source })?;
+            let region = GuestRegionMmap::new(mmap, GuestAddress(gpa))
+                .ok_or(MemError::BadRegion { index })?;
+            mapped.push(region);
+            maps.push(AddrMap {
+                frontend_va: va,
+                gpa,
+                size,
+            });
+        }
+        let mem = GuestMemoryMmap::from_regions(mapped).map_err(MemError::Layout)?;
+        Ok(GuestMem { mem, maps })
+    }
+
+    /// Wraps memory that is already mapped (tests, fuzzing), with the
+    /// given frontend-VA table.
+    pub fn from_mmap(mem: Mem, maps: Vec<AddrMap>) -> Self {
+        GuestMem { mem, maps }
+    }
+
+    /// The underlying memory map.
+    pub fn mem(&self) -> &Mem {
+        &self.mem
+    }
+
+    /// Translates a frontend virtual address range to a guest physical
+    /// address. The whole range `va..va+len` must lie in one region.
+    pub fn va_to_gpa(&self, va: u64, len: u64) -> Result<GuestAddress, MemError> {
+        self.maps
+            .iter()
+            .find(|m| {
+                va >= m.frontend_va
+                    && va - m.frontend_va < m.size
+                    && len <= m.size - (va - m.frontend_va)
+            })
+            .map(|m| GuestAddress(m.gpa + (va - m.frontend_va)))
+            .ok_or(MemError::Unmapped { va, len })
+    }
+
+    /// True if `addr..addr+len` is entirely mapped.
+    #[inline]
+    pub fn check_range(&self, addr: GuestAddress, len: usize) -> bool {
+        GuestMemoryBackend::check_range(&self.mem, addr, len)
+    }
+
+    /// Copies `buf.len()` bytes of guest memory at `addr` into `buf`.
+    #[inline]
+    pub fn read(&self, addr: GuestAddress, buf: &mut [u8]) -> Result<(), MemError> {
+        self.mem
+            .read_slice(buf, addr)
+            .map_err(|_| MemError::OutOfBounds {
+                addr: addr.0,
+                len: buf.len(),
+            })
+    }
+
+    /// Copies `buf` into guest memory at `addr`.
+    #[inline]
+    pub fn write(&self, addr: GuestAddress, buf: &[u8]) -> Result<(), MemError> {
+        self.mem
+            .write_slice(buf, addr)
+            .map_err(|_| MemError::OutOfBounds {
+                addr: addr.0,
+                len: buf.len(),
+            })
+    }
+
+    /// An atomic 16-bit load (ring indexes and flags). `addr` must be
+    /// 2-byte aligned.
+    #[inline]
+    pub fn load_u16(&self, addr: GuestAddress, order: Ordering) -> Result<u16, MemError> {
+        self.mem
+            .load::<u16>(addr, order)
+            .map(u16::from_le)
+            .map_err(|_| MemError::OutOfBounds {
+                addr: addr.0,
+                len: 2,
+            })
+    }
+
+    /// An atomic 16-bit store. `addr` must be 2-byte aligned.
+    #[inline]
+    pub fn store_u16(&self, addr: GuestAddress, val: u16, order: Ordering) -> Result<(), MemError> {
+        self.mem
+            .store(val.to_le(), addr, order)
+            .map_err(|_| MemError::OutOfBounds {
+                addr: addr.0,
+                len: 2,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mem() -> GuestMem {
+        let m = Mem::from_ranges(&[
+            (GuestAddress(0x1000), 0x1000),
+            (GuestAddress(0x10000), 0x2000),
+        ])
+        .expect("anonymous guest memory");
+        GuestMem::from_mmap(
+            m,
+            vec![
+                AddrMap {
+                    frontend_va: 0x7f00_0000_1000,
+                    gpa: 0x1000,
+                    size: 0x1000,
+                },
+                AddrMap {
+                    frontend_va: 0x7f00_0010_0000,
+                    gpa: 0x10000,
+                    size: 0x2000,
+                },
+            ],
+        )
+    }
+
+    #[test]
+    fn translates_frontend_addresses_within_one_region() {
+        let m = mem();
+        assert_eq!(
+            m.va_to_gpa(0x7f00_0000_1000, 16).ok(),
+            Some(GuestAddress(0x1000))
+        );
+        assert_eq!(
+            m.va_to_gpa(0x7f00_0010_0ff0, 16).ok(),
+            Some(GuestAddress(0x10ff0))
+        );
+        // Last byte in, one past out.
+        assert!(m.va_to_gpa(0x7f00_0000_1fff, 1).is_ok());
+        assert!(m.va_to_gpa(0x7f00_0000_1fff, 2).is_err());
+        assert!(m.va_to_gpa(0x7f00_0000_0fff, 1).is_err());
+        assert!(m.va_to_gpa(u64::MAX, 1).is_err());
+    }
+
+    #[test]
+    fn accesses_are_bounded() {
+        let m = mem();
+        let mut buf = [0u8; 16];
+        assert!(m.write(GuestAddress(0x1ff0), &[7u8; 16]).is_ok());
+        assert!(m.read(GuestAddress(0x1ff0), &mut buf).is_ok());
+        assert_eq!(buf, [7u8; 16]);
+        // Crosses the end of the first region into a hole.
+        assert!(m.read(GuestAddress(0x1ff8), &mut buf).is_err());
+        assert!(m.write(GuestAddress(u64::MAX - 4), &buf).is_err());
+        assert!(m.load_u16(GuestAddress(0x5000), Ordering::Acquire).is_err());
+        assert!(!m.check_range(GuestAddress(0x11ff0), 0x1000));
+        assert!(m.check_range(GuestAddress(0x11000), 0x1000));
+    }
+}
