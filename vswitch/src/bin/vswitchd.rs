@@ -64,11 +64,21 @@ fn pmd_configs(args: &Args, cfg: &config::Config) -> Vec<PmdConfig> {
             .map(|&c| Some(c as usize))
             .collect(),
     };
+    // Buffers must hold the largest frame of any switch: MTU + Ethernet
+    // header + two tags, after the headroom.
+    let max_mtu = cfg
+        .switches
+        .iter()
+        .map(|s| usize::from(s.mtu))
+        .max()
+        .unwrap_or(1500);
+    let buf_size = (dataplane::packet::HEADROOM + max_mtu + 22).max(PmdConfig::default().buf_size);
     cores
         .into_iter()
         .map(|core| PmdConfig {
             core,
             idle,
+            buf_size,
             ..PmdConfig::default()
         })
         .collect()
