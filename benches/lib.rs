@@ -5,8 +5,8 @@
 
 use dataplane::testing::{frame, mac};
 use dataplane::{
-    IdlePolicy, MacTableSpec, Packet, Pmd, PmdConfig, PortId, PortRole, PortSpec, SecurityPolicy,
-    Switch, SwitchSpec, VlanMode, VlanSet,
+    IdlePolicy, MacTableSpec, Packet, Pmd, PmdConfig, PortId, PortSpec, SecurityPolicy, Switch,
+    SwitchSpec, VlanMode, VlanSet,
 };
 
 /// How the two sides of each port pair are configured.
@@ -39,18 +39,16 @@ pub fn macswap(p: &mut Packet) {
     }
 }
 
+/// A guest port that lets frames with any source MAC through (the rig
+/// circulates many MACs per port).
 fn port(id: u16, vlan: VlanMode) -> PortSpec {
     PortSpec {
-        id: PortId(id),
-        name: format!("p{id}"),
-        role: PortRole::Guest,
-        vlan,
         security: SecurityPolicy {
             forged_transmits: true,
             mac_changes: true,
             promiscuous: false,
         },
-        mac: None,
+        ..dataplane::testing::guest(id, vlan)
     }
 }
 

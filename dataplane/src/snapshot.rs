@@ -292,18 +292,8 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::guest as port;
     use crate::vlan::VlanSet;
-
-    fn port(id: u16, vlan: VlanMode) -> PortSpec {
-        PortSpec {
-            id: PortId(id),
-            name: format!("p{id}"),
-            role: PortRole::Guest,
-            vlan,
-            security: SecurityPolicy::default(),
-            mac: None,
-        }
-    }
 
     #[test]
     fn rejects_bad_specs() {
