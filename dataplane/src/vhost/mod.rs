@@ -4,9 +4,22 @@
 //!   translation, and bounds-checked volatile access (never `&[u8]`).
 //! - [`split_ring`]: the split-virtqueue fast path (bursts, shadow used
 //!   ring, one `used.idx` store per burst), the funnel for untrusted rings.
+//! - [`port`]: the PMD side, one [`VhostQueue`] per PMD implementing
+//!   [`crate::Port`], and the hand-over rule between control and PMDs.
+//! - [`backend`]: the protocol handler ([`backend::PortCtl`] on the
+//!   `vhost` crate), features and ring lifecycle.
+//! - [`conn`]: the port's control thread (server or client socket,
+//!   reset and wait/reconnect after any error) and its handle
+//!   [`VhostUserPort`].
 //!
 //! No module here has `unsafe` code: guest memory is reached only through
 //! `vm-memory`'s checked, volatile accessors.
 
+pub mod backend;
+pub mod conn;
 pub mod guest_mem;
+pub mod port;
 pub mod split_ring;
+
+pub use conn::{SocketRole, VhostError, VhostUserPort, VhostUserSpec};
+pub use port::{NetHdr, VhostCounters, VhostCountersSnapshot, VhostQueue};

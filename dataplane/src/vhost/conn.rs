@@ -1,0 +1,329 @@
+//! A vhost-user port's control thread: the socket in server or client
+//! role, the request loop, and reset + wait (or reconnect) after every
+//! disconnect or error.
+
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use vhost::vhost_user::{BackendReqHandler, Error as VuError, Listener};
+
+use super::backend::PortCtl;
+use super::port::{Shared, VhostCountersSnapshot, VhostQueue};
+use crate::switch::PortQueue;
+
+/// How often the control thread looks at its stop flag and broken rings.
+const TICK_MS: i32 = 50;
+
+/// Which side of the socket the switch is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketRole {
+    /// The switch creates the socket; the frontend (QEMU) connects.
+    Server,
+    /// The frontend created the socket; the switch connects, and
+    /// reconnects after the frontend restarts.
+    Client,
+}
+
+/// How to build a vhost-user port.
+#[derive(Clone, Debug)]
+pub struct VhostUserSpec {
+    /// Name for logs.
+    pub name: String,
+    /// Socket path.
+    pub socket: PathBuf,
+    /// Server or client.
+    pub role: SocketRole,
+    /// Number of PMDs of the switch (one queue object each).
+    pub pmd_count: usize,
+    /// The PMD that polls the guest's TX ring.
+    pub rx_pmd: usize,
+    /// Client role: wait between connection attempts.
+    pub reconnect: Duration,
+}
+
+impl VhostUserSpec {
+    /// A spec with PMD 0 polling and a 1 s reconnect interval.
+    pub fn new(name: &str, socket: impl Into<PathBuf>, role: SocketRole, pmd_count: usize) -> Self {
+        VhostUserSpec {
+            name: name.to_string(),
+            socket: socket.into(),
+            role,
+            pmd_count,
+            rx_pmd: 0,
+            reconnect: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Errors creating a vhost-user port.
+#[derive(Debug, thiserror::Error)]
+pub enum VhostError {
+    /// The socket could not be created.
+    #[error("cannot listen on {path}")]
+    Listen {
+        /// Socket path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: VuError,
+    },
+    /// An eventfd, epoll set or thread could not be created.
+    #[error("cannot set up the port")]
+    Setup(#[source] std::io::Error),
+    /// The spec names no PMD or a PMD out of range.
+    #[error("rx PMD {rx_pmd} is not one of {pmd_count} PMDs")]
+    RxPmd {
+        /// PMD asked for.
+        rx_pmd: usize,
+        /// PMDs there are.
+        pmd_count: usize,
+    },
+}
+
+/// The control plane's handle on a vhost-user port. Dropping it stops the
+/// control thread and the rings (the queue objects then stay idle).
+#[derive(Debug)]
+pub struct VhostUserPort {
+    name: String,
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl VhostUserPort {
+    /// A server-role port listening on `path`, with one queue object per
+    /// PMD (PMD 0 polls it) for [`crate::Switch::attach_port`].
+    pub fn server(
+        name: &str,
+        path: &Path,
+        pmd_count: usize,
+    ) -> Result<(Self, Vec<PortQueue>), VhostError> {
+        Self::new(VhostUserSpec::new(
+            name,
+            path,
+            SocketRole::Server,
+            pmd_count,
+        ))
+    }
+
+    /// A client-role port that connects to `path` and reconnects.
+    pub fn client(
+        name: &str,
+        path: &Path,
+        pmd_count: usize,
+    ) -> Result<(Self, Vec<PortQueue>), VhostError> {
+        Self::new(VhostUserSpec::new(
+            name,
+            path,
+            SocketRole::Client,
+            pmd_count,
+        ))
+    }
+
+    /// A port from a spec.
+    pub fn new(spec: VhostUserSpec) -> Result<(Self, Vec<PortQueue>), VhostError> {
+        let pmds = spec.pmd_count.max(1);
+        if spec.rx_pmd >= pmds {
+            return Err(VhostError::RxPmd {
+                rx_pmd: spec.rx_pmd,
+                pmd_count: pmds,
+            });
+        }
+        let shared = Arc::new(Shared::new().map_err(VhostError::Setup)?);
+        let ctl = Arc::new(Mutex::new(PortCtl::new(shared.clone())));
+        let stop = Arc::new(AtomicBool::new(false));
+        let listener = match spec.role {
+            SocketRole::Server => {
+                let l = Listener::new(&spec.socket, true).map_err(|source| VhostError::Listen {
+                    path: spec.socket.clone(),
+                    source,
+                })?;
+                l.set_nonblocking(true)
+                    .map_err(|source| VhostError::Listen {
+                        path: spec.socket.clone(),
+                        source,
+                    })?;
+                Some(l)
+            }
+            SocketRole::Client => None,
+        };
+        let worker = Worker {
+            spec: spec.clone(),
+            ctl,
+            shared: shared.clone(),
+            stop: stop.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("vhost-{}", spec.name))
+            .spawn(move || worker.run(listener))
+            .map_err(VhostError::Setup)?;
+        let queues = (0..pmds)
+            .map(|i| PortQueue {
+                port: Box::new(VhostQueue::new(shared.clone())),
+                poll_rx: i == spec.rx_pmd,
+            })
+            .collect();
+        Ok((
+            VhostUserPort {
+                name: spec.name,
+                shared,
+                stop,
+                thread: Some(thread),
+            },
+            queues,
+        ))
+    }
+
+    /// The port's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether a frontend is connected now.
+    pub fn connected(&self) -> bool {
+        self.shared.connected.load(Ordering::Acquire)
+    }
+
+    /// Whether both rings of the queue pair are running.
+    pub fn rings_running(&self) -> bool {
+        super::port::lock(&self.shared.rx).is_some() && super::port::lock(&self.shared.tx).is_some()
+    }
+
+    /// The port's counters.
+    pub fn counters(&self) -> VhostCountersSnapshot {
+        self.shared.counters.snapshot()
+    }
+}
+
+impl Drop for VhostUserPort {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take()
+            && t.join().is_err()
+        {
+            tracing::error!(port = %self.name, "vhost-user control thread panicked");
+        }
+    }
+}
+
+struct Worker {
+    spec: VhostUserSpec,
+    ctl: Arc<Mutex<PortCtl>>,
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+}
+
+fn is_hangup(e: &VuError) -> bool {
+    matches!(
+        e,
+        VuError::Disconnected | VuError::PartialMessage | VuError::SocketBroken(_)
+    )
+}
+
+impl Worker {
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    fn run(self, listener: Option<Listener>) {
+        while !self.stopped() {
+            let stream = match &listener {
+                Some(l) => self.accept(l),
+                None => self.connect(),
+            };
+            if let Some(s) = stream {
+                self.serve(s);
+            }
+        }
+        self.ctl
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .reset();
+    }
+
+    fn accept(&self, l: &Listener) -> Option<UnixStream> {
+        match crate::sys::poll_readable(&[l.as_raw_fd()], TICK_MS) {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => {
+                tracing::warn!(port = %self.spec.name, error = %e, "poll on listener failed");
+                std::thread::sleep(Duration::from_millis(TICK_MS as u64));
+                return None;
+            }
+        }
+        match l.accept() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(port = %self.spec.name, error = %e, "accept failed");
+                None
+            }
+        }
+    }
+
+    fn connect(&self) -> Option<UnixStream> {
+        match UnixStream::connect(&self.spec.socket) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::debug!(port = %self.spec.name, error = %e, "frontend not there yet; retrying");
+                let until = Instant::now() + self.spec.reconnect;
+                while !self.stopped() && Instant::now() < until {
+                    std::thread::sleep(Duration::from_millis(TICK_MS as u64));
+                }
+                None
+            }
+        }
+    }
+
+    fn serve(&self, stream: UnixStream) {
+        let mut handler = BackendReqHandler::from_stream(stream, self.ctl.clone());
+        self.shared
+            .counters
+            .connects
+            .fetch_add(1, Ordering::Relaxed);
+        self.shared.connected.store(true, Ordering::Release);
+        tracing::info!(port = %self.spec.name, "frontend connected");
+        let fd = handler.as_raw_fd();
+        while !self.stopped() {
+            match crate::sys::poll_readable(&[fd], TICK_MS) {
+                Ok(true) => {}
+                Ok(false) => {
+                    let broken = self
+                        .ctl
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .ring_broken();
+                    if broken {
+                        tracing::warn!(port = %self.spec.name, "guest corrupted a vring; resetting the port");
+                        break;
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(port = %self.spec.name, error = %e, "poll on connection failed");
+                    break;
+                }
+            }
+            match handler.handle_request() {
+                Ok(()) => {}
+                Err(e) if is_hangup(&e) => {
+                    tracing::info!(port = %self.spec.name, "frontend disconnected");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(port = %self.spec.name, reason = %e, "bad vhost-user request; resetting the port");
+                    break;
+                }
+            }
+        }
+        self.ctl
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .reset();
+        self.shared.connected.store(false, Ordering::Release);
+    }
+}

@@ -1,0 +1,503 @@
+//! The PMD side of a vhost-user port: queue objects implementing [`Port`].
+//!
+//! One queue pair (vring 0: the guest's RX ring, which the switch fills;
+//! vring 1: the guest's TX ring, which the switch drains) is shared by
+//! every PMD of the switch, each through its own [`VhostQueue`]:
+//!
+//! - **Receive** (guest TX ring): exactly one PMD polls it (`poll_rx`). It
+//!   takes the ring's mutex with `try_lock` once per burst, so it never
+//!   waits: if the control thread holds it (a hand-over in progress) the
+//!   burst is simply empty.
+//! - **Transmit** (guest RX ring): every PMD may send to the port, so the
+//!   ring sits behind a short mutex taken once per burst, as Open vSwitch
+//!   does with its per-txq spinlock when a port has fewer tx queues than
+//!   PMDs. With one PMD it is never contended.
+//! - **Hand-over**: the control thread installs, replaces and removes a
+//!   ring (and its `Arc` memory snapshot) under the same mutex, for O(1)
+//!   work. Taking the mutex therefore waits for the PMD's current burst to
+//!   end: that is the "stop after the current burst" round trip that
+//!   GET_VRING_BASE needs, and the old memory map is unmapped only after
+//!   the PMD let go of it.
+//!
+//! Receive notifications: the port's wake fd is an epoll set holding the
+//! guest's kick eventfd (while the ring runs) and a control eventfd rung on
+//! every ring change, so an adaptive PMD sleeps until the guest kicks or
+//! the ring is (re)started. Kicks are suppressed (`used.flags` NO_NOTIFY,
+//! or a stale `avail_event` with EVENT_IDX) except while the PMD sleeps.
+//!
+//! Per-packet failures are counters ([`VhostCounters`]), never logs.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use vm_memory::GuestAddress;
+
+use super::guest_mem::{GuestMem, MemError};
+use super::split_ring::{Seg, SplitRing};
+use crate::packet::{Packet, PacketPool};
+use crate::port::{Port, TxOutcome};
+
+/// Smallest frame accepted from a guest (an Ethernet header).
+const MIN_FRAME: usize = 14;
+
+/// virtio-net header layout negotiated for a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetHdr {
+    /// Header length: 12 with VERSION_1 or MRG_RXBUF, else 10.
+    pub len: usize,
+    /// Mergeable receive buffers (a frame may span several chains).
+    pub mrg_rxbuf: bool,
+}
+
+/// A running ring with what the PMD needs to serve it.
+#[derive(Debug)]
+pub(crate) struct ActiveRing {
+    pub(crate) ring: SplitRing,
+    pub(crate) mem: Arc<GuestMem>,
+    pub(crate) call: Option<File>,
+    pub(crate) kick: Option<File>,
+    pub(crate) hdr: NetHdr,
+    /// The guest corrupted the ring itself; it stays stopped until the
+    /// control thread resets the port.
+    pub(crate) broken: bool,
+}
+
+/// Per-port counters of guest-caused and capacity drops. Summed over PMDs
+/// by construction (one shared set, relaxed atomics, touched only on
+/// errors and once per burst).
+#[derive(Debug, Default)]
+pub struct VhostCounters {
+    /// Guest TX chains that were malformed (returned with length 0).
+    pub rx_bad_chain: AtomicU64,
+    /// Guest TX frames too short or too long.
+    pub rx_bad_frame: AtomicU64,
+    /// Guest RX chains that were malformed (returned with length 0).
+    pub tx_bad_chain: AtomicU64,
+    /// Frames dropped because the guest RX ring had no room.
+    pub tx_ring_full: AtomicU64,
+    /// Frames dropped because the port had no running RX ring.
+    pub tx_no_ring: AtomicU64,
+    /// Rings stopped because the guest corrupted them (indexes, heads).
+    pub ring_broken: AtomicU64,
+    /// Interrupts sent to the guest (call eventfd writes).
+    pub guest_notifies: AtomicU64,
+    /// Failed call eventfd writes.
+    pub notify_errors: AtomicU64,
+    /// Frontend connections accepted or established.
+    pub connects: AtomicU64,
+    /// Port resets (disconnect, device reset, malformed message, broken ring).
+    pub resets: AtomicU64,
+}
+
+/// A plain copy of [`VhostCounters`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct VhostCountersSnapshot {
+    pub rx_bad_chain: u64,
+    pub rx_bad_frame: u64,
+    pub tx_bad_chain: u64,
+    pub tx_ring_full: u64,
+    pub tx_no_ring: u64,
+    pub ring_broken: u64,
+    pub guest_notifies: u64,
+    pub notify_errors: u64,
+    pub connects: u64,
+    pub resets: u64,
+}
+
+impl VhostCounters {
+    /// Reads every counter.
+    pub fn snapshot(&self) -> VhostCountersSnapshot {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        VhostCountersSnapshot {
+            rx_bad_chain: g(&self.rx_bad_chain),
+            rx_bad_frame: g(&self.rx_bad_frame),
+            tx_bad_chain: g(&self.tx_bad_chain),
+            tx_ring_full: g(&self.tx_ring_full),
+            tx_no_ring: g(&self.tx_no_ring),
+            ring_broken: g(&self.ring_broken),
+            guest_notifies: g(&self.guest_notifies),
+            notify_errors: g(&self.notify_errors),
+            connects: g(&self.connects),
+            resets: g(&self.resets),
+        }
+    }
+}
+
+#[inline]
+fn inc(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// State shared by the control thread and the PMDs' queue objects.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// The guest's TX ring (vring 1): the switch receives from it.
+    pub(crate) rx: Mutex<Option<ActiveRing>>,
+    /// The guest's RX ring (vring 0): the switch transmits into it.
+    pub(crate) tx: Mutex<Option<ActiveRing>>,
+    wake: Epoll,
+    bell: EventFd,
+    pub(crate) counters: VhostCounters,
+    pub(crate) connected: AtomicBool,
+}
+
+/// Locks a ring slot; a poisoned lock (a panic elsewhere) still holds
+/// consistent state, since every update under it is a single assignment.
+pub(crate) fn lock(m: &Mutex<Option<ActiveRing>>) -> MutexGuard<'_, Option<ActiveRing>> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    pub(crate) fn new() -> std::io::Result<Shared> {
+        let wake = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+        let bell = EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)?;
+        wake.add(bell.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, 0))?;
+        Ok(Shared {
+            rx: Mutex::new(None),
+            tx: Mutex::new(None),
+            wake,
+            bell,
+            counters: VhostCounters::default(),
+            connected: AtomicBool::new(false),
+        })
+    }
+
+    /// Wakes a PMD sleeping on this port (a ring changed).
+    pub(crate) fn ring_bell(&self) {
+        // EAGAIN: a wake-up is already pending.
+        let _ = self.bell.write(1);
+    }
+
+    /// Watches the guest's kick eventfd while the receive ring runs.
+    pub(crate) fn watch_kick(&self, kick: &File) {
+        if let Err(e) = self
+            .wake
+            .add(kick.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, 1))
+        {
+            tracing::warn!(error = %e, "cannot watch the kick eventfd; an idle PMD wakes late");
+        }
+    }
+
+    /// Stops watching a kick eventfd (before it is closed: the frontend
+    /// keeps its own copy, so closing ours would not remove it).
+    pub(crate) fn unwatch_kick(&self, kick: &File) {
+        let _ = self.wake.delete(kick.as_fd());
+    }
+
+    fn drain_bell(&self) {
+        // EAGAIN when nothing was written: nothing to clear.
+        let _ = self.bell.read();
+    }
+}
+
+/// One PMD's queue object for a vhost-user port.
+#[derive(Debug)]
+pub struct VhostQueue {
+    shared: Arc<Shared>,
+    segs: Vec<Seg>,
+    /// Buffers of the chains reserved for the frame being sent.
+    frame_segs: Vec<Seg>,
+    /// Heads reserved for that frame, with their end index in `frame_segs`.
+    frame_heads: Vec<(u16, usize)>,
+}
+
+impl VhostQueue {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        VhostQueue {
+            shared,
+            segs: Vec::with_capacity(64),
+            frame_segs: Vec::with_capacity(64),
+            frame_heads: Vec::with_capacity(32),
+        }
+    }
+}
+
+fn notify(r: &ActiveRing, c: &VhostCounters) {
+    if let Some(call) = &r.call {
+        match (&*call).write_all(&1u64.to_ne_bytes()) {
+            Ok(_) => inc(&c.guest_notifies),
+            Err(_) => inc(&c.notify_errors),
+        }
+    }
+}
+
+fn publish(r: &mut ActiveRing, c: &VhostCounters) {
+    match r.ring.publish(&r.mem) {
+        Ok(true) => notify(r, c),
+        Ok(false) => {}
+        Err(_) => {
+            r.broken = true;
+            inc(&c.ring_broken);
+        }
+    }
+}
+
+/// Copies the chain's bytes after the first `skip` into `dst`.
+fn copy_out(mem: &GuestMem, segs: &[Seg], mut skip: usize, dst: &mut [u8]) -> Result<(), MemError> {
+    let mut off = 0;
+    for s in segs {
+        let len = s.len as usize;
+        if skip >= len {
+            skip -= len;
+            continue;
+        }
+        let take = (len - skip).min(dst.len() - off);
+        mem.read(
+            GuestAddress(s.addr.0 + skip as u64),
+            &mut dst[off..off + take],
+        )?;
+        off += take;
+        skip = 0;
+        if off == dst.len() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `hdr` then `frame` across the chains of `heads` (whose buffers
+/// are `segs`), staging each head with the bytes it received.
+fn copy_in(
+    r: &mut ActiveRing,
+    heads: &[(u16, usize)],
+    segs: &[Seg],
+    hdr: &[u8],
+    frame: &[u8],
+) -> Result<(), MemError> {
+    let total = hdr.len() + frame.len();
+    let mut done = 0usize;
+    let mut start = 0usize;
+    let mut res = Ok(());
+    for &(head, end) in heads {
+        let mut written = 0u32;
+        for s in &segs[start..end] {
+            let mut at = s.addr.0;
+            let mut room = s.len as usize;
+            while room > 0 && done < total && res.is_ok() {
+                let (src, off) = if done < hdr.len() {
+                    (hdr, done)
+                } else {
+                    (frame, done - hdr.len())
+                };
+                let n = room.min(src.len() - off);
+                res = r.mem.write(GuestAddress(at), &src[off..off + n]);
+                at += n as u64;
+                room -= n;
+                done += n;
+                written += n as u32;
+            }
+        }
+        r.ring.stage_used(head, written);
+        start = end;
+    }
+    res
+}
+
+impl Port for VhostQueue {
+    fn rx_burst(&mut self, pool: &mut PacketPool, out: &mut Vec<Packet>, max: usize) -> usize {
+        let shared = &*self.shared;
+        let mut guard = match shared.rx.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            // The control thread is swapping the ring: nothing this turn.
+            Err(TryLockError::WouldBlock) => return 0,
+        };
+        let Some(r) = guard.as_mut().filter(|r| !r.broken) else {
+            return 0;
+        };
+        let c = &shared.counters;
+        let waiting = match r.ring.begin_burst(&r.mem) {
+            Ok(n) => usize::from(n),
+            Err(_) => {
+                r.broken = true;
+                inc(&c.ring_broken);
+                return 0;
+            }
+        };
+        let hdr_len = r.hdr.len;
+        let mut got = 0;
+        for _ in 0..waiting.min(max) {
+            let head = match r.ring.pop_head(&r.mem) {
+                Ok(Some(h)) => h,
+                Ok(None) => break,
+                Err(_) => {
+                    r.broken = true;
+                    inc(&c.ring_broken);
+                    break;
+                }
+            };
+            let len = match r.ring.walk(&r.mem, head, &mut self.segs) {
+                Ok(len) if !self.segs.iter().any(|s| s.write) => len as usize,
+                _ => {
+                    inc(&c.rx_bad_chain);
+                    r.ring.stage_used(head, 0);
+                    continue;
+                }
+            };
+            let Some(frame_len) = len.checked_sub(hdr_len).filter(|&l| l >= MIN_FRAME) else {
+                inc(&c.rx_bad_frame);
+                r.ring.stage_used(head, 0);
+                continue;
+            };
+            let Some(mut p) = pool.alloc() else {
+                // Out of buffers: leave the chain for the next burst.
+                r.ring.unpop(1);
+                break;
+            };
+            let ok = match p.prepare(frame_len) {
+                Some(buf) => copy_out(&r.mem, &self.segs, hdr_len, buf).is_ok(),
+                None => false,
+            };
+            r.ring.stage_used(head, 0);
+            if ok {
+                out.push(p);
+                got += 1;
+            } else {
+                inc(&c.rx_bad_frame);
+                pool.free(p);
+            }
+        }
+        publish(r, c);
+        got
+    }
+
+    fn tx_burst(&mut self, pkts: &mut Vec<Packet>, pool: &mut PacketPool) -> TxOutcome {
+        let shared = &*self.shared;
+        let c = &shared.counters;
+        let mut out = TxOutcome::default();
+        let mut guard = lock(&shared.tx);
+        let ready = match guard.as_mut().filter(|r| !r.broken) {
+            Some(r) => match r.ring.begin_burst(&r.mem) {
+                Ok(_) => Some(r),
+                Err(_) => {
+                    r.broken = true;
+                    inc(&c.ring_broken);
+                    None
+                }
+            },
+            None => None,
+        };
+        let Some(r) = ready else {
+            out.dropped = pkts.len();
+            c.tx_no_ring.fetch_add(pkts.len() as u64, Ordering::Relaxed);
+            pool.free_all(pkts);
+            return out;
+        };
+        let hdr_len = r.hdr.len;
+        let mrg = r.hdr.mrg_rxbuf;
+        for p in pkts.drain(..) {
+            if r.broken {
+                out.dropped += 1;
+                inc(&c.tx_no_ring);
+                pool.free(p);
+                continue;
+            }
+            let need = hdr_len + p.len();
+            self.frame_segs.clear();
+            self.frame_heads.clear();
+            let mut room = 0usize;
+            let mut bad = false;
+            while room < need && (mrg || self.frame_heads.is_empty()) {
+                let head = match r.ring.pop_head(&r.mem) {
+                    Ok(Some(h)) => h,
+                    Ok(None) => break,
+                    Err(_) => {
+                        r.broken = true;
+                        inc(&c.ring_broken);
+                        break;
+                    }
+                };
+                match r.ring.walk(&r.mem, head, &mut self.segs) {
+                    Ok(len) if self.segs.iter().all(|s| s.write) => {
+                        room += len as usize;
+                        self.frame_segs.extend_from_slice(&self.segs);
+                        self.frame_heads.push((head, self.frame_segs.len()));
+                    }
+                    _ => {
+                        inc(&c.tx_bad_chain);
+                        r.ring.stage_used(head, 0);
+                        bad = true;
+                        break;
+                    }
+                }
+            }
+            if bad || r.broken {
+                // Heads already reserved go back empty: never leak one.
+                for &(h, _) in &self.frame_heads {
+                    r.ring.stage_used(h, 0);
+                }
+                out.dropped += 1;
+                pool.free(p);
+                continue;
+            }
+            if room < need {
+                // No room (or, without MRG_RXBUF, a buffer too small):
+                // give the reserved heads back untouched and drop.
+                r.ring.unpop(self.frame_heads.len() as u16);
+                inc(&c.tx_ring_full);
+                out.dropped += 1;
+                pool.free(p);
+                continue;
+            }
+            let mut hdr = [0u8; 12];
+            if hdr_len == 12 {
+                let n = self.frame_heads.len() as u16;
+                hdr[10..12].copy_from_slice(&n.to_le_bytes());
+            }
+            let res = copy_in(
+                r,
+                &self.frame_heads,
+                &self.frame_segs,
+                &hdr[..hdr_len],
+                p.data(),
+            );
+            if res.is_ok() {
+                out.sent += 1;
+                out.bytes += p.len();
+            } else {
+                inc(&c.tx_bad_chain);
+                out.dropped += 1;
+            }
+            pool.free(p);
+        }
+        publish(r, c);
+        out
+    }
+
+    fn wake_fd(&self) -> Option<RawFd> {
+        Some(self.shared.wake.0.as_raw_fd())
+    }
+
+    fn set_rx_notify(&mut self, on: bool) -> bool {
+        let shared = &*self.shared;
+        let mut guard = lock(&shared.rx);
+        let pending = match guard.as_mut().filter(|r| !r.broken) {
+            Some(r) => match r.ring.set_kick_notify(&r.mem, on) {
+                Ok(p) => p,
+                Err(_) => {
+                    r.broken = true;
+                    inc(&shared.counters.ring_broken);
+                    false
+                }
+            },
+            None => false,
+        };
+        if !on {
+            if let Some(kick) = guard.as_ref().and_then(|r| r.kick.as_ref()) {
+                // The frontend's eventfd may be blocking: read only if ready.
+                if crate::sys::poll_readable(&[kick.as_raw_fd()], 0).unwrap_or(false) {
+                    let mut b = [0u8; 8];
+                    let _ = (&*kick).read(&mut b);
+                }
+            }
+            shared.drain_bell();
+        }
+        pending
+    }
+}
