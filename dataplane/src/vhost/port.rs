@@ -501,3 +501,146 @@ impl Port for VhostQueue {
         pending
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use vm_memory::{Bytes, GuestAddress};
+
+    use super::*;
+    use crate::vhost::guest_mem::Mem;
+    use crate::vhost::split_ring::{RingAddrs, VRING_DESC_F_NEXT, VRING_DESC_F_WRITE};
+
+    const SIZE: u16 = 8;
+    const A: RingAddrs = RingAddrs {
+        size: SIZE,
+        desc: GuestAddress(0),
+        avail: GuestAddress(0x1000),
+        used: GuestAddress(0x2000),
+    };
+
+    fn put_desc(m: &GuestMem, idx: u16, addr: u64, len: u32, flags: u16, next: u16) {
+        let mut d = [0u8; 16];
+        d[..8].copy_from_slice(&addr.to_le_bytes());
+        d[8..12].copy_from_slice(&len.to_le_bytes());
+        d[12..14].copy_from_slice(&flags.to_le_bytes());
+        d[14..].copy_from_slice(&next.to_le_bytes());
+        m.write(GuestAddress(16 * u64::from(idx)), &d)
+            .expect("desc");
+    }
+
+    fn offer(m: &GuestMem, heads: &[u16]) {
+        for (i, &h) in heads.iter().enumerate() {
+            m.write(GuestAddress(0x1004 + 2 * i as u64), &h.to_le_bytes())
+                .expect("avail");
+        }
+        m.write(GuestAddress(0x1002), &(heads.len() as u16).to_le_bytes())
+            .expect("avail idx");
+    }
+
+    fn used(m: &GuestMem, i: u64) -> (u32, u32) {
+        let id: u32 = m.mem().read_obj(GuestAddress(0x2004 + 8 * i)).expect("id");
+        let len: u32 = m.mem().read_obj(GuestAddress(0x2008 + 8 * i)).expect("len");
+        (id, len)
+    }
+
+    /// A queue whose ring `which` (rx or tx side) runs on fresh memory.
+    fn queue(tx_side: bool, mrg: bool) -> (VhostQueue, Arc<GuestMem>) {
+        let m = Mem::from_ranges(&[(GuestAddress(0), 0x10_0000)]).expect("memory");
+        let mem = Arc::new(GuestMem::from_mmap(m, Vec::new()));
+        let shared = Arc::new(Shared::new().expect("shared"));
+        let ring = SplitRing::new(&mem, A, 0, false).expect("ring");
+        let active = ActiveRing {
+            ring,
+            mem: mem.clone(),
+            call: None,
+            kick: None,
+            hdr: NetHdr {
+                len: 12,
+                mrg_rxbuf: mrg,
+            },
+            broken: false,
+        };
+        let slot = if tx_side { &shared.tx } else { &shared.rx };
+        *lock(slot) = Some(active);
+        (VhostQueue::new(shared), mem)
+    }
+
+    #[test]
+    fn mergeable_rx_spans_chains_and_sets_num_buffers() {
+        let (mut q, mem) = queue(true, true);
+        for i in 0..4u16 {
+            put_desc(
+                &mem,
+                i,
+                0x8000 + 0x100 * u64::from(i),
+                64,
+                VRING_DESC_F_WRITE,
+                0,
+            );
+        }
+        offer(&mem, &[0, 1, 2, 3]);
+        let frame: Vec<u8> = (0..150u8).collect();
+        let mut pool = PacketPool::new(4, 2048);
+        let mut pkts = vec![Packet::from_frame(&frame)];
+        let out = q.tx_burst(&mut pkts, &mut pool);
+        assert_eq!((out.sent, out.dropped), (1, 0));
+        // 12 + 150 = 162 bytes: 64 + 64 + 34 in three buffers.
+        assert_eq!(used(&mem, 0), (0, 64));
+        assert_eq!(used(&mem, 1), (1, 64));
+        assert_eq!(used(&mem, 2), (2, 34));
+        let idx: u16 = mem.mem().read_obj(GuestAddress(0x2002)).expect("used idx");
+        assert_eq!(idx, 3);
+        let mut got = vec![0u8; 64];
+        mem.read(GuestAddress(0x8000), &mut got).expect("read");
+        assert_eq!(u16::from_le_bytes([got[10], got[11]]), 3, "num_buffers");
+        assert_eq!(&got[12..], &frame[..52]);
+        // A frame that needs more than the one buffer left is dropped and
+        // the buffer stays available.
+        let mut pkts = vec![Packet::from_frame(&frame)];
+        let out = q.tx_burst(&mut pkts, &mut pool);
+        assert_eq!((out.sent, out.dropped), (0, 1));
+        assert_eq!(q.shared.counters.snapshot().tx_ring_full, 1);
+        let idx: u16 = mem.mem().read_obj(GuestAddress(0x2002)).expect("used idx");
+        assert_eq!(idx, 3);
+    }
+
+    #[test]
+    fn without_mrg_rxbuf_a_small_buffer_drops_the_frame() {
+        let (mut q, mem) = queue(true, false);
+        put_desc(&mem, 0, 0x8000, 64, VRING_DESC_F_WRITE, 0);
+        offer(&mem, &[0]);
+        let mut pool = PacketPool::new(4, 2048);
+        let mut pkts = vec![Packet::from_frame(&[0u8; 100])];
+        assert_eq!(q.tx_burst(&mut pkts, &mut pool).dropped, 1);
+        let mut pkts = vec![Packet::from_frame(&[0u8; 40])];
+        assert_eq!(q.tx_burst(&mut pkts, &mut pool).sent, 1);
+        assert_eq!(used(&mem, 0), (0, 52));
+    }
+
+    #[test]
+    fn malformed_tx_chains_come_back_empty_and_counted() {
+        let (mut q, mem) = queue(false, true);
+        // 0: good two-part chain (header, then frame).
+        let frame = [0xabu8; 60];
+        mem.write(GuestAddress(0x8000), &[0u8; 12]).expect("hdr");
+        mem.write(GuestAddress(0x9000), &frame).expect("frame");
+        put_desc(&mem, 0, 0x8000, 12, VRING_DESC_F_NEXT, 1);
+        put_desc(&mem, 1, 0x9000, 60, 0, 0);
+        // 2: loops on itself. 3: outside memory. 4: device-writable.
+        put_desc(&mem, 2, 0x8000, 12, VRING_DESC_F_NEXT, 2);
+        put_desc(&mem, 3, 0xff_ffff_0000, 100, 0, 0);
+        put_desc(&mem, 4, 0x9000, 72, VRING_DESC_F_WRITE, 0);
+        // 5: too short to hold an Ethernet header.
+        put_desc(&mem, 5, 0x9000, 20, 0, 0);
+        offer(&mem, &[2, 0, 3, 4, 5]);
+        let mut pool = PacketPool::new(8, 2048);
+        let mut out = Vec::new();
+        assert_eq!(q.rx_burst(&mut pool, &mut out, 32), 1);
+        assert_eq!(out[0].data(), &frame[..]);
+        let c = q.shared.counters.snapshot();
+        assert_eq!((c.rx_bad_chain, c.rx_bad_frame), (3, 1));
+        // Every head is back, in order, with length 0.
+        let heads: Vec<(u32, u32)> = (0..5).map(|i| used(&mem, i)).collect();
+        assert_eq!(heads, [(2, 0), (0, 0), (3, 0), (4, 0), (5, 0)]);
+    }
+}
