@@ -11,6 +11,8 @@ cargo fmt --all -- --check
 echo "== cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
-cargo test --workspace --locked 2>&1 | tee target/test-output.txt
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --locked 2>&1 | tee "$log"
 # One closing line for CI readers: totals over every test binary.
-awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "all test binaries: %d passed, %d failed, %d skipped\n", p, f, s }' target/test-output.txt
+awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "summary: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
