@@ -69,6 +69,12 @@ fn runs_and_stops_on_sigterm() {
         }
         assert!(Instant::now() < deadline);
     }
+    let sock = dir.path().join("vhost0.sock");
+    assert!(
+        sock.exists(),
+        "the default config's vhost0.sock is listening"
+    );
+    assert!(dir.path().join("vhost1.sock").exists());
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::SIGTERM).expect("signal");
     let status = child.wait().expect("waits");

@@ -137,15 +137,52 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Installed before anything starts, so an early SIGTERM still stops cleanly.
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
         .context("installing signal handlers")?;
+    std::fs::create_dir_all(&cfg.runtime.runtime_dir)
+        .with_context(|| format!("creating runtime dir {}", cfg.runtime.runtime_dir.display()))?;
     let mut switches = Vec::new();
+    let mut vhost_ports = Vec::new();
+    let mut server_sockets = Vec::new();
     for (sw, spec) in cfg.switches.iter().zip(specs) {
         let s =
             Switch::start(spec, &pmds).with_context(|| format!("starting switch {}", sw.name))?;
-        for p in &sw.ports {
-            // The vhost-user and TAP backends land with their own issues;
-            // until then a port is configured in the dataplane (its frames
-            // are counted as tx drops) but nothing attaches to it.
-            tracing::warn!(port = %p.name, kind = %p.kind, "port backend not implemented yet: no socket or device is created");
+        for (i, p) in sw.ports.iter().enumerate() {
+            let Some(id) = ids.get(&p.name) else { continue };
+            match &p.kind {
+                config::PortKind::VhostUser { socket, mode, .. } => {
+                    let role = match mode {
+                        config::VhostMode::Server => dataplane::vhost::SocketRole::Server,
+                        config::VhostMode::Client => dataplane::vhost::SocketRole::Client,
+                    };
+                    let mut vspec =
+                        dataplane::vhost::VhostUserSpec::new(&p.name, socket, role, pmds.len());
+                    // Spread the ports' receive polling over the PMDs.
+                    vspec.rx_pmd = i % pmds.len().max(1);
+                    let (handle, queues) = dataplane::vhost::VhostUserPort::new(vspec)
+                        .with_context(|| {
+                            format!("port {}: vhost-user socket {}", p.name, socket.display())
+                        })?;
+                    s.attach_port(id, queues)
+                        .with_context(|| format!("attaching port {}", p.name))?;
+                    if role == dataplane::vhost::SocketRole::Server {
+                        server_sockets.push(socket.clone());
+                        println!(
+                            "port {}: attach a QEMU guest with -chardev socket,id={0},path={},reconnect-ms=1000 -netdev vhost-user,id=n-{0},chardev={0} -device virtio-net-pci,netdev=n-{0} (guest memory must be shared: -object memory-backend-memfd,id=mem,size=512M,share=on -machine memory-backend=mem)",
+                            p.name,
+                            socket.display()
+                        );
+                    } else {
+                        println!(
+                            "port {}: connecting to {} (client role, reconnects)",
+                            p.name,
+                            socket.display()
+                        );
+                    }
+                    vhost_ports.push(handle);
+                }
+                config::PortKind::Internal => {
+                    tracing::warn!(port = %p.name, "internal (TAP) ports are not implemented yet: no device is created");
+                }
+            }
         }
         for u in &sw.uplinks {
             tracing::warn!(uplink = %u.name, "uplink backend not implemented yet");
@@ -162,6 +199,15 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     tracing::info!("shutting down");
+    // Stop the vhost-user control threads first, then the PMDs.
+    drop(vhost_ports);
+    for path in &server_sockets {
+        if let Err(e) = std::fs::remove_file(path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(socket = %path.display(), error = %e, "cannot remove socket");
+        }
+    }
     for (sw, s) in cfg.switches.iter().zip(switches.iter_mut()) {
         s.shutdown();
         for p in &sw.ports {
