@@ -233,14 +233,15 @@ impl MacTable {
         {
             return Some(s.port);
         }
-        let port = self.lookup_table(key, now)?;
-        // Cache the entry's own last-seen time (statics never expire: `now`).
-        let seen = self
-            .map
-            .get(&key)
-            .map_or(now, |e| if e.is_static { now } else { e.last_seen });
-        self.cache_put(key, port, seen);
-        Some(port)
+        // One hash-table probe; cache the entry's own last-seen time
+        // (statics never expire: `now`).
+        let e = *self.map.get(&key)?;
+        if !e.is_static && now.wrapping_sub(e.last_seen) > self.spec.aging_secs {
+            return None;
+        }
+        let seen = if e.is_static { now } else { e.last_seen };
+        self.cache_put(key, e.port, seen);
+        Some(e.port)
     }
 
     /// [`MacTable::lookup`] without the cache.

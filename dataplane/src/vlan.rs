@@ -6,16 +6,18 @@
 //! Open vSwitch's `vlan_mode` where VMware is silent:
 //! - access: untagged frames join the port's VLAN; a priority-tagged frame
 //!   (VID 0) is accepted and its PCP kept; any other tag is dropped
-//!   (`vlan_tagged_on_access`), as is a priority tag hiding a second tag
-//!   (`vlan_double_tagged`);
+//!   (`vlan_tagged_on_access`);
 //! - trunk: a tagged frame must carry an allowed VID; untagged and
 //!   priority-tagged frames join the native VLAN if there is one, else
-//!   they are dropped; a frame tagged with the native VID (or VID 0) that
-//!   carries a second tag is dropped, which is the classic VLAN-hopping
-//!   trick (the outer tag is stripped on the way out, the inner one then
-//!   steers the next switch); more generally the pipeline drops any frame
-//!   with a second tag in a VLAN that leaves untagged on some port;
+//!   they are dropped;
 //! - guest tagging: a trunk with every VLAN allowed.
+//!
+//! Double tags (VLAN hopping: the outer tag is stripped on the way out and
+//! the inner one then steers the next switch) are handled in one place:
+//! classification only reports `inner_tagged`, and the pipeline drops such
+//! a frame (`vlan_double_tagged`) if its VLAN leaves untagged on any port —
+//! which covers a priority tag on an access port, the native VLAN of a
+//! trunk, and a VLAN that is native or access anywhere else.
 //!
 //! 802.1ad / 0x9100 outer tags are not customer tags: access ports drop
 //! them as tagged, trunks drop them as `vlan_bad_tpid`.
@@ -233,9 +235,6 @@ impl VlanMode {
             if h.ethertype != TPID_8021Q || vid != 0 {
                 return Err(DropReason::VlanTaggedOnAccess);
             }
-            if inner_tagged {
-                return Err(DropReason::VlanDoubleTagged);
-            }
             return Ok(Classified {
                 vid: *access,
                 priority,
@@ -248,9 +247,6 @@ impl VlanMode {
         }
         if vid == 0 {
             // Priority tag: the frame is untagged for VLAN purposes.
-            if inner_tagged {
-                return Err(DropReason::VlanDoubleTagged);
-            }
             return match self.native() {
                 Some(n) => Ok(Classified {
                     vid: n,
@@ -260,9 +256,6 @@ impl VlanMode {
                 }),
                 None => Err(DropReason::VlanUntaggedNoNative),
             };
-        }
-        if inner_tagged && self.native() == Some(vid) {
-            return Err(DropReason::VlanDoubleTagged);
         }
         if self.is_member(vid) {
             Ok(Classified {
@@ -327,7 +320,7 @@ mod tests {
             ("access tagged own vid", VlanMode::Access(10), vec![(q, 10)], Err(VlanTaggedOnAccess)),
             ("access priority tag keeps pcp", VlanMode::Access(10), vec![(q, 0xa000)], ok(10, 0xa000, true)),
             ("access double tag", VlanMode::Access(10), vec![(q, 20), (q, 30)], Err(VlanTaggedOnAccess)),
-            ("access priority+inner tag", VlanMode::Access(10), vec![(q, 0), (q, 30)], Err(VlanDoubleTagged)),
+            ("access priority+inner tag", VlanMode::Access(10), vec![(q, 0), (q, 30)], Ok(Classified { vid: 10, priority: 0, tagged: true, inner_tagged: true })),
             ("access s-tag", VlanMode::Access(10), vec![(TPID_8021AD, 10)], Err(VlanTaggedOnAccess)),
             ("trunk allowed", trunk(&[(10, 20)], None), vec![(q, 15)], ok(15, 0, true)),
             ("trunk pcp kept", trunk(&[(10, 20)], None), vec![(q, 0xe000 | 15)], ok(15, 0xe000, true)),
@@ -337,7 +330,7 @@ mod tests {
             ("trunk tagged native vid", trunk(&[(10, 20)], Some(5)), vec![(q, 5)], ok(5, 0, true)),
             ("trunk priority tag -> native", trunk(&[(10, 20)], Some(5)), vec![(q, 0x2000)], ok(5, 0x2000, true)),
             ("trunk priority tag no native", trunk(&[(10, 20)], None), vec![(q, 0x2000)], Err(VlanUntaggedNoNative)),
-            ("trunk double tag on native", trunk(&[(10, 20)], Some(5)), vec![(q, 5), (q, 10)], Err(VlanDoubleTagged)),
+            ("trunk double tag on native", trunk(&[(10, 20)], Some(5)), vec![(q, 5), (q, 10)], Ok(Classified { vid: 5, priority: 0, tagged: true, inner_tagged: true })),
             ("trunk double tag on vlan", trunk(&[(10, 20)], Some(5)), vec![(q, 10), (q, 11)], Ok(Classified { vid: 10, priority: 0, tagged: true, inner_tagged: true })),
             ("trunk s-tag", trunk(&[(10, 20)], Some(5)), vec![(TPID_8021AD, 10)], Err(VlanBadTpid)),
             ("trunk vid 4095", trunk(&[(1, 4094)], None), vec![(q, 4095)], Err(VlanNotAllowed)),
