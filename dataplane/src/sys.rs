@@ -65,3 +65,28 @@ pub fn poll_readable(fds: &[std::os::fd::RawFd], timeout_ms: i32) -> std::io::Re
     }
     Ok(rc > 0)
 }
+
+/// Copies up to `buf.len()` bytes that wait on socket `fd` into `buf`
+/// without consuming them (recv with MSG_PEEK, non-blocking); returns how
+/// many were copied (0 when nothing waits or the peer closed).
+pub fn peek(fd: std::os::fd::RawFd, buf: &mut [u8]) -> std::io::Result<usize> {
+    // SAFETY: `buf` is a valid, exclusively borrowed byte buffer of
+    // `buf.len()` bytes for the whole call; recv writes at most that many.
+    let rc = unsafe {
+        libc::recv(
+            fd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    if rc < 0 {
+        let e = std::io::Error::last_os_error();
+        return if e.kind() == std::io::ErrorKind::WouldBlock {
+            Ok(0)
+        } else {
+            Err(e)
+        };
+    }
+    Ok(rc as usize)
+}

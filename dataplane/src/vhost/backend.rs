@@ -94,6 +94,11 @@ impl PortCtl {
         }
     }
 
+    /// Whether the frontend acked VHOST_USER_F_PROTOCOL_FEATURES.
+    pub(crate) fn protocol_features_acked(&self) -> bool {
+        self.acked_features & VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits() != 0
+    }
+
     fn ring(&mut self, index: u32) -> VuResult<&mut RingCfg> {
         self.rings
             .get_mut(index as usize)
