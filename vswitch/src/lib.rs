@@ -3,6 +3,16 @@
 //!
 //! This library holds what the binaries share; switching logic lives in
 //! `dataplane`, `teaming` and `sriov`.
+//!
+//! - [`translate`]: config model -> dataplane specs, stable port IDs.
+//! - [`daemon`]: the running state and live reload.
+//! - [`protocol`]: the control protocol's messages (line-delimited JSON).
+//! - [`control`]: the control socket server.
+//! - [`client`]: the client side, and the tables `vswitchctl` prints.
 #![warn(missing_docs)]
 
+pub mod client;
+pub mod control;
+pub mod daemon;
+pub mod protocol;
 pub mod translate;

@@ -1,15 +1,17 @@
 //! vswitchd: builds the switches described by a YAML file (or the built-in
-//! default) and runs their PMD threads until SIGTERM or SIGINT.
+//! default), runs their PMD threads, serves the control socket, reloads on
+//! SIGHUP, and stops cleanly on SIGTERM or SIGINT.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use dataplane::{IdlePolicy, PmdConfig, Switch};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-use vswitch::translate::{PortIds, switch_spec};
+use vswitch::control::ControlServer;
+use vswitch::daemon::{self, Daemon, Options, Shared};
 
 /// The switch daemon.
 #[derive(Parser, Debug)]
@@ -33,103 +35,39 @@ struct Args {
     check: bool,
 }
 
-const DEFAULT_RUNTIME_DIR: &str = "/run/vswitch";
-
-fn load(args: &Args) -> Result<config::Config, config::ConfigError> {
-    match (&args.config, &args.runtime_dir) {
-        (Some(f), dir) => config::load_file_with_runtime_dir(f, dir.as_deref()),
-        (None, dir) => config::default_config(
-            dir.as_deref()
-                .unwrap_or_else(|| std::path::Path::new(DEFAULT_RUNTIME_DIR)),
-        ),
-    }
-}
-
-fn pmd_configs(args: &Args, cfg: &config::Config) -> Vec<PmdConfig> {
-    let idle = match args.idle.as_deref() {
-        Some("busy") => IdlePolicy::Busy,
-        Some(_) => IdlePolicy::adaptive(),
-        None => match cfg.runtime.idle {
-            config::IdlePolicy::Busy => IdlePolicy::Busy,
-            config::IdlePolicy::Adaptive => IdlePolicy::adaptive(),
-        },
-    };
-    let cores: Vec<Option<usize>> = match &args.pmd_cores {
-        Some(list) => list.iter().map(|&c| Some(c)).collect(),
-        None if cfg.runtime.pmd_cores.is_empty() => vec![None],
-        None => cfg
-            .runtime
-            .pmd_cores
-            .iter()
-            .map(|&c| Some(c as usize))
-            .collect(),
-    };
-    // Buffers must hold the largest frame of any switch: MTU + Ethernet
-    // header + two tags, after the headroom.
-    let max_mtu = cfg
-        .switches
-        .iter()
-        .map(|s| usize::from(s.mtu))
-        .max()
-        .unwrap_or(1500);
-    let buf_size = (dataplane::packet::HEADROOM + max_mtu + 22).max(PmdConfig::default().buf_size);
-    cores
-        .into_iter()
-        .map(|core| PmdConfig {
-            core,
-            idle,
-            buf_size,
-            ..PmdConfig::default()
-        })
-        .collect()
-}
-
-fn describe(cfg: &config::Config, pmds: &[PmdConfig]) {
-    let cores: Vec<String> = pmds
-        .iter()
-        .map(|p| p.core.map_or("any CPU".to_string(), |c| format!("CPU {c}")))
-        .collect();
-    println!(
-        "vswitchd: {} PMD thread(s) on {}, idle policy {}, runtime dir {}",
-        pmds.len(),
-        cores.join(", "),
-        match pmds.first().map(|p| p.idle) {
-            Some(IdlePolicy::Busy) => "busy",
-            _ => "adaptive",
-        },
-        cfg.runtime.runtime_dir.display()
-    );
-    for sw in &cfg.switches {
-        println!("switch {} (MTU {}):", sw.name, sw.mtu);
-        for p in &sw.ports {
-            println!(
-                "  port {}: {}; port group {}; {}; {}",
-                p.name, p.kind, p.port_group, p.vlan, p.security
-            );
-        }
-        for u in &sw.uplinks {
-            println!("  uplink {}: {}", u.name, u.vlan);
-        }
-    }
-}
-
 fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let cfg = match load(&args) {
+    let opts = Options {
+        // Reloads re-read this path from wherever the daemon's cwd is.
+        config_file: args
+            .config
+            .as_deref()
+            .map(std::path::absolute)
+            .transpose()
+            .context("resolving --config")?,
+        runtime_dir: args.runtime_dir,
+        pmd_cores: args.pmd_cores,
+        idle: args.idle.as_deref().map(|s| match s {
+            "busy" => config::IdlePolicy::Busy,
+            _ => config::IdlePolicy::Adaptive,
+        }),
+    };
+    let cfg = match daemon::load_config(&opts, opts.config_file.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
             return Ok(ExitCode::from(2));
         }
     };
-    let pmds = pmd_configs(&args, &cfg);
-    let mut ids = PortIds::default();
-    let specs = cfg
-        .switches
-        .iter()
-        .map(|sw| switch_spec(sw, &mut ids))
-        .collect::<Result<Vec<_>, _>>()?;
-    describe(&cfg, &pmds);
+    print!(
+        "{}",
+        daemon::describe(&cfg, &daemon::pmd_configs(&opts, &cfg))
+    );
     if args.check {
+        // Also proves the file fits the dataplane.
+        let mut ids = vswitch::translate::PortIds::default();
+        for sw in &cfg.switches {
+            vswitch::translate::switch_spec(sw, &mut ids)?;
+        }
         println!("configuration is valid");
         return Ok(ExitCode::SUCCESS);
     }
@@ -137,92 +75,31 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Installed before anything starts, so an early SIGTERM still stops cleanly.
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
         .context("installing signal handlers")?;
-    std::fs::create_dir_all(&cfg.runtime.runtime_dir)
-        .with_context(|| format!("creating runtime dir {}", cfg.runtime.runtime_dir.display()))?;
-    let mut switches = Vec::new();
-    let mut vhost_ports = Vec::new();
-    let mut server_sockets = Vec::new();
-    for (sw, spec) in cfg.switches.iter().zip(specs) {
-        let s =
-            Switch::start(spec, &pmds).with_context(|| format!("starting switch {}", sw.name))?;
-        for (i, p) in sw.ports.iter().enumerate() {
-            let Some(id) = ids.get(&p.name) else { continue };
-            match &p.kind {
-                config::PortKind::VhostUser { socket, mode, .. } => {
-                    let role = match mode {
-                        config::VhostMode::Server => dataplane::vhost::SocketRole::Server,
-                        config::VhostMode::Client => dataplane::vhost::SocketRole::Client,
-                    };
-                    let mut vspec =
-                        dataplane::vhost::VhostUserSpec::new(&p.name, socket, role, pmds.len());
-                    // Spread the ports' receive polling over the PMDs.
-                    vspec.rx_pmd = i % pmds.len().max(1);
-                    let (handle, queues) = dataplane::vhost::VhostUserPort::new(vspec)
-                        .with_context(|| {
-                            format!("port {}: vhost-user socket {}", p.name, socket.display())
-                        })?;
-                    s.attach_port(id, queues)
-                        .with_context(|| format!("attaching port {}", p.name))?;
-                    if role == dataplane::vhost::SocketRole::Server {
-                        server_sockets.push(socket.clone());
-                        println!(
-                            "port {}: attach a QEMU guest with -chardev socket,id={0},path={},reconnect-ms=1000 -netdev vhost-user,id=n-{0},chardev={0} -device virtio-net-pci,netdev=n-{0} (guest memory must be shared: -object memory-backend-memfd,id=mem,size=512M,share=on -machine memory-backend=mem)",
-                            p.name,
-                            socket.display()
-                        );
-                    } else {
-                        println!(
-                            "port {}: connecting to {} (client role, reconnects)",
-                            p.name,
-                            socket.display()
-                        );
-                    }
-                    vhost_ports.push(handle);
-                }
-                config::PortKind::Internal => {
-                    tracing::warn!(port = %p.name, "internal (TAP) ports are not implemented yet: no device is created");
-                }
-            }
-        }
-        for u in &sw.uplinks {
-            tracing::warn!(uplink = %u.name, "uplink backend not implemented yet");
-        }
-        switches.push(s);
+    let control_path = cfg.runtime.control_socket.clone();
+    let shared = Shared::new(Daemon::start(opts, cfg)?);
+    for hint in shared.lock().attach_hints() {
+        println!("{hint}");
     }
-    println!("vswitchd: running; SIGTERM or Ctrl-C stops it");
+    let control = ControlServer::start(&control_path, Arc::new(shared.clone()))
+        .context("opening the control socket")?;
+    println!(
+        "vswitchd: running; control socket {}; SIGHUP reloads; SIGTERM or Ctrl-C stops it",
+        control.path().display()
+    );
     for sig in signals.forever() {
-        match sig {
-            SIGHUP => tracing::warn!(
-                "SIGHUP: live reload is not implemented yet; configuration unchanged"
-            ),
-            _ => break,
+        if sig != SIGHUP {
+            break;
+        }
+        tracing::info!("SIGHUP: reloading the configuration");
+        // Errors are logged by reload; the daemon keeps its configuration.
+        if let Ok(r) = shared.lock().reload(None, false) {
+            tracing::info!("SIGHUP: reload applied {} change(s)", r.changes.len());
         }
     }
     tracing::info!("shutting down");
-    // Stop the vhost-user control threads first, then the PMDs.
-    drop(vhost_ports);
-    for path in &server_sockets {
-        if let Err(e) = std::fs::remove_file(path)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(socket = %path.display(), error = %e, "cannot remove socket");
-        }
-    }
-    for (sw, s) in cfg.switches.iter().zip(switches.iter_mut()) {
-        s.shutdown();
-        for p in &sw.ports {
-            if let Some(id) = ids.get(&p.name) {
-                let st = s.port_stats(id);
-                println!(
-                    "port {}: rx {} frames, tx {} frames, tx dropped {}, dropped on ingress {}",
-                    p.name,
-                    st.rx_packets,
-                    st.tx_packets,
-                    st.tx_dropped,
-                    st.total_drops()
-                );
-            }
-        }
+    drop(control);
+    for line in shared.lock().shutdown() {
+        println!("{line}");
     }
     // Let log lines flush before exit.
     std::thread::sleep(Duration::from_millis(10));

@@ -1,0 +1,392 @@
+//! The client side of the control protocol, and the human-readable tables
+//! `vswitchctl` prints.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::protocol::{
+    MacTableReply, ReloadReply, Request, Response, StatsReply, StatusReply, VersionReply,
+};
+
+/// How long to wait for the daemon's answer (a reload that creates many
+/// ports takes a moment).
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Errors talking to the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No daemon answers on the socket.
+    #[error("cannot connect to vswitchd at {}: {source} (is it running? use --socket or --runtime-dir)", path.display())]
+    Connect {
+        /// Socket path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The connection failed mid-request.
+    #[error("talking to vswitchd: {0}")]
+    Io(#[from] std::io::Error),
+    /// The daemon's answer is not what the protocol says.
+    #[error("unexpected answer from vswitchd: {0}")]
+    Protocol(String),
+    /// The daemon answered with an error.
+    #[error("{0}")]
+    Daemon(String),
+}
+
+/// The control socket under `runtime_dir` (default `/run/vswitch`), with
+/// the default file name. A file may name another: then use `--socket`.
+pub fn default_socket(runtime_dir: Option<&Path>) -> PathBuf {
+    runtime_dir
+        .unwrap_or_else(|| Path::new(config::DEFAULT_RUNTIME_DIR))
+        .join(config::DEFAULT_CONTROL_SOCKET)
+}
+
+/// Sends one request and returns the `result` of a successful answer.
+pub fn request(socket: &Path, req: &Request) -> Result<serde_json::Value, ClientError> {
+    let mut stream = UnixStream::connect(socket).map_err(|source| ClientError::Connect {
+        path: socket.to_path_buf(),
+        source,
+    })?;
+    stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
+    stream.set_write_timeout(Some(REPLY_TIMEOUT))?;
+    let mut line = serde_json::to_vec(req).map_err(|e| ClientError::Protocol(e.to_string()))?;
+    line.push(b'\n');
+    stream.write_all(&line)?;
+    let mut answer = String::new();
+    BufReader::new(stream).read_line(&mut answer)?;
+    if answer.is_empty() {
+        return Err(ClientError::Protocol(
+            "the daemon closed the connection".into(),
+        ));
+    }
+    let resp: Response =
+        serde_json::from_str(&answer).map_err(|e| ClientError::Protocol(e.to_string()))?;
+    match (resp.ok, resp.result, resp.error) {
+        (true, Some(v), _) => Ok(v),
+        (true, None, _) => Ok(serde_json::Value::Null),
+        (false, _, Some(e)) => Err(ClientError::Daemon(e)),
+        (false, _, None) => Err(ClientError::Daemon("failed (no reason given)".into())),
+    }
+}
+
+/// Decodes a `result` into its reply type.
+pub fn decode<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, ClientError> {
+    serde_json::from_value(v).map_err(|e| ClientError::Protocol(e.to_string()))
+}
+
+/// Left-aligned columns, two spaces apart, each line prefixed by `indent`.
+fn table(indent: &str, header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut width: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (w, c) in width.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut l = indent.to_string();
+        for (i, (c, w)) in cells.zip(&width).enumerate() {
+            if i > 0 {
+                l.push_str("  ");
+            }
+            l.push_str(&format!("{c:<w$}"));
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(&mut header.iter().copied());
+    for r in rows {
+        line(&mut r.iter().map(String::as_str));
+    }
+    out
+}
+
+fn yes_no(b: Option<bool>) -> &'static str {
+    match b {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "-",
+    }
+}
+
+fn dash(s: Option<String>) -> String {
+    s.unwrap_or_else(|| "-".into())
+}
+
+/// `vswitchctl status`.
+pub fn format_status(s: &StatusReply) -> String {
+    let mut out = format!(
+        "vswitchd {}, config {}, {} PMD thread(s) per switch ({}), {} reload(s)\n",
+        s.version,
+        s.config_file.as_ref().map_or_else(
+            || "<built-in default>".to_string(),
+            |p| p.display().to_string()
+        ),
+        s.pmd_threads.len(),
+        s.pmd_threads
+            .iter()
+            .map(|p| format!(
+                "{} {}",
+                p.core.map_or("any CPU".to_string(), |c| format!("CPU {c}")),
+                p.idle
+            ))
+            .collect::<Vec<_>>()
+            .join(", "),
+        s.reloads
+    );
+    for sw in &s.switches {
+        out.push_str(&format!(
+            "switch {} (MTU {}, MAC table max {} entries, aging {} s, {} per port)\n",
+            sw.name,
+            sw.mtu,
+            sw.mac_table.max_entries,
+            sw.mac_table.aging_seconds,
+            sw.mac_table.per_port_limit
+        ));
+        let rows: Vec<Vec<String>> = sw
+            .ports
+            .iter()
+            .map(|p| {
+                vec![
+                    p.name.clone(),
+                    p.kind.clone(),
+                    dash(p.role.clone()),
+                    dash(p.socket.as_ref().map(|s| s.display().to_string())),
+                    yes_no(p.connected).to_string(),
+                    p.port_group.clone(),
+                    p.vlan.text.clone(),
+                    dash(p.mac.clone()),
+                ]
+            })
+            .collect();
+        if !rows.is_empty() {
+            out.push_str(&table(
+                "  ",
+                &[
+                    "PORT",
+                    "TYPE",
+                    "ROLE",
+                    "SOCKET",
+                    "CONNECTED",
+                    "PORT GROUP",
+                    "VLAN",
+                    "MAC",
+                ],
+                &rows,
+            ));
+        }
+        let rows: Vec<Vec<String>> = sw
+            .uplinks
+            .iter()
+            .map(|u| {
+                vec![
+                    u.name.clone(),
+                    u.driver.clone(),
+                    dash(u.team.clone()),
+                    u.vlan.text.clone(),
+                    if u.running {
+                        "yes".into()
+                    } else {
+                        "no (not implemented yet)".into()
+                    },
+                ]
+            })
+            .collect();
+        if !rows.is_empty() {
+            out.push_str(&table(
+                "  ",
+                &["UPLINK", "DRIVER", "TEAM", "VLAN", "RUNNING"],
+                &rows,
+            ));
+        }
+    }
+    out
+}
+
+fn named_counts(m: &std::collections::BTreeMap<String, u64>) -> String {
+    if m.is_empty() {
+        return "-".into();
+    }
+    m.iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `vswitchctl stats`.
+pub fn format_stats(s: &StatsReply) -> String {
+    let mut out = String::new();
+    for sw in &s.switches {
+        out.push_str(&format!("switch {}\n", sw.name));
+        let rows: Vec<Vec<String>> = sw
+            .ports
+            .iter()
+            .map(|p| {
+                vec![
+                    p.name.clone(),
+                    p.rx_packets.to_string(),
+                    p.rx_bytes.to_string(),
+                    p.tx_packets.to_string(),
+                    p.tx_bytes.to_string(),
+                    p.tx_dropped.to_string(),
+                    named_counts(&p.drops),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            "  ",
+            &[
+                "PORT",
+                "RX PACKETS",
+                "RX BYTES",
+                "TX PACKETS",
+                "TX BYTES",
+                "TX DROPPED",
+                "DROPPED ON INGRESS (BY REASON)",
+            ],
+            &rows,
+        ));
+        for p in &sw.ports {
+            let mut extra = Vec::new();
+            if let Some(v) = &p.vhost
+                && !v.is_empty()
+            {
+                extra.push(format!("vhost-user: {}", named_counts(v)));
+            }
+            for (k, v) in [
+                ("not learned (port limit)", p.mac_learn_limit),
+                ("not learned (table full)", p.mac_table_full),
+                ("MAC moves", p.mac_moves),
+            ] {
+                if v > 0 {
+                    extra.push(format!("{k} {v}"));
+                }
+            }
+            if !extra.is_empty() {
+                out.push_str(&format!("  {}: {}\n", p.name, extra.join("; ")));
+            }
+        }
+        for p in &sw.pmds {
+            let busy = if p.iterations == 0 {
+                0.0
+            } else {
+                100.0 * p.busy_iterations as f64 / p.iterations as f64
+            };
+            out.push_str(&format!(
+                "  pmd {}: {} polls, {busy:.1}% busy, {} idle sleeps, {:.2} s CPU\n",
+                p.index,
+                p.iterations,
+                p.idle_sleeps,
+                p.cpu_time_ns as f64 / 1e9
+            ));
+        }
+    }
+    out
+}
+
+/// `vswitchctl mac-table`.
+pub fn format_mac_table(t: &MacTableReply) -> String {
+    let mut out = String::new();
+    for sw in &t.switches {
+        out.push_str(&format!(
+            "switch {} ({} entr{})\n",
+            sw.name,
+            sw.entries.len(),
+            if sw.entries.len() == 1 { "y" } else { "ies" }
+        ));
+        if sw.entries.is_empty() {
+            continue;
+        }
+        let rows: Vec<Vec<String>> = sw
+            .entries
+            .iter()
+            .map(|e| {
+                vec![
+                    e.vlan.to_string(),
+                    e.mac.clone(),
+                    e.port.clone(),
+                    if e.is_static { "static" } else { "dynamic" }.into(),
+                    if e.is_static {
+                        "-".into()
+                    } else {
+                        format!("{} s", e.age)
+                    },
+                ]
+            })
+            .collect();
+        out.push_str(&table("  ", &["VLAN", "MAC", "PORT", "TYPE", "AGE"], &rows));
+    }
+    out
+}
+
+/// `vswitchctl reload`: the changes, then one line saying what happened.
+pub fn format_reload(r: &ReloadReply) -> String {
+    let mut out = String::new();
+    for c in &r.changes {
+        out.push_str(c);
+        out.push('\n');
+    }
+    for c in &r.ignored {
+        out.push_str(c);
+        out.push('\n');
+    }
+    let n = r.changes.len();
+    let s = if n == 1 { "" } else { "s" };
+    let from = r.config_file.as_ref().map_or_else(
+        || "the built-in default".to_string(),
+        |p| p.display().to_string(),
+    );
+    out.push_str(&match (r.dry_run, n) {
+        (true, 0) => format!("dry run: {from}: no changes"),
+        (true, _) => format!("dry run: {from}: {n} change{s} would be applied; nothing changed"),
+        (false, 0) => format!("reloaded {from}: no changes"),
+        (false, _) => format!("reloaded {from}: {n} change{s} applied"),
+    });
+    out.push('\n');
+    out
+}
+
+/// `vswitchctl version`.
+pub fn format_version(client: &str, v: &VersionReply) -> String {
+    format!(
+        "vswitchctl {client}, vswitchd {} (control protocol {})\n",
+        v.version, v.protocol
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align() {
+        let t = table(
+            "  ",
+            &["A", "LONG HEADER"],
+            &[
+                vec!["xyz".into(), "1".into()],
+                vec!["q".into(), "22".into()],
+            ],
+        );
+        assert_eq!(t, "  A    LONG HEADER\n  xyz  1\n  q    22\n");
+    }
+
+    #[test]
+    fn reload_summary() {
+        let r = ReloadReply {
+            dry_run: true,
+            config_file: Some("/etc/v.yaml".into()),
+            changes: vec!["port vm7: VLAN 10 -> 20".into()],
+            ignored: vec![],
+            applied: false,
+        };
+        assert_eq!(
+            format_reload(&r),
+            "port vm7: VLAN 10 -> 20\ndry run: /etc/v.yaml: 1 change would be applied; nothing changed\n"
+        );
+    }
+}

@@ -1,0 +1,1067 @@
+//! The running daemon: the configuration in force, the switches built from
+//! it, their vhost-user ports, and live reload.
+//!
+//! # Reload
+//!
+//! [`Daemon::reload`] reads and validates the file, computes
+//! [`config::diff`], and applies it all or nothing:
+//!
+//! 1. *Check.* Every change is classified: applicable to the running
+//!    switches, ignored (a file setting the command line overrides),
+//!    needing a restart (PMD cores, idle policy, paths, an MTU larger than
+//!    the PMDs' packet buffers) or not implemented yet (teams, SR-IOV). The
+//!    new dataplane specs are built and validated. Any refusal, or an
+//!    invalid file, returns an error and changes nothing.
+//! 2. *Prepare.* New switches are started and new or re-created vhost-user
+//!    ports are created (their sockets appear), without touching anything
+//!    running. A failure here undoes what was prepared.
+//! 3. *Commit.* Per switch: the queues of re-created ports are taken back,
+//!    new queues attached, the new spec published with
+//!    [`dataplane::Switch::update`] (PMDs switch between bursts; only ports
+//!    whose spec changed lose their learned MACs, so the others keep
+//!    forwarding), then removed ports are detached, their control threads
+//!    stopped and their server sockets deleted. Removed switches stop last.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use config::{Change, Config, ConfigError};
+use dataplane::vhost::{SocketRole, VhostError, VhostUserPort, VhostUserSpec};
+use dataplane::{DropReason, IdlePolicy, PmdConfig, PortId, PortQueue, Switch, SwitchError};
+
+use crate::protocol::{self, Request, Response};
+use crate::translate::{PortIds, TranslateError, switch_spec};
+
+/// Runtime directory when neither the command line nor the file gives one.
+pub const DEFAULT_RUNTIME_DIR: &str = config::DEFAULT_RUNTIME_DIR;
+
+/// What the command line says, kept for reloads.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The YAML file (`None`: the built-in default).
+    pub config_file: Option<PathBuf>,
+    /// Overrides the file's runtime directory.
+    pub runtime_dir: Option<PathBuf>,
+    /// Overrides the file's PMD cores.
+    pub pmd_cores: Option<Vec<usize>>,
+    /// Overrides the file's idle policy.
+    pub idle: Option<config::IdlePolicy>,
+}
+
+/// Errors of starting, reloading or controlling the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The configuration could not be read or is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The configuration does not fit the dataplane.
+    #[error(transparent)]
+    Translate(#[from] TranslateError),
+    /// The dataplane refused a switch's spec.
+    #[error("switch {switch}: {}", chain(.source))]
+    Spec {
+        /// Switch name.
+        switch: String,
+        /// Cause.
+        source: SwitchError,
+    },
+    /// A switch could not be started.
+    #[error("starting switch {switch}: {}", chain(.source))]
+    Start {
+        /// Switch name.
+        switch: String,
+        /// Cause.
+        source: SwitchError,
+    },
+    /// A vhost-user port could not be created.
+    #[error("port {port}: vhost-user socket {}: {}", socket.display(), chain(.source))]
+    Vhost {
+        /// Port name.
+        port: String,
+        /// Socket path.
+        socket: PathBuf,
+        /// Cause.
+        source: VhostError,
+    },
+    /// A port could not be handed to the PMDs.
+    #[error("attaching port {port}: {}", chain(.source))]
+    Attach {
+        /// Port name.
+        port: String,
+        /// Cause.
+        source: SwitchError,
+    },
+    /// The runtime directory could not be created.
+    #[error("creating runtime dir {}: {source}", dir.display())]
+    RuntimeDir {
+        /// The directory.
+        dir: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The reload holds changes that cannot be applied to the running
+    /// daemon; nothing was changed.
+    #[error("reload refused, nothing changed:\n{}", .0.join("\n"))]
+    Refused(Vec<String>),
+    /// Applying a reload failed half-way (a PMD did not answer).
+    #[error("reload partially applied:\n{}", .0.join("\n"))]
+    Partial(Vec<String>),
+}
+
+/// `error: cause: cause`.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
+/// Reads the configuration: `file`, or the built-in default when `None`,
+/// with the command line's runtime directory.
+pub fn load_config(opts: &Options, file: Option<&Path>) -> Result<Config, ConfigError> {
+    match file {
+        Some(f) => config::load_file_with_runtime_dir(f, opts.runtime_dir.as_deref()),
+        None => config::default_config(
+            opts.runtime_dir
+                .as_deref()
+                .unwrap_or_else(|| Path::new(DEFAULT_RUNTIME_DIR)),
+        ),
+    }
+}
+
+/// Packet buffer size that holds a frame of `mtu`: MTU + Ethernet header
+/// + two tags, after the headroom (never below the default).
+pub fn buf_size_for(mtu: u16) -> usize {
+    (dataplane::packet::HEADROOM + usize::from(mtu) + 22).max(PmdConfig::default().buf_size)
+}
+
+/// The PMD threads of each switch: cores and idle policy from the command
+/// line or the file, buffers for the largest MTU of any switch.
+pub fn pmd_configs(opts: &Options, cfg: &Config) -> Vec<PmdConfig> {
+    let idle = match opts.idle.unwrap_or(cfg.runtime.idle) {
+        config::IdlePolicy::Busy => IdlePolicy::Busy,
+        config::IdlePolicy::Adaptive => IdlePolicy::adaptive(),
+    };
+    let cores: Vec<Option<usize>> = match &opts.pmd_cores {
+        Some(list) => list.iter().map(|&c| Some(c)).collect(),
+        None if cfg.runtime.pmd_cores.is_empty() => vec![None],
+        None => cfg
+            .runtime
+            .pmd_cores
+            .iter()
+            .map(|&c| Some(c as usize))
+            .collect(),
+    };
+    let max_mtu = cfg
+        .switches
+        .iter()
+        .map(|s| s.mtu)
+        .max()
+        .unwrap_or(config::DEFAULT_MTU);
+    let buf_size = buf_size_for(max_mtu);
+    cores
+        .into_iter()
+        .map(|core| PmdConfig {
+            core,
+            idle,
+            buf_size,
+            ..PmdConfig::default()
+        })
+        .collect()
+}
+
+fn idle_name(p: IdlePolicy) -> &'static str {
+    match p {
+        IdlePolicy::Busy => "busy",
+        IdlePolicy::Adaptive { .. } => "adaptive",
+    }
+}
+
+/// What `vswitchd --check` and the start-up banner print.
+pub fn describe(cfg: &Config, pmds: &[PmdConfig]) -> String {
+    let cores: Vec<String> = pmds
+        .iter()
+        .map(|p| p.core.map_or("any CPU".to_string(), |c| format!("CPU {c}")))
+        .collect();
+    let mut out = format!(
+        "vswitchd: {} PMD thread(s) on {}, idle policy {}, runtime dir {}, control socket {}\n",
+        pmds.len(),
+        cores.join(", "),
+        pmds.first().map_or("adaptive", |p| idle_name(p.idle)),
+        cfg.runtime.runtime_dir.display(),
+        cfg.runtime.control_socket.display()
+    );
+    for sw in &cfg.switches {
+        out.push_str(&format!("switch {} (MTU {}):\n", sw.name, sw.mtu));
+        for p in &sw.ports {
+            out.push_str(&format!(
+                "  port {}: {}; port group {}; {}; {}\n",
+                p.name, p.kind, p.port_group, p.vlan, p.security
+            ));
+        }
+        for u in &sw.uplinks {
+            out.push_str(&format!("  uplink {}: {}\n", u.name, u.vlan));
+        }
+    }
+    out
+}
+
+/// A vhost-user port the daemon runs.
+#[derive(Debug)]
+struct VhostPort {
+    handle: VhostUserPort,
+    socket: PathBuf,
+    role: SocketRole,
+    rx_pmd: usize,
+}
+
+/// A running switch and the backends of its ports.
+#[derive(Debug)]
+struct Running {
+    switch: Switch,
+    /// Packet buffer size of its PMDs: bounds the MTU a reload may set.
+    buf_size: usize,
+    /// vhost-user ports by name.
+    vhost: BTreeMap<String, VhostPort>,
+}
+
+/// A port created by a reload, not yet attached.
+#[derive(Debug)]
+struct NewPort {
+    switch: String,
+    name: String,
+    id: PortId,
+    port: VhostPort,
+    queues: Vec<PortQueue>,
+}
+
+/// What a reload created before committing.
+#[derive(Debug, Default)]
+struct Prepared {
+    switches: Vec<(String, Running)>,
+    ports: Vec<NewPort>,
+}
+
+/// How a reload treats one change.
+enum Verdict {
+    Apply,
+    Ignore(&'static str),
+    Restart(String),
+    NotImplemented,
+}
+
+/// The daemon's state. Every method runs on the control plane, under the
+/// caller's lock.
+#[derive(Debug)]
+pub struct Daemon {
+    opts: Options,
+    config: Config,
+    config_file: Option<PathBuf>,
+    pmds: Vec<PmdConfig>,
+    ids: PortIds,
+    switches: BTreeMap<String, Running>,
+    reloads: u64,
+}
+
+fn vhost_role(mode: config::VhostMode) -> SocketRole {
+    match mode {
+        config::VhostMode::Server => SocketRole::Server,
+        config::VhostMode::Client => SocketRole::Client,
+    }
+}
+
+fn create_vhost(
+    p: &config::Port,
+    pmd_count: usize,
+    rx_pmd: usize,
+) -> Result<Option<(VhostPort, Vec<PortQueue>)>, DaemonError> {
+    let config::PortKind::VhostUser { socket, mode, .. } = &p.kind else {
+        return Ok(None);
+    };
+    let role = vhost_role(*mode);
+    let mut spec = VhostUserSpec::new(&p.name, socket, role, pmd_count);
+    spec.rx_pmd = rx_pmd;
+    let (handle, queues) = VhostUserPort::new(spec).map_err(|source| DaemonError::Vhost {
+        port: p.name.clone(),
+        socket: socket.clone(),
+        source,
+    })?;
+    Ok(Some((
+        VhostPort {
+            handle,
+            socket: socket.clone(),
+            role,
+            rx_pmd,
+        },
+        queues,
+    )))
+}
+
+/// Stops a vhost-user port and deletes its server socket unless another
+/// port (one that replaced it) listens on the same path.
+fn retire(name: &str, port: VhostPort, keep: &BTreeSet<PathBuf>) {
+    let VhostPort {
+        handle,
+        socket,
+        role,
+        ..
+    } = port;
+    drop(handle);
+    if role == SocketRole::Server
+        && !keep.contains(&socket)
+        && let Err(e) = std::fs::remove_file(&socket)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(port = name, socket = %socket.display(), error = %e, "cannot remove socket");
+    }
+}
+
+/// Server sockets of a configuration.
+fn server_sockets(cfg: &Config) -> BTreeSet<PathBuf> {
+    cfg.switches
+        .iter()
+        .flat_map(|s| &s.ports)
+        .filter_map(|p| match &p.kind {
+            config::PortKind::VhostUser {
+                socket,
+                mode: config::VhostMode::Server,
+                ..
+            } => Some(socket.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+impl Prepared {
+    /// Undoes a failed reload's preparations.
+    fn discard(self, keep: &BTreeSet<PathBuf>) {
+        for p in self.ports {
+            drop(p.queues);
+            retire(&p.name, p.port, keep);
+        }
+        for (_, mut r) in self.switches {
+            for (name, p) in std::mem::take(&mut r.vhost) {
+                retire(&name, p, keep);
+            }
+            r.switch.shutdown();
+        }
+    }
+}
+
+/// Starts one switch with its spec and creates its vhost-user ports.
+fn start_switch(
+    sw: &config::Switch,
+    spec: dataplane::SwitchSpec,
+    pmds: &[PmdConfig],
+    ids: &PortIds,
+) -> Result<Running, DaemonError> {
+    let switch = Switch::start(spec, pmds).map_err(|source| DaemonError::Start {
+        switch: sw.name.clone(),
+        source,
+    })?;
+    let mut running = Running {
+        switch,
+        buf_size: pmds
+            .first()
+            .map_or_else(|| buf_size_for(sw.mtu), |p| p.buf_size),
+        vhost: BTreeMap::new(),
+    };
+    let n = running.switch.pmd_count().max(1);
+    for (i, p) in sw.ports.iter().enumerate() {
+        let Some(id) = ids.get(&p.name) else { continue };
+        // Spread the ports' receive polling over the PMDs.
+        match create_vhost(p, n, i % n) {
+            Ok(Some((port, queues))) => {
+                let attached = running.switch.attach_port(id, queues);
+                running.vhost.insert(p.name.clone(), port);
+                if let Err(source) = attached {
+                    Prepared {
+                        switches: vec![(sw.name.clone(), running)],
+                        ports: Vec::new(),
+                    }
+                    .discard(&BTreeSet::new());
+                    return Err(DaemonError::Attach {
+                        port: p.name.clone(),
+                        source,
+                    });
+                }
+            }
+            Ok(None) => {
+                tracing::warn!(port = %p.name, "internal (TAP) ports are not implemented yet: no device is created");
+            }
+            Err(e) => {
+                Prepared {
+                    switches: vec![(sw.name.clone(), running)],
+                    ports: Vec::new(),
+                }
+                .discard(&BTreeSet::new());
+                return Err(e);
+            }
+        }
+    }
+    for u in &sw.uplinks {
+        tracing::warn!(uplink = %u.name, "uplink backend not implemented yet");
+    }
+    Ok(running)
+}
+
+/// The QEMU arguments that attach a guest to a server port, or what a
+/// client port does.
+fn attach_hint(name: &str, port: &VhostPort) -> String {
+    match port.role {
+        SocketRole::Server => format!(
+            "port {name}: attach a QEMU guest with -chardev socket,id={name},path={},reconnect-ms=1000 -netdev vhost-user,id=n-{name},chardev={name} -device virtio-net-pci,netdev=n-{name} (guest memory must be shared: -object memory-backend-memfd,id=mem,size=512M,share=on -machine memory-backend=mem)",
+            port.socket.display()
+        ),
+        SocketRole::Client => format!(
+            "port {name}: connecting to {} (client role, reconnects)",
+            port.socket.display()
+        ),
+    }
+}
+
+impl Daemon {
+    /// Builds and starts every switch of `cfg` and its vhost-user ports.
+    pub fn start(opts: Options, cfg: Config) -> Result<Daemon, DaemonError> {
+        let pmds = pmd_configs(&opts, &cfg);
+        let mut ids = PortIds::default();
+        let specs = cfg
+            .switches
+            .iter()
+            .map(|sw| switch_spec(sw, &mut ids))
+            .collect::<Result<Vec<_>, _>>()?;
+        std::fs::create_dir_all(&cfg.runtime.runtime_dir).map_err(|source| {
+            DaemonError::RuntimeDir {
+                dir: cfg.runtime.runtime_dir.clone(),
+                source,
+            }
+        })?;
+        let mut daemon = Daemon {
+            config_file: opts.config_file.clone(),
+            opts,
+            config: cfg.clone(),
+            pmds,
+            ids,
+            switches: BTreeMap::new(),
+            reloads: 0,
+        };
+        for (sw, spec) in cfg.switches.iter().zip(specs) {
+            match start_switch(sw, spec, &daemon.pmds, &daemon.ids) {
+                Ok(r) => {
+                    daemon.switches.insert(sw.name.clone(), r);
+                }
+                Err(e) => {
+                    daemon.shutdown();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(daemon)
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The PMD threads each switch runs.
+    pub fn pmds(&self) -> &[PmdConfig] {
+        &self.pmds
+    }
+
+    /// For each vhost-user port, how to attach a guest (server) or where
+    /// it connects (client), in file order.
+    pub fn attach_hints(&self) -> Vec<String> {
+        self.config
+            .switches
+            .iter()
+            .flat_map(|sw| {
+                sw.ports.iter().filter_map(|p| {
+                    self.switches
+                        .get(&sw.name)
+                        .and_then(|r| r.vhost.get(&p.name))
+                        .map(|v| attach_hint(&p.name, v))
+                })
+            })
+            .collect()
+    }
+
+    /// Answers one control request.
+    pub fn handle(&mut self, req: Request) -> Response {
+        match req {
+            Request::Version => Response::success(&protocol::VersionReply {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                protocol: protocol::PROTOCOL_VERSION,
+            }),
+            Request::Status => Response::success(&self.status()),
+            Request::Stats => Response::success(&self.stats()),
+            Request::MacTable => match self.mac_tables() {
+                Ok(t) => Response::success(&t),
+                Err(e) => Response::failure(e.to_string()),
+            },
+            Request::Reload { dry_run, config } => match self.reload(config.as_deref(), dry_run) {
+                Ok(r) => Response::success(&r),
+                Err(e) => Response::failure(e.to_string()),
+            },
+        }
+    }
+
+    fn port_id(&self, name: &str) -> u16 {
+        // Every configured port got an ID when its spec was built.
+        self.ids.get(name).map_or(u16::MAX, |id| id.0)
+    }
+
+    /// Switches and ports as configured, with connection state.
+    pub fn status(&self) -> protocol::StatusReply {
+        let switches = self
+            .config
+            .switches
+            .iter()
+            .map(|sw| {
+                let running = self.switches.get(&sw.name);
+                protocol::SwitchStatus {
+                    name: sw.name.clone(),
+                    mtu: sw.mtu,
+                    mac_table: protocol::MacTableLimits {
+                        max_entries: sw.mac_table.max_entries,
+                        aging_seconds: sw.mac_table.aging_seconds,
+                        per_port_limit: sw.mac_table.per_port_limit,
+                    },
+                    port_groups: sw
+                        .port_groups
+                        .iter()
+                        .map(|g| protocol::PortGroupStatus {
+                            name: g.name.clone(),
+                            vlan: (&g.vlan).into(),
+                            security: (&g.security).into(),
+                        })
+                        .collect(),
+                    ports: sw
+                        .ports
+                        .iter()
+                        .map(|p| {
+                            let vhost = running.and_then(|r| r.vhost.get(&p.name));
+                            let (kind, role, socket, queues) = match &p.kind {
+                                config::PortKind::VhostUser {
+                                    socket,
+                                    mode,
+                                    queues,
+                                } => (
+                                    "vhost-user",
+                                    Some(mode.to_string()),
+                                    Some(socket.clone()),
+                                    Some(*queues),
+                                ),
+                                config::PortKind::Internal => ("internal", None, None, None),
+                            };
+                            protocol::PortStatus {
+                                name: p.name.clone(),
+                                id: self.port_id(&p.name),
+                                kind: kind.to_string(),
+                                role,
+                                socket,
+                                queues,
+                                connected: vhost.map(|v| v.handle.connected()),
+                                port_group: p.port_group.clone(),
+                                vlan: (&p.vlan).into(),
+                                security: (&p.security).into(),
+                                mac: p.mac.map(|m| m.to_string()),
+                            }
+                        })
+                        .collect(),
+                    uplinks: sw
+                        .uplinks
+                        .iter()
+                        .map(|u| protocol::UplinkStatus {
+                            name: u.name.clone(),
+                            id: self.port_id(&u.name),
+                            driver: u.driver.to_string(),
+                            team: sw.team_of(&u.name).map(|t| t.name.clone()),
+                            vlan: (&u.vlan).into(),
+                            running: false,
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        protocol::StatusReply {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            config_file: self.config_file.clone(),
+            runtime_dir: self.config.runtime.runtime_dir.clone(),
+            control_socket: self.config.runtime.control_socket.clone(),
+            pmd_threads: self
+                .pmds
+                .iter()
+                .map(|p| protocol::PmdStatus {
+                    core: p.core,
+                    idle: idle_name(p.idle).to_string(),
+                })
+                .collect(),
+            reloads: self.reloads,
+            switches,
+        }
+    }
+
+    /// Per-port and per-PMD counters.
+    pub fn stats(&self) -> protocol::StatsReply {
+        let switches = self
+            .config
+            .switches
+            .iter()
+            .filter_map(|sw| {
+                let r = self.switches.get(&sw.name)?;
+                let names = sw
+                    .ports
+                    .iter()
+                    .map(|p| &p.name)
+                    .chain(sw.uplinks.iter().map(|u| &u.name));
+                let ports = names
+                    .filter_map(|name| {
+                        let id = self.ids.get(name)?;
+                        let c = r.switch.port_stats(id);
+                        let drops = DropReason::ALL
+                            .iter()
+                            .filter(|&&d| c.drop_count(d) > 0)
+                            .map(|&d| (d.name().to_string(), c.drop_count(d)))
+                            .collect();
+                        Some(protocol::PortStats {
+                            name: name.clone(),
+                            rx_packets: c.rx_packets,
+                            rx_bytes: c.rx_bytes,
+                            tx_packets: c.tx_packets,
+                            tx_bytes: c.tx_bytes,
+                            tx_dropped: c.tx_dropped,
+                            drops,
+                            drops_total: c.total_drops(),
+                            mac_learn_limit: c.mac_learn_limit,
+                            mac_table_full: c.mac_table_full,
+                            mac_moves: c.mac_moves,
+                            vhost: r.vhost.get(name).map(|v| vhost_counters(&v.handle)),
+                        })
+                    })
+                    .collect();
+                let pmds = r
+                    .switch
+                    .pmd_stats()
+                    .iter()
+                    .enumerate()
+                    .map(|(index, s)| protocol::PmdStats {
+                        index,
+                        iterations: s.iterations.get(),
+                        busy_iterations: s.busy_iterations.get(),
+                        idle_sleeps: s.idle_sleeps.get(),
+                        cpu_time_ns: s.cpu_time_ns.get(),
+                    })
+                    .collect();
+                Some(protocol::SwitchStats {
+                    name: sw.name.clone(),
+                    ports,
+                    pmds,
+                })
+            })
+            .collect();
+        protocol::StatsReply { switches }
+    }
+
+    /// Every switch's MAC table.
+    pub fn mac_tables(&self) -> Result<protocol::MacTableReply, DaemonError> {
+        let mut switches = Vec::new();
+        for sw in &self.config.switches {
+            let Some(r) = self.switches.get(&sw.name) else {
+                continue;
+            };
+            let rows = r.switch.mac_table().map_err(|source| DaemonError::Spec {
+                switch: sw.name.clone(),
+                source,
+            })?;
+            let snap = r.switch.snapshot();
+            let entries = rows
+                .into_iter()
+                .map(|row| protocol::MacEntry {
+                    vlan: row.vid,
+                    mac: row.mac.to_string(),
+                    port: snap
+                        .port_spec(row.port)
+                        .map_or_else(|| format!("#{}", row.port), |p| p.name.clone()),
+                    is_static: row.is_static,
+                    age: row.age_secs,
+                })
+                .collect();
+            switches.push(protocol::SwitchMacTable {
+                name: sw.name.clone(),
+                entries,
+            });
+        }
+        Ok(protocol::MacTableReply { switches })
+    }
+
+    fn classify(&self, c: &Change) -> Verdict {
+        match c {
+            Change::PmdCoresChanged { .. } if self.opts.pmd_cores.is_some() => {
+                Verdict::Ignore("--pmd-cores overrides it")
+            }
+            Change::IdleChanged { .. } if self.opts.idle.is_some() => {
+                Verdict::Ignore("--idle overrides it")
+            }
+            Change::PmdCoresChanged { .. }
+            | Change::RuntimeDirChanged { .. }
+            | Change::ControlSocketChanged { .. } => Verdict::Restart(String::new()),
+            Change::IdleChanged { .. } => {
+                Verdict::Restart(" (PMD threads take their idle policy at start)".into())
+            }
+            Change::MtuChanged { switch, new, .. } => match self.switches.get(switch) {
+                Some(r) if buf_size_for(*new) > r.buf_size => Verdict::Restart(format!(
+                    " (the PMDs' packet buffers hold at most MTU {}; they are sized at start)",
+                    r.buf_size
+                        .saturating_sub(dataplane::packet::HEADROOM + 22)
+                        .min(usize::from(config::MAX_MTU))
+                )),
+                _ => Verdict::Apply,
+            },
+            Change::SwitchAdded { switch } if !switch.teams.is_empty() => Verdict::NotImplemented,
+            Change::SwitchAdded { .. }
+            | Change::SwitchRemoved { .. }
+            | Change::MacTableChanged { .. }
+            | Change::PortAdded { .. }
+            | Change::PortRemoved { .. }
+            | Change::PortBackendChanged { .. }
+            | Change::PortGroupChanged { .. }
+            | Change::PortVlanChanged { .. }
+            | Change::PortSecurityChanged { .. }
+            | Change::PortMacChanged { .. }
+            // Uplinks are in the dataplane spec (VLAN membership) but have
+            // no backend yet, as at start.
+            | Change::UplinkAdded { .. }
+            | Change::UplinkRemoved { .. }
+            | Change::UplinkDriverChanged { .. }
+            | Change::UplinkVlanChanged { .. } => Verdict::Apply,
+            // Teams and SR-IOV are configured but not running yet.
+            _ => Verdict::NotImplemented,
+        }
+    }
+
+    /// Re-reads the configuration (`file`, else the daemon's own file, else
+    /// the built-in default), and applies what changed unless `dry_run`.
+    /// On any error nothing changes (and the error is logged too).
+    pub fn reload(
+        &mut self,
+        file: Option<&Path>,
+        dry_run: bool,
+    ) -> Result<protocol::ReloadReply, DaemonError> {
+        let res = self.try_reload(file, dry_run);
+        if let Err(e) = &res {
+            tracing::error!("reload{}: {e}", if dry_run { " (dry run)" } else { "" });
+        }
+        res
+    }
+
+    fn try_reload(
+        &mut self,
+        file: Option<&Path>,
+        dry_run: bool,
+    ) -> Result<protocol::ReloadReply, DaemonError> {
+        let file = file
+            .map(Path::to_path_buf)
+            .or_else(|| self.config_file.clone());
+        let new = load_config(&self.opts, file.as_deref())?;
+        let changes = config::diff(&self.config, &new);
+        let mut words = Vec::new();
+        let mut ignored = Vec::new();
+        let mut blocked = Vec::new();
+        for c in &changes {
+            match self.classify(c) {
+                Verdict::Apply => words.push(c.to_string()),
+                Verdict::Ignore(why) => ignored.push(format!("{c} (ignored: {why})")),
+                Verdict::Restart(why) => blocked.push(format!("  needs a restart: {c}{why}")),
+                Verdict::NotImplemented => blocked.push(format!("  not implemented yet: {c}")),
+            }
+        }
+        if !blocked.is_empty() {
+            return Err(DaemonError::Refused(blocked));
+        }
+        let mut ids = self.ids.clone();
+        let mut specs = Vec::new();
+        for sw in &new.switches {
+            let spec = switch_spec(sw, &mut ids)?;
+            dataplane::snapshot::Snapshot::build(spec.clone(), 0).map_err(|e| {
+                DaemonError::Spec {
+                    switch: sw.name.clone(),
+                    source: SwitchError::Spec(e),
+                }
+            })?;
+            specs.push(spec);
+        }
+        let reply = protocol::ReloadReply {
+            dry_run,
+            config_file: file.clone(),
+            changes: words,
+            ignored,
+            applied: !dry_run,
+        };
+        if dry_run {
+            return Ok(reply);
+        }
+        self.apply(new, specs, ids)?;
+        self.config_file = file;
+        self.reloads += 1;
+        for c in &reply.changes {
+            tracing::info!("reload: {c}");
+        }
+        Ok(reply)
+    }
+
+    /// Steps 2 and 3 of a reload (see the module docs).
+    fn apply(
+        &mut self,
+        new: Config,
+        specs: Vec<dataplane::SwitchSpec>,
+        ids: PortIds,
+    ) -> Result<(), DaemonError> {
+        let old_sockets = server_sockets(&self.config);
+        let mut prepared = Prepared::default();
+        if let Err(e) = self.prepare(&new, &specs, &ids, &mut prepared) {
+            prepared.discard(&old_sockets);
+            return Err(e);
+        }
+        let keep = server_sockets(&new);
+        let mut errors = Vec::new();
+        let mut retired: Vec<(String, VhostPort)> = Vec::new();
+        let mut new_ports: BTreeMap<String, Vec<NewPort>> = BTreeMap::new();
+        for p in prepared.ports {
+            new_ports.entry(p.switch.clone()).or_default().push(p);
+        }
+        for (sw, spec) in new.switches.iter().zip(specs) {
+            let Some(r) = self.switches.get_mut(&sw.name) else {
+                continue;
+            };
+            let old_sw = self.config.switch(&sw.name);
+            let old_port = |name: &str| old_sw.and_then(|s| s.port(name));
+            // Re-created ports: take the old queues back first.
+            for p in &sw.ports {
+                let recreated = old_port(&p.name).is_some_and(|o| o.kind != p.kind);
+                if recreated && let Some(old) = r.vhost.remove(&p.name) {
+                    if let Some(id) = ids.get(&p.name)
+                        && let Err(e) = r.switch.detach_port(id)
+                    {
+                        errors.push(format!("port {}: {}", p.name, chain(&e)));
+                    }
+                    retired.push((p.name.clone(), old));
+                }
+            }
+            for np in new_ports.remove(&sw.name).unwrap_or_default() {
+                if let Err(e) = r.switch.attach_port(np.id, np.queues) {
+                    errors.push(format!("port {}: {}", np.name, chain(&e)));
+                }
+                tracing::info!("{}", attach_hint(&np.name, &np.port));
+                r.vhost.insert(np.name, np.port);
+            }
+            if r.switch.snapshot().spec() != &spec
+                && let Err(e) = r.switch.update(spec)
+            {
+                errors.push(format!("switch {}: {}", sw.name, chain(&e)));
+            }
+            // Ports that left this switch: detach after the update, so no
+            // frame is steered to them any more.
+            if let Some(old_sw) = old_sw {
+                for op in &old_sw.ports {
+                    if sw.port(&op.name).is_some() {
+                        continue;
+                    }
+                    if let Some(id) = self.ids.get(&op.name)
+                        && let Err(e) = r.switch.detach_port(id)
+                    {
+                        errors.push(format!("port {}: {}", op.name, chain(&e)));
+                    }
+                    if let Some(old) = r.vhost.remove(&op.name) {
+                        retired.push((op.name.clone(), old));
+                    }
+                }
+            }
+        }
+        for (name, port) in retired {
+            retire(&name, port, &keep);
+        }
+        let removed: Vec<String> = self
+            .switches
+            .keys()
+            .filter(|n| new.switch(n).is_none())
+            .cloned()
+            .collect();
+        for name in removed {
+            if let Some(mut r) = self.switches.remove(&name) {
+                for (pname, p) in std::mem::take(&mut r.vhost) {
+                    retire(&pname, p, &keep);
+                }
+                r.switch.shutdown();
+            }
+        }
+        for (name, r) in prepared.switches {
+            self.switches.insert(name, r);
+        }
+        self.config = new;
+        self.ids = ids;
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            for e in &errors {
+                tracing::error!("reload: {e}");
+            }
+            Err(DaemonError::Partial(errors))
+        }
+    }
+
+    /// Starts new switches and creates new or re-created vhost-user ports;
+    /// touches nothing that runs. On error, `out` holds what it made so far.
+    fn prepare(
+        &self,
+        new: &Config,
+        specs: &[dataplane::SwitchSpec],
+        ids: &PortIds,
+        out: &mut Prepared,
+    ) -> Result<(), DaemonError> {
+        for (sw, spec) in new.switches.iter().zip(specs) {
+            let Some(r) = self.switches.get(&sw.name) else {
+                let mut pmds = self.pmds.clone();
+                let size = buf_size_for(sw.mtu).max(pmds.first().map_or(0, |p| p.buf_size));
+                for p in &mut pmds {
+                    p.buf_size = size;
+                }
+                match start_switch(sw, spec.clone(), &pmds, ids) {
+                    Ok(r) => out.switches.push((sw.name.clone(), r)),
+                    Err(e) => return Err(e),
+                }
+                continue;
+            };
+            let old_sw = self.config.switch(&sw.name);
+            let n = r.switch.pmd_count().max(1);
+            // Receive polling goes to the PMD with the fewest ports.
+            let mut load = vec![0usize; n];
+            for v in r.vhost.values() {
+                if let Some(l) = load.get_mut(v.rx_pmd) {
+                    *l += 1;
+                }
+            }
+            for p in &sw.ports {
+                let fresh = match old_sw.and_then(|s| s.port(&p.name)) {
+                    None => true,
+                    Some(o) => o.kind != p.kind,
+                };
+                if !fresh {
+                    continue;
+                }
+                let rx_pmd = (0..n).min_by_key(|&i| load[i]).unwrap_or(0);
+                match create_vhost(p, n, rx_pmd) {
+                    Ok(Some((port, queues))) => {
+                        load[rx_pmd] += 1;
+                        let Some(id) = ids.get(&p.name) else {
+                            continue;
+                        };
+                        out.ports.push(NewPort {
+                            switch: sw.name.clone(),
+                            name: p.name.clone(),
+                            id,
+                            port,
+                            queues,
+                        });
+                    }
+                    Ok(None) => {
+                        tracing::warn!(port = %p.name, "internal (TAP) ports are not implemented yet: no device is created");
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops everything: vhost-user control threads first (their server
+    /// sockets are removed), then the PMDs. Returns one line of counters
+    /// per port, for the log.
+    pub fn shutdown(&mut self) -> Vec<String> {
+        let none = BTreeSet::new();
+        for r in self.switches.values_mut() {
+            for (name, p) in std::mem::take(&mut r.vhost) {
+                retire(&name, p, &none);
+            }
+        }
+        let mut lines = Vec::new();
+        for sw in &self.config.switches {
+            let Some(r) = self.switches.get_mut(&sw.name) else {
+                continue;
+            };
+            r.switch.shutdown();
+            for p in &sw.ports {
+                if let Some(id) = self.ids.get(&p.name) {
+                    let st = r.switch.port_stats(id);
+                    lines.push(format!(
+                        "port {}: rx {} frames, tx {} frames, tx dropped {}, dropped on ingress {}",
+                        p.name,
+                        st.rx_packets,
+                        st.tx_packets,
+                        st.tx_dropped,
+                        st.total_drops()
+                    ));
+                }
+            }
+        }
+        self.switches.clear();
+        lines
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if !self.switches.is_empty() {
+            self.shutdown();
+        }
+    }
+}
+
+/// A vhost-user port's own counters by name, zero counts left out.
+fn vhost_counters(port: &VhostUserPort) -> BTreeMap<String, u64> {
+    let c = port.counters();
+    [
+        ("rx_bad_chain", c.rx_bad_chain),
+        ("rx_bad_frame", c.rx_bad_frame),
+        ("tx_bad_chain", c.tx_bad_chain),
+        ("tx_ring_full", c.tx_ring_full),
+        ("tx_no_ring", c.tx_no_ring),
+        ("ring_broken", c.ring_broken),
+        ("guest_notifies", c.guest_notifies),
+        ("notify_errors", c.notify_errors),
+        ("connects", c.connects),
+        ("resets", c.resets),
+    ]
+    .into_iter()
+    .filter(|&(_, v)| v > 0)
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// The daemon behind the lock the control socket and the signal loop share.
+#[derive(Debug, Clone)]
+pub struct Shared(Arc<Mutex<Daemon>>);
+
+impl Shared {
+    /// Shares `daemon`.
+    pub fn new(daemon: Daemon) -> Shared {
+        Shared(Arc::new(Mutex::new(daemon)))
+    }
+
+    /// Locks the daemon. A panic under the lock does not stop the daemon
+    /// from answering afterwards.
+    pub fn lock(&self) -> MutexGuard<'_, Daemon> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl crate::control::Handler for Shared {
+    fn handle(&self, req: Request) -> Response {
+        self.lock().handle(req)
+    }
+}

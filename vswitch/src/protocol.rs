@@ -1,0 +1,453 @@
+//! The control protocol between `vswitchctl` and `vswitchd`: line-delimited
+//! JSON over a Unix socket. The client writes one [`Request`] object per
+//! line; the daemon answers each with one [`Response`] line:
+//!
+//! ```text
+//! -> {"cmd":"status"}
+//! <- {"ok":true,"result":{"version":"0.1.0",...}}
+//! -> {"cmd":"reload","dry_run":true,"config":"/etc/vswitch/new.yaml"}
+//! <- {"ok":false,"error":"new.yaml:7:15: switches[0].ports[2].vlan: 4095 is not a VLAN ID ..."}
+//! ```
+//!
+//! The `result` of each command has its own type here ([`StatusReply`],
+//! [`StatsReply`], [`MacTableReply`], [`ReloadReply`], [`VersionReply`]);
+//! the daemon serializes them and `vswitchctl --json` prints them as they
+//! came. Fields are only ever added, never renamed.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of this protocol, reported by `version`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Longest request line the daemon reads (bytes, newline included).
+pub const MAX_REQUEST_LINE: usize = 64 * 1024;
+
+/// One request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Request {
+    /// Switches and ports with their configuration and connection state.
+    Status,
+    /// Per-port counters, drops by reason, per-PMD counters.
+    Stats,
+    /// The MAC tables.
+    MacTable,
+    /// Re-read the configuration and apply what changed.
+    Reload {
+        /// Only report what would change.
+        #[serde(default)]
+        dry_run: bool,
+        /// Read this file (an absolute path) instead of the daemon's own;
+        /// on success it becomes the daemon's file.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        config: Option<PathBuf>,
+    },
+    /// Daemon and protocol versions.
+    Version,
+}
+
+/// One response: `{"ok":true,"result":...}` or `{"ok":false,"error":"..."}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    /// Whether the request succeeded.
+    pub ok: bool,
+    /// The command's reply when `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    /// What went wrong when not `ok`, in words (config errors as
+    /// `file:line:column: path: message`, one per line).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Response {
+    /// A success carrying `result`.
+    pub fn success<T: Serialize>(result: &T) -> Response {
+        match serde_json::to_value(result) {
+            Ok(v) => Response {
+                ok: true,
+                result: Some(v),
+                error: None,
+            },
+            Err(e) => Response::failure(format!("internal error: cannot encode the reply: {e}")),
+        }
+    }
+
+    /// A failure with `message`.
+    pub fn failure(message: impl Into<String>) -> Response {
+        Response {
+            ok: false,
+            result: None,
+            error: Some(message.into()),
+        }
+    }
+}
+
+/// Reply to [`Request::Version`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionReply {
+    /// The daemon's version.
+    pub version: String,
+    /// [`PROTOCOL_VERSION`] of the daemon.
+    pub protocol: u32,
+}
+
+/// Reply to [`Request::Status`]. Holds nothing that changes by itself
+/// (no clocks, no counters): two replies differ only if the configuration
+/// or a connection changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReply {
+    /// The daemon's version.
+    pub version: String,
+    /// The file the daemon runs (`None`: the built-in default).
+    pub config_file: Option<PathBuf>,
+    /// Directory of relative socket paths.
+    pub runtime_dir: PathBuf,
+    /// This control socket.
+    pub control_socket: PathBuf,
+    /// PMD threads per switch.
+    pub pmd_threads: Vec<PmdStatus>,
+    /// Successful reloads since start.
+    pub reloads: u64,
+    /// The switches, in file order.
+    pub switches: Vec<SwitchStatus>,
+}
+
+/// One PMD thread of every switch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PmdStatus {
+    /// CPU it is pinned to, if any.
+    pub core: Option<usize>,
+    /// `busy` or `adaptive`.
+    pub idle: String,
+}
+
+/// One switch in [`StatusReply`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwitchStatus {
+    /// Name.
+    pub name: String,
+    /// MTU.
+    pub mtu: u16,
+    /// MAC table limits.
+    pub mac_table: MacTableLimits,
+    /// Port groups, in file order.
+    pub port_groups: Vec<PortGroupStatus>,
+    /// Guest and internal ports, in file order.
+    pub ports: Vec<PortStatus>,
+    /// Uplinks, in file order.
+    pub uplinks: Vec<UplinkStatus>,
+}
+
+/// MAC table limits of a switch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MacTableLimits {
+    /// Entries in the whole table.
+    pub max_entries: u32,
+    /// Seconds until an entry not seen again is forgotten.
+    pub aging_seconds: u32,
+    /// Dynamic entries one port may hold.
+    pub per_port_limit: u32,
+}
+
+/// A port group in [`SwitchStatus`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortGroupStatus {
+    /// Name.
+    pub name: String,
+    /// VLAN mode.
+    pub vlan: Vlan,
+    /// Security policy.
+    pub security: Security,
+}
+
+/// A VLAN mode, structured for scripts, with its words for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vlan {
+    /// `access`, `trunk` or `guest-tagging`.
+    pub mode: String,
+    /// Access VLAN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<u16>,
+    /// Trunk: the VLANs carried, like `1,10,20-29` (native included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed: Option<String>,
+    /// Trunk: the native VLAN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub native: Option<u16>,
+    /// As `vswitchctl` prints it: `VLAN 10`, `trunk 1,10 native 1`, ...
+    pub text: String,
+}
+
+impl From<&config::VlanMode> for Vlan {
+    fn from(m: &config::VlanMode) -> Vlan {
+        let text = m.to_string();
+        match m {
+            config::VlanMode::Access(v) => Vlan {
+                mode: "access".into(),
+                vlan: Some(v.get()),
+                allowed: None,
+                native: None,
+                text,
+            },
+            config::VlanMode::Trunk { allowed, native } => Vlan {
+                mode: "trunk".into(),
+                vlan: None,
+                allowed: Some(allowed.to_string()),
+                native: native.map(config::VlanId::get),
+                text,
+            },
+            config::VlanMode::GuestTagging => Vlan {
+                mode: "guest-tagging".into(),
+                vlan: None,
+                allowed: None,
+                native: None,
+                text,
+            },
+        }
+    }
+}
+
+/// A security policy: each setting `accept` or `reject`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Security {
+    /// Promiscuous mode.
+    pub promiscuous: String,
+    /// MAC address changes.
+    pub mac_changes: String,
+    /// Forged transmits.
+    pub forged_transmits: String,
+}
+
+impl From<&config::SecurityPolicy> for Security {
+    fn from(s: &config::SecurityPolicy) -> Security {
+        Security {
+            promiscuous: s.promiscuous.to_string(),
+            mac_changes: s.mac_changes.to_string(),
+            forged_transmits: s.forged_transmits.to_string(),
+        }
+    }
+}
+
+/// A guest or internal port in [`SwitchStatus`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortStatus {
+    /// Name.
+    pub name: String,
+    /// Stable numeric ID (counters and MAC table entries use it).
+    pub id: u16,
+    /// `vhost-user` or `internal`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// vhost-user: `server` (the switch listens) or `client`.
+    pub role: Option<String>,
+    /// vhost-user: the socket path.
+    pub socket: Option<PathBuf>,
+    /// vhost-user: queue pairs configured.
+    pub queues: Option<u16>,
+    /// vhost-user: a frontend (QEMU) is connected now. `None` when the
+    /// port has no backend running (internal ports, not implemented yet).
+    pub connected: Option<bool>,
+    /// Its port group.
+    pub port_group: String,
+    /// Effective VLAN mode.
+    pub vlan: Vlan,
+    /// Effective security policy.
+    pub security: Security,
+    /// The guest's configured MAC.
+    pub mac: Option<String>,
+}
+
+/// An uplink in [`SwitchStatus`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UplinkStatus {
+    /// Interface name.
+    pub name: String,
+    /// Stable numeric ID.
+    pub id: u16,
+    /// `af-xdp` or `af-packet`.
+    pub driver: String,
+    /// Team it belongs to.
+    pub team: Option<String>,
+    /// Effective VLAN mode.
+    pub vlan: Vlan,
+    /// Whether frames flow through it (uplink backends are not implemented
+    /// yet: always false).
+    pub running: bool,
+}
+
+/// Reply to [`Request::Stats`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsReply {
+    /// Per switch.
+    pub switches: Vec<SwitchStats>,
+}
+
+/// Counters of one switch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwitchStats {
+    /// Switch name.
+    pub name: String,
+    /// Ports and uplinks, in file order.
+    pub ports: Vec<PortStats>,
+    /// The switch's PMD threads.
+    pub pmds: Vec<PmdStats>,
+}
+
+/// Counters of one port, summed over the PMDs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortStats {
+    /// Port name.
+    pub name: String,
+    /// Frames received from the port.
+    pub rx_packets: u64,
+    /// Bytes received from the port.
+    pub rx_bytes: u64,
+    /// Frames sent to the port.
+    pub tx_packets: u64,
+    /// Bytes sent to the port.
+    pub tx_bytes: u64,
+    /// Frames the port could not take (ring full, not connected).
+    pub tx_dropped: u64,
+    /// Frames received from the port and dropped, by reason name
+    /// (`forged_transmit`, `vlan_tagged_on_access`, ...); reasons with a
+    /// zero count are left out.
+    pub drops: BTreeMap<String, u64>,
+    /// Sum of `drops`.
+    pub drops_total: u64,
+    /// Source MACs not learned: the port reached its limit.
+    pub mac_learn_limit: u64,
+    /// Source MACs not learned: the table was full.
+    pub mac_table_full: u64,
+    /// MACs that moved to this port.
+    pub mac_moves: u64,
+    /// vhost-user ports: the port's own counters (guest-caused and ring
+    /// drops, connects, resets), by name; zero counts left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vhost: Option<BTreeMap<String, u64>>,
+}
+
+/// Counters of one PMD thread.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PmdStats {
+    /// Index in the switch.
+    pub index: usize,
+    /// Loop iterations.
+    pub iterations: u64,
+    /// Iterations that received something.
+    pub busy_iterations: u64,
+    /// Idle sleeps (adaptive policy).
+    pub idle_sleeps: u64,
+    /// CPU time used, nanoseconds (sampled).
+    pub cpu_time_ns: u64,
+}
+
+/// Reply to [`Request::MacTable`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MacTableReply {
+    /// Per switch.
+    pub switches: Vec<SwitchMacTable>,
+}
+
+/// One switch's MAC table (as PMD 0 sees it; the replicas converge).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwitchMacTable {
+    /// Switch name.
+    pub name: String,
+    /// Entries sorted by VLAN, then MAC.
+    pub entries: Vec<MacEntry>,
+}
+
+/// One MAC table entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MacEntry {
+    /// VLAN.
+    pub vlan: u16,
+    /// Address.
+    pub mac: String,
+    /// Port name.
+    pub port: String,
+    /// Configured (never ages) rather than learned.
+    #[serde(rename = "static")]
+    pub is_static: bool,
+    /// Seconds since last seen (0 for static entries).
+    pub age: u32,
+}
+
+/// Reply to [`Request::Reload`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadReply {
+    /// Only reported, nothing applied.
+    pub dry_run: bool,
+    /// The file that was read (`None`: the built-in default).
+    pub config_file: Option<PathBuf>,
+    /// What changed, in words (`port vm7: VLAN 10 -> 20`), in diff order.
+    pub changes: Vec<String>,
+    /// Changes accepted without effect, with why (e.g. a file setting the
+    /// command line overrides).
+    pub ignored: Vec<String>,
+    /// Whether the changes were applied (false for a dry run).
+    pub applied: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_as_documented() {
+        let cases = [
+            (r#"{"cmd":"status"}"#, Request::Status),
+            (r#"{"cmd":"mac-table"}"#, Request::MacTable),
+            (
+                r#"{"cmd":"reload","dry_run":true,"config":"/etc/v.yaml"}"#,
+                Request::Reload {
+                    dry_run: true,
+                    config: Some(PathBuf::from("/etc/v.yaml")),
+                },
+            ),
+            (
+                r#"{"cmd":"reload"}"#,
+                Request::Reload {
+                    dry_run: false,
+                    config: None,
+                },
+            ),
+        ];
+        for (text, want) in cases {
+            let got: Request = serde_json::from_str(text).expect(text);
+            assert_eq!(got, want);
+            let again: Request =
+                serde_json::from_str(&serde_json::to_string(&got).expect("encodes")).expect("back");
+            assert_eq!(again, want);
+        }
+        for bad in [
+            r#"{"cmd":"stauts"}"#,
+            r#"{"cmd":"reload","dryrun":true}"#,
+            r#"{}"#,
+            "[]",
+        ] {
+            assert!(serde_json::from_str::<Request>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn responses_have_the_documented_shape() {
+        let ok = Response::success(&VersionReply {
+            version: "1.2.3".into(),
+            protocol: 1,
+        });
+        assert_eq!(
+            serde_json::to_string(&ok).expect("encodes"),
+            r#"{"ok":true,"result":{"version":"1.2.3","protocol":1}}"#
+        );
+        let err = Response::failure("no");
+        assert_eq!(
+            serde_json::to_string(&err).expect("encodes"),
+            r#"{"ok":false,"error":"no"}"#
+        );
+    }
+}
