@@ -1,0 +1,720 @@
+//! vswitchd with DPDK's `dpdk-testpmd` as the frontend: virtio-user ports
+//! on the switch's vhost-user sockets (a second vhost-user implementation,
+//! not ours: no EVENT_IDX, SET_MEM_TABLE re-sent on a live device).
+//! testpmd sends exact numbers of frames (`start tx_first N` in `rxonly`
+//! mode) and the tests check, on both testpmd's and the switch's counters,
+//! that every frame arrives where it must, once: across the default switch
+//! at three frame sizes, oversize frames dropped and counted, unknown
+//! unicast flooded but learned unicast not, broadcast kept inside its VLAN.
+//!
+//! Needs `dpdk-testpmd` (Debian `dpdk-dev`; `scripts/install-deps.sh`) and
+//! root (testpmd's EAL); runs without hugepages (`--no-huge`).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Whole-test budget: every wait below is bounded by it.
+const TEST_BUDGET: Duration = Duration::from_secs(120);
+/// How long frames may take to cross the switch before a test gives up.
+const ARRIVAL: Duration = Duration::from_secs(20);
+/// How long a test keeps watching after the expected frames arrived, to
+/// catch late duplicates.
+const SETTLE: Duration = Duration::from_millis(300);
+
+const MAC0: &str = "02:00:00:00:00:01";
+const MAC1: &str = "02:00:00:00:00:02";
+const MAC2: &str = "02:00:00:00:00:03";
+const BROADCAST: &str = "ff:ff:ff:ff:ff:ff";
+
+/// The tests each run a busy-polling testpmd: one at a time.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn find_in_path(prog: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(prog))
+        .find(|p| p.is_file())
+}
+
+fn require_tools() {
+    assert!(
+        find_in_path("dpdk-testpmd").is_some(),
+        "dpdk-testpmd not found in PATH: run scripts/install-deps.sh (Debian package dpdk-dev)"
+    );
+    assert!(
+        find_in_path("stdbuf").is_some(),
+        "stdbuf (coreutils) not found in PATH: testpmd's output is read line by line through it"
+    );
+}
+
+#[derive(Clone, Copy)]
+struct Deadline(Instant);
+
+impl Deadline {
+    fn start() -> Self {
+        Deadline(Instant::now() + TEST_BUDGET)
+    }
+    /// `d` from now, but never past the test's budget.
+    fn within(self, d: Duration) -> Instant {
+        (Instant::now() + d).min(self.0)
+    }
+}
+
+/// A child process killed (by its PID) and reaped when dropped.
+struct Guarded {
+    child: Child,
+    name: &'static str,
+}
+
+impl Guarded {
+    fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.child.id() as i32)
+    }
+
+    /// Waits for the process to exit by itself until `until`.
+    fn wait_until(&mut self, until: Instant) -> Result<std::process::ExitStatus, String> {
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(st)) => return Ok(st),
+                Ok(None) if Instant::now() >= until => {
+                    return Err(format!("{} (pid {}) did not exit", self.name, self.pid()));
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                Err(e) => return Err(format!("{}: wait: {e}", self.name)),
+            }
+        }
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = nix::sys::signal::kill(self.pid(), nix::sys::signal::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Forwards every line of `r` into `tx`, prefixed, until EOF.
+fn pump(r: impl Read + Send + 'static, tx: Sender<String>, prefix: &'static str) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { break };
+            // testpmd's prompt pads lines with spaces.
+            if tx.send(format!("{prefix}{}", line.trim_end())).is_err() {
+                break;
+            }
+        }
+    });
+}
+
+/// Counters of one port, per vswitchd's SIGTERM report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct SwitchPort {
+    rx: u64,
+    tx: u64,
+    tx_dropped: u64,
+    ingress_drops: u64,
+}
+
+struct Vswitchd {
+    proc: Guarded,
+    lines: Receiver<String>,
+    log: PathBuf,
+    deadline: Deadline,
+}
+
+impl Vswitchd {
+    fn start(dir: &Path, config: Option<&Path>, deadline: Deadline) -> Self {
+        let log = dir.join("vswitchd.log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vswitchd"));
+        cmd.arg("--runtime-dir")
+            .arg(dir)
+            .args(["--idle", "adaptive"]);
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        let mut child = cmd
+            .env("VSWITCH_LOG", "info,dataplane::vhost=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("vswitchd log file"))
+            .spawn()
+            .expect("vswitchd starts");
+        let (tx, lines) = channel();
+        pump(child.stdout.take().expect("stdout"), tx, "");
+        let vs = Vswitchd {
+            proc: Guarded {
+                child,
+                name: "vswitchd",
+            },
+            lines,
+            log,
+            deadline,
+        };
+        let until = deadline.within(Duration::from_secs(20));
+        loop {
+            match vs.next_line(until) {
+                Some(l) if l.contains("vswitchd: running") => break,
+                Some(_) => {}
+                None => panic!("vswitchd did not start: {}", vs.log_tail()),
+            }
+        }
+        vs
+    }
+
+    fn next_line(&self, until: Instant) -> Option<String> {
+        let left = until.saturating_duration_since(Instant::now());
+        self.lines.recv_timeout(left).ok()
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let from = lines.len().saturating_sub(40);
+        format!(
+            "\n--- vswitchd log (last 40 lines) ---\n{}",
+            lines[from..].join("\n")
+        )
+    }
+
+    /// SIGTERM, then the per-port counters it prints on the way out.
+    fn stop(mut self) -> HashMap<String, SwitchPort> {
+        nix::sys::signal::kill(self.proc.pid(), nix::sys::signal::SIGTERM).expect("SIGTERM");
+        let until = self.deadline.within(Duration::from_secs(20));
+        let mut ports = HashMap::new();
+        while let Some(l) = self.next_line(until) {
+            if let Some((name, c)) = parse_switch_port(&l) {
+                ports.insert(name, c);
+            }
+        }
+        let st = self.proc.wait_until(until);
+        assert!(
+            matches!(st, Ok(s) if s.success()),
+            "vswitchd did not stop cleanly on SIGTERM: {st:?}{}",
+            self.log_tail()
+        );
+        ports
+    }
+}
+
+/// `port NAME: rx N frames, tx N frames, tx dropped N, dropped on ingress N`
+fn parse_switch_port(line: &str) -> Option<(String, SwitchPort)> {
+    let rest = line.strip_prefix("port ")?;
+    let (name, rest) = rest.split_once(": rx ")?;
+    let nums: Vec<u64> = rest
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().ok())
+        .collect::<Option<_>>()?;
+    match nums[..] {
+        [rx, tx, tx_dropped, ingress_drops] => Some((
+            name.to_string(),
+            SwitchPort {
+                rx,
+                tx,
+                tx_dropped,
+                ingress_drops,
+            },
+        )),
+        _ => None,
+    }
+}
+
+/// One port's `show port stats all` block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct PortStats {
+    rx: u64,
+    rx_missed: u64,
+    rx_bytes: u64,
+    rx_errors: u64,
+    tx: u64,
+    tx_errors: u64,
+    tx_bytes: u64,
+}
+
+/// The number after `key` in `line` (`RX-packets: 128   RX-missed: 0`).
+fn field(line: &str, key: &str) -> Option<u64> {
+    let at = line.find(key)? + key.len();
+    line[at..].split_whitespace().next()?.parse().ok()
+}
+
+/// Interactive testpmd (`-i`), commands on stdin, output read line by line
+/// (through `stdbuf -oL`: testpmd's stdout is block-buffered on a pipe).
+struct Testpmd {
+    proc: Guarded,
+    stdin: ChildStdin,
+    lines: Receiver<String>,
+    transcript: Vec<String>,
+    nports: usize,
+    prefix: String,
+    deadline: Deadline,
+}
+
+impl Testpmd {
+    /// `ports`: (socket, own MAC, peer MAC: the destination of frames it sends).
+    fn start(
+        ports: &[(PathBuf, &str, &str)],
+        topology: &str,
+        tag: &str,
+        deadline: Deadline,
+    ) -> Self {
+        let prefix = format!("vswitch-test-{}-{tag}", std::process::id());
+        let mut cmd = Command::new("stdbuf");
+        cmd.args([
+            "-oL",
+            "-eL",
+            "dpdk-testpmd",
+            "-l",
+            "0,1",
+            "--main-lcore",
+            "0",
+        ])
+        .args([
+            "--no-pci",
+            "--no-huge",
+            "-m",
+            "512",
+            "--file-prefix",
+            &prefix,
+        ])
+        .args(["--log-level", "lib.eal:notice"]);
+        for (i, (sock, mac, _)) in ports.iter().enumerate() {
+            cmd.arg("--vdev").arg(format!(
+                "net_virtio_user{i},path={},mac={mac}",
+                sock.display()
+            ));
+        }
+        cmd.args(["--", "-i", "--nb-cores=1", "--total-num-mbufs=16384"])
+            .arg(format!("--port-topology={topology}"));
+        for (i, (_, _, peer)) in ports.iter().enumerate() {
+            cmd.arg(format!("--eth-peer={i},{peer}"));
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("dpdk-testpmd starts");
+        let (tx, lines) = channel();
+        pump(child.stdout.take().expect("stdout"), tx.clone(), "");
+        pump(child.stderr.take().expect("stderr"), tx, "stderr: ");
+        let stdin = child.stdin.take().expect("stdin");
+        let mut t = Testpmd {
+            proc: Guarded {
+                child,
+                name: "dpdk-testpmd",
+            },
+            stdin,
+            lines,
+            transcript: Vec::new(),
+            nports: ports.len(),
+            prefix,
+            deadline,
+        };
+        // Ports configured, vhost-user set up, links up: then the prompt.
+        let until = deadline.within(Duration::from_secs(60));
+        t.expect_line(until, |l| l.contains("Checking link statuses"));
+        t.expect_line(until, |l| l.trim() == "Done");
+        t
+    }
+
+    fn fail(&self, what: &str) -> ! {
+        let from = self.transcript.len().saturating_sub(80);
+        panic!(
+            "{what}\n--- testpmd transcript (last 80 lines) ---\n{}",
+            self.transcript[from..].join("\n")
+        );
+    }
+
+    fn next_line(&mut self, until: Instant) -> Option<String> {
+        let left = until.saturating_duration_since(Instant::now());
+        match self.lines.recv_timeout(left) {
+            Ok(l) => {
+                self.transcript.push(l.clone());
+                Some(l)
+            }
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => self.fail("dpdk-testpmd exited"),
+        }
+    }
+
+    fn expect_line(&mut self, until: Instant, pred: impl Fn(&str) -> bool) -> String {
+        loop {
+            match self.next_line(until) {
+                Some(l) if pred(&l) => return l,
+                Some(_) => {}
+                None => self.fail("timed out waiting for testpmd"),
+            }
+        }
+    }
+
+    fn send(&mut self, cmd: &str) {
+        self.transcript.push(format!("> {cmd}"));
+        if let Err(e) = writeln!(self.stdin, "{cmd}").and_then(|()| self.stdin.flush()) {
+            self.fail(&format!("writing `{cmd}` to testpmd: {e}"));
+        }
+    }
+
+    /// Sends `cmd` and waits until testpmd has run it (its echo after the
+    /// prompt), then for `done` if given.
+    fn run(&mut self, cmd: &str, done: Option<&str>) {
+        self.send(cmd);
+        let until = self.deadline.within(Duration::from_secs(30));
+        self.expect_line(until, |l| l.starts_with("testpmd>") && l.ends_with(cmd));
+        if let Some(done) = done {
+            self.expect_line(until, |l| l.contains(done));
+        }
+    }
+
+    fn stats(&mut self) -> Vec<PortStats> {
+        self.send("show port stats all");
+        let until = self.deadline.within(Duration::from_secs(30));
+        let mut out = Vec::with_capacity(self.nports);
+        for port in 0..self.nports {
+            let header = format!("NIC statistics for port {port} ");
+            self.expect_line(until, |l| l.contains(&header));
+            let mut s = PortStats::default();
+            let rx = self.expect_line(until, |l| l.contains("RX-packets:"));
+            let rx_err = self.expect_line(until, |l| l.contains("RX-errors:"));
+            let tx = self.expect_line(until, |l| l.contains("TX-packets:"));
+            let parsed = (|| {
+                s.rx = field(&rx, "RX-packets:")?;
+                s.rx_missed = field(&rx, "RX-missed:")?;
+                s.rx_bytes = field(&rx, "RX-bytes:")?;
+                s.rx_errors = field(&rx_err, "RX-errors:")?;
+                s.tx = field(&tx, "TX-packets:")?;
+                s.tx_errors = field(&tx, "TX-errors:")?;
+                s.tx_bytes = field(&tx, "TX-bytes:")?;
+                Some(())
+            })();
+            if parsed.is_none() {
+                self.fail("cannot parse `show port stats all`");
+            }
+            out.push(s);
+        }
+        out
+    }
+
+    /// Polls the port counters until every port has received `rx` and sent
+    /// `tx` frames (failing at once if any count goes past its expectation,
+    /// or after [`ARRIVAL`]), then watches for [`SETTLE`] that nothing more
+    /// arrives.
+    fn wait_stats(&mut self, what: &str, rx: &[u64], tx: &[u64]) -> Vec<PortStats> {
+        let until = self.deadline.within(ARRIVAL);
+        let counts = |s: &[PortStats]| -> (Vec<u64>, Vec<u64>) {
+            (
+                s.iter().map(|p| p.rx).collect(),
+                s.iter().map(|p| p.tx).collect(),
+            )
+        };
+        let over = |got: &[u64], want: &[u64]| got.iter().zip(want).any(|(g, w)| g > w);
+        loop {
+            let s = self.stats();
+            let (got_rx, got_tx) = counts(&s);
+            if over(&got_rx, rx) || over(&got_tx, tx) {
+                self.fail(&format!(
+                    "{what}: more frames than expected: received {got_rx:?} (expected {rx:?}), sent {got_tx:?} (expected {tx:?})"
+                ));
+            }
+            if got_rx == rx && got_tx == tx {
+                break;
+            }
+            if Instant::now() >= until {
+                self.fail(&format!(
+                    "{what}: frames missing after {ARRIVAL:?}: received {got_rx:?} (expected {rx:?}), sent {got_tx:?} (expected {tx:?})"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(SETTLE);
+        let s = self.stats();
+        let (got_rx, got_tx) = counts(&s);
+        if got_rx != rx || got_tx != tx {
+            self.fail(&format!(
+                "{what}: counters moved after the expected frames arrived (duplicates or strays): received {got_rx:?} (expected {rx:?}), sent {got_tx:?} (expected {tx:?})"
+            ));
+        }
+        s
+    }
+
+    fn quit(mut self) {
+        self.send("quit");
+        let until = self.deadline.within(Duration::from_secs(30));
+        // Drain the output so testpmd never blocks on a full pipe.
+        while self.proc.child.try_wait().ok().flatten().is_none() && Instant::now() < until {
+            let _ = self.lines.recv_timeout(Duration::from_millis(50));
+        }
+        if let Err(e) = self.proc.wait_until(until) {
+            self.fail(&e);
+        }
+    }
+}
+
+impl Drop for Testpmd {
+    fn drop(&mut self) {
+        // Kill first (the field drops after this body), then remove EAL's
+        // runtime directory for this prefix.
+        if let Ok(None) = self.proc.child.try_wait() {
+            let _ = nix::sys::signal::kill(self.proc.pid(), nix::sys::signal::SIGKILL);
+            let _ = self.proc.child.wait();
+        }
+        let _ = std::fs::remove_dir_all(Path::new("/var/run/dpdk").join(&self.prefix));
+    }
+}
+
+fn assert_clean(s: &[PortStats]) {
+    for (i, p) in s.iter().enumerate() {
+        assert_eq!(
+            (p.rx_missed, p.rx_errors, p.tx_errors),
+            (0, 0, 0),
+            "testpmd port {i}: missed/errors: {p:?}"
+        );
+    }
+}
+
+fn write_config(dir: &Path, yaml: &str) -> PathBuf {
+    let f = dir.join("vswitch.yaml");
+    std::fs::write(&f, yaml).expect("write config");
+    f
+}
+
+/// Frames per port per round: `tx_first 4` sends 4 bursts of 32 from every
+/// forwarding port, fewer than a virtio ring holds (256), so the sender
+/// never finds its ring full.
+const BURSTS: u64 = 4;
+const PER_ROUND: u64 = BURSTS * 32;
+
+#[test]
+fn default_switch_forwards_every_frame_once_both_ways() {
+    require_tools();
+    let _serial = serial();
+    let deadline = Deadline::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let vs = Vswitchd::start(dir.path(), None, deadline);
+    let mut pmd = Testpmd::start(
+        &[
+            (dir.path().join("vhost0.sock"), MAC0, MAC1),
+            (dir.path().join("vhost1.sock"), MAC1, MAC0),
+        ],
+        "paired",
+        "fwd",
+        deadline,
+    );
+    pmd.run("set fwd rxonly", None);
+
+    // Three frame lengths (without FCS): minimum, middle, the largest an
+    // MTU of 1500 allows untagged.
+    let sizes = [64u64, 512, 1514];
+    let mut frames = 0;
+    let mut bytes = 0;
+    for size in sizes {
+        pmd.run(&format!("set txpkts {size}"), None);
+        // Both ports send PER_ROUND frames (port 0 to MAC1, port 1 to MAC0);
+        // rxonly then receives what the switch delivers.
+        pmd.run(&format!("start tx_first {BURSTS}"), None);
+        frames += PER_ROUND;
+        bytes += PER_ROUND * size;
+        let s = pmd.wait_stats(
+            &format!("{size}-byte frames"),
+            &[frames, frames],
+            &[frames, frames],
+        );
+        pmd.run("stop", Some("Done."));
+        assert_eq!(s[0].tx_bytes, bytes, "{s:?}");
+        assert_eq!(s[1].rx_bytes, s[0].tx_bytes, "frames arrive whole");
+        assert_eq!(s[0].rx_bytes, s[1].tx_bytes, "frames arrive whole");
+        assert_clean(&s);
+    }
+
+    // One byte over the MTU: the switch drops these on ingress, counted.
+    pmd.run("set txpkts 1515", None);
+    pmd.run(&format!("start tx_first {BURSTS}"), None);
+    std::thread::sleep(Duration::from_millis(500));
+    // Oversize frames are sent but not delivered.
+    let s = pmd.wait_stats(
+        "oversize frames",
+        &[frames, frames],
+        &[frames + PER_ROUND, frames + PER_ROUND],
+    );
+    pmd.run("stop", Some("Done."));
+    assert_clean(&s);
+    pmd.quit();
+
+    let ports = vs.stop();
+    let expect_rx = frames + PER_ROUND;
+    for (name, p) in [("vhost0", 0usize), ("vhost1", 1)] {
+        let c = ports
+            .get(name)
+            .unwrap_or_else(|| panic!("vswitchd reported no counters for {name}: {ports:?}"));
+        assert_eq!(
+            *c,
+            SwitchPort {
+                rx: expect_rx,
+                tx: frames,
+                tx_dropped: 0,
+                ingress_drops: PER_ROUND,
+            },
+            "switch counters of {name} (testpmd port {p}: {:?})",
+            s[p]
+        );
+    }
+}
+
+/// Three ports in one VLAN: a frame to a MAC the switch has not seen is
+/// flooded to both other ports; once the MAC is learned, only its port gets
+/// it; broadcast reaches everyone but the sender.
+#[test]
+fn unknown_unicast_floods_learned_unicast_does_not() {
+    require_tools();
+    let _serial = serial();
+    let deadline = Deadline::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(
+        dir.path(),
+        "switches:\n  - name: sw0\n    ports:\n      - name: p0\n      - name: p1\n      - name: p2\n",
+    );
+    let vs = Vswitchd::start(dir.path(), Some(&cfg), deadline);
+    let mut pmd = Testpmd::start(
+        &[
+            (dir.path().join("p0.sock"), MAC0, MAC1),
+            (dir.path().join("p1.sock"), MAC1, MAC0),
+            (dir.path().join("p2.sock"), MAC2, BROADCAST),
+        ],
+        // Each port sends and receives on itself; `set portlist` picks the
+        // sender.
+        "loop",
+        "learn",
+        deadline,
+    );
+    pmd.run("set fwd rxonly", None);
+    let n = 2 * 32; // tx_first 2
+    let steps: [(usize, &str, [u64; 3]); 4] = [
+        (0, "p0 -> MAC1, not yet learned: flooded", [0, n, n]),
+        (1, "p1 -> MAC0, learned from p0's frames", [n, n, n]),
+        (0, "p0 -> MAC1, now learned", [n, 2 * n, n]),
+        (2, "p2 -> broadcast", [2 * n, 3 * n, n]),
+    ];
+    let mut sent = [0u64; 3];
+    for (from, what, expect) in steps {
+        pmd.run(&format!("set portlist {from}"), None);
+        pmd.run("start tx_first 2", None);
+        pmd.run("stop", Some("Done."));
+        sent[from] += n;
+        // Now receive on every port.
+        pmd.run("set portlist 0,1,2", None);
+        pmd.run("start", None);
+        let s = pmd.wait_stats(what, &expect, &sent);
+        pmd.run("stop", Some("Done."));
+        assert_clean(&s);
+    }
+    pmd.quit();
+
+    let ports = vs.stop();
+    let got: Vec<(u64, u64, u64, u64)> = ["p0", "p1", "p2"]
+        .iter()
+        .map(|p| {
+            let c = ports.get(*p).copied().unwrap_or_default();
+            (c.rx, c.tx, c.tx_dropped, c.ingress_drops)
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [(2 * n, 2 * n, 0, 0), (n, 3 * n, 0, 0), (n, n, 0, 0)],
+        "switch counters (rx, tx, tx dropped, ingress drops) of p0, p1, p2: {ports:?}"
+    );
+}
+
+/// p0 and p1 in access VLAN 100, p2 in VLAN 200: broadcast and unicast stay
+/// inside their VLAN.
+#[test]
+fn access_vlans_keep_traffic_apart() {
+    require_tools();
+    let _serial = serial();
+    let deadline = Deadline::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(
+        dir.path(),
+        "switches:\n  - name: sw0\n    port-groups:\n      - name: blue\n        vlan: 100\n      - name: red\n        vlan: 200\n    ports:\n      - name: p0\n        port-group: blue\n      - name: p1\n        port-group: blue\n      - name: p2\n        port-group: red\n",
+    );
+    let vs = Vswitchd::start(dir.path(), Some(&cfg), deadline);
+    let mut pmd = Testpmd::start(
+        &[
+            (dir.path().join("p0.sock"), MAC0, BROADCAST),
+            (dir.path().join("p1.sock"), MAC1, MAC0),
+            (dir.path().join("p2.sock"), MAC2, BROADCAST),
+        ],
+        "loop",
+        "vlan",
+        deadline,
+    );
+    pmd.run("set fwd rxonly", None);
+    let n = 2 * 32;
+    let steps: [(usize, &str, [u64; 3]); 3] = [
+        (0, "p0 (VLAN 100) -> broadcast", [0, n, 0]),
+        (
+            2,
+            "p2 (VLAN 200) -> broadcast: nobody else in VLAN 200",
+            [0, n, 0],
+        ),
+        (1, "p1 -> MAC0 (learned in VLAN 100)", [n, n, 0]),
+    ];
+    let mut sent = [0u64; 3];
+    for (from, what, expect) in steps {
+        pmd.run(&format!("set portlist {from}"), None);
+        pmd.run("start tx_first 2", None);
+        pmd.run("stop", Some("Done."));
+        sent[from] += n;
+        pmd.run("set portlist 0,1,2", None);
+        pmd.run("start", None);
+        let s = pmd.wait_stats(what, &expect, &sent);
+        pmd.run("stop", Some("Done."));
+        assert_clean(&s);
+    }
+    pmd.quit();
+
+    let ports = vs.stop();
+    let got: Vec<(u64, u64)> = ["p0", "p1", "p2"]
+        .iter()
+        .map(|p| {
+            let c = ports.get(*p).copied().unwrap_or_default();
+            (c.rx, c.tx)
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [(n, n), (n, n), (n, 0)],
+        "switch counters (rx, tx) of p0, p1, p2: {ports:?}"
+    );
+}
+
+#[test]
+fn parses_switch_counter_lines() {
+    assert_eq!(
+        parse_switch_port(
+            "port vhost0: rx 12 frames, tx 34 frames, tx dropped 5, dropped on ingress 6"
+        ),
+        Some((
+            "vhost0".to_string(),
+            SwitchPort {
+                rx: 12,
+                tx: 34,
+                tx_dropped: 5,
+                ingress_drops: 6
+            }
+        ))
+    );
+    assert_eq!(parse_switch_port("port vhost0: attach a QEMU guest"), None);
+    assert_eq!(
+        field("  RX-packets: 128        RX-missed: 0", "RX-missed:"),
+        Some(0)
+    );
+}
