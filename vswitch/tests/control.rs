@@ -1,0 +1,487 @@
+//! vswitchd's control socket and live reload, as an operator uses them:
+//! real `vswitchd` processes on a temporary runtime directory, driven with
+//! the real `vswitchctl`.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BASE: &str = "\
+switches:
+  - name: sw0
+    port-groups:
+      - name: web
+        vlan: 10
+      - name: trunk
+        vlan: { trunk: [10, 20], native: 1 }
+    ports:
+      - name: vm0
+        port-group: web
+        mac: 52:54:00:00:00:01
+      - name: vm1
+        port-group: trunk
+";
+
+/// A running vswitchd; SIGTERM and wait on drop.
+struct Vswitchd {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    file: PathBuf,
+    stdout: Receiver<String>,
+}
+
+impl Vswitchd {
+    fn start(yaml: &str) -> Vswitchd {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("vswitch.yaml");
+        std::fs::write(&file, yaml).expect("write config");
+        let log = std::fs::File::create(dir.path().join("vswitchd.log")).expect("log file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vswitchd"))
+            .arg("--config")
+            .arg(&file)
+            .arg("--runtime-dir")
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("vswitchd starts");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut d = Vswitchd {
+            child: Some(child),
+            dir,
+            file,
+            stdout: rx,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match d.stdout.recv_timeout(Duration::from_millis(200)) {
+                Ok(l) if l.starts_with("vswitchd: running") => break,
+                Ok(_) => {}
+                Err(_) => {
+                    if let Some(st) = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                        panic!("vswitchd exited early ({st}): {}", d.log());
+                    }
+                    assert!(Instant::now() < deadline, "vswitchd never ran: {}", d.log());
+                }
+            }
+        }
+        d
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("vswitchd.log")).unwrap_or_default()
+    }
+
+    fn write_config(&self, yaml: &str) {
+        std::fs::write(&self.file, yaml).expect("write config");
+    }
+
+    fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_vswitchctl"))
+            .arg("--runtime-dir")
+            .arg(self.path())
+            .args(args)
+            .output()
+            .expect("vswitchctl runs")
+    }
+
+    /// Runs vswitchctl and requires success; returns stdout.
+    fn ctl_ok(&self, args: &[&str]) -> String {
+        let out = self.ctl(args);
+        assert!(
+            out.status.success(),
+            "vswitchctl {args:?} failed ({}): {}\n--- log ---\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8(out.stdout).expect("utf8")
+    }
+
+    /// `vswitchctl status --json`, as raw text (for byte comparisons).
+    fn status_text(&self) -> String {
+        self.ctl_ok(&["status", "--json"])
+    }
+
+    fn status(&self) -> Value {
+        serde_json::from_str(&self.status_text()).expect("status is JSON")
+    }
+
+    fn signal(&self, sig: nix::sys::signal::Signal) {
+        let pid = self.child.as_ref().expect("running").id();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).expect("signal");
+    }
+
+    /// SIGTERM, wait, and the lines printed after the running line.
+    fn stop(&mut self) -> Vec<String> {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        if let Some(mut c) = self.child.take() {
+            let st = c.wait().expect("waits");
+            assert!(st.success(), "vswitchd exit {st}: {}", self.log());
+        }
+        self.stdout.try_iter().collect()
+    }
+}
+
+impl Drop for Vswitchd {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::SIGTERM,
+            );
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The `ports` of switch `sw` in a status reply.
+fn ports(status: &Value, sw: usize) -> Vec<Value> {
+    status["switches"][sw]["ports"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn port<'a>(ports: &'a [Value], name: &str) -> &'a Value {
+    ports
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no port {name} in {ports:?}"))
+}
+
+fn names(ports: &[Value]) -> Vec<String> {
+    ports
+        .iter()
+        .filter_map(|p| p["name"].as_str().map(String::from))
+        .collect()
+}
+
+fn sock_files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".sock"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn control_socket_is_private_and_status_matches_the_file() {
+    let mut d = Vswitchd::start(BASE);
+    let ctl = d.path().join("vswitchd.sock");
+    let mode = std::fs::metadata(&ctl)
+        .expect("control socket exists")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "control socket mode {mode:o}");
+
+    let st = d.status();
+    assert_eq!(st["config_file"], d.file.display().to_string());
+    assert_eq!(st["control_socket"], ctl.display().to_string());
+    assert_eq!(st["switches"][0]["name"], "sw0");
+    let p = ports(&st, 0);
+    assert_eq!(names(&p), ["vm0", "vm1"]);
+    let vm0 = port(&p, "vm0");
+    assert_eq!(vm0["type"], "vhost-user");
+    assert_eq!(vm0["role"], "server");
+    assert_eq!(
+        vm0["socket"],
+        d.path().join("vm0.sock").display().to_string()
+    );
+    assert_eq!(vm0["connected"], false);
+    assert_eq!(vm0["port_group"], "web");
+    assert_eq!(vm0["vlan"]["mode"], "access");
+    assert_eq!(vm0["vlan"]["vlan"], 10);
+    assert_eq!(vm0["mac"], "52:54:00:00:00:01");
+    let vm1 = port(&p, "vm1");
+    assert_eq!(vm1["vlan"]["mode"], "trunk");
+    assert_eq!(vm1["vlan"]["allowed"], "1,10,20");
+    assert_eq!(vm1["vlan"]["native"], 1);
+
+    let human = d.ctl_ok(&["status"]);
+    assert!(human.contains("switch sw0 (MTU 1500"), "{human}");
+    let vm0_line = human
+        .lines()
+        .find(|l| l.trim_start().starts_with("vm0 "))
+        .unwrap_or_else(|| panic!("{human}"));
+    for word in ["vhost-user", "server", "vm0.sock", "no", "web", "VLAN 10"] {
+        assert!(vm0_line.contains(word), "{word} in {vm0_line}");
+    }
+    // `show` is the same command.
+    assert_eq!(d.ctl_ok(&["show"]), human);
+
+    let stats = d.ctl_ok(&["stats"]);
+    assert!(
+        stats.contains("PORT") && stats.contains("DROPPED ON INGRESS"),
+        "{stats}"
+    );
+    let stats: Value = serde_json::from_str(&d.ctl_ok(&["stats", "--json"])).expect("json");
+    assert_eq!(stats["switches"][0]["ports"][0]["name"], "vm0");
+    assert_eq!(stats["switches"][0]["ports"][0]["rx_packets"], 0);
+
+    // vm0's configured MAC is a static entry of its access VLAN.
+    let fdb: Value = serde_json::from_str(&d.ctl_ok(&["mac-table", "--json"])).expect("json");
+    let entries = fdb["switches"][0]["entries"].as_array().expect("entries");
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["vlan"], 10);
+    assert_eq!(entries[0]["mac"], "52:54:00:00:00:01");
+    assert_eq!(entries[0]["port"], "vm0");
+    assert_eq!(entries[0]["static"], true);
+    let fdb = d.ctl_ok(&["mac-table"]);
+    assert!(fdb.contains("52:54:00:00:00:01  vm0   static"), "{fdb}");
+
+    let v = d.ctl_ok(&["version"]);
+    assert!(
+        v.contains("vswitchd 0.1.0") && v.contains("protocol 1"),
+        "{v}"
+    );
+
+    let rest = d.stop();
+    assert!(rest.iter().any(|l| l.starts_with("port vm0:")), "{rest:?}");
+    assert!(
+        sock_files(d.path()).is_empty(),
+        "SIGTERM leaves no sockets: {:?}",
+        sock_files(d.path())
+    );
+}
+
+#[test]
+fn reload_adds_and_removes_ports_and_changes_vlans() {
+    let d = Vswitchd::start(BASE);
+    assert_eq!(
+        sock_files(d.path()),
+        ["vm0.sock", "vm1.sock", "vswitchd.sock"]
+    );
+    // vm1 goes, vm2 comes, vm0 moves from VLAN 10 to 20.
+    let next = BASE
+        .replace(
+            "      - name: vm1\n        port-group: trunk\n",
+            "      - name: vm2\n        vlan: 30\n",
+        )
+        .replace("vlan: 10\n", "vlan: 20\n");
+    d.write_config(&next);
+
+    let before = d.status_text();
+    let dry = d.ctl_ok(&["reload", "--dry-run"]);
+    for want in [
+        "port vm0: VLAN 10 -> 20",
+        "port vm1: removed from switch sw0",
+        "port vm2: added to switch sw0",
+        "would be applied; nothing changed",
+    ] {
+        assert!(dry.contains(want), "{want} in {dry}");
+    }
+    assert_eq!(d.status_text(), before, "a dry run changes nothing");
+    assert_eq!(
+        sock_files(d.path()),
+        ["vm0.sock", "vm1.sock", "vswitchd.sock"]
+    );
+
+    let out = d.ctl_ok(&["reload"]);
+    assert!(out.contains("3 changes applied"), "{out}");
+    assert_eq!(
+        sock_files(d.path()),
+        ["vm0.sock", "vm2.sock", "vswitchd.sock"],
+        "vm2's socket is created, vm1's deleted"
+    );
+    let st = d.status();
+    let p = ports(&st, 0);
+    assert_eq!(names(&p), ["vm0", "vm2"]);
+    assert_eq!(port(&p, "vm0")["vlan"]["vlan"], 20);
+    assert_eq!(port(&p, "vm2")["vlan"]["vlan"], 30);
+    assert_eq!(st["reloads"], 1);
+    // The MAC table follows: vm0's static entry is now in VLAN 20.
+    let fdb: Value = serde_json::from_str(&d.ctl_ok(&["mac-table", "--json"])).expect("json");
+    assert_eq!(fdb["switches"][0]["entries"][0]["vlan"], 20);
+    // A port keeps its ID; a new one gets a fresh ID.
+    assert_eq!(port(&p, "vm0")["id"], 0);
+    assert_eq!(port(&p, "vm2")["id"], 2);
+
+    // Reloading the same file again changes nothing.
+    let again = d.ctl_ok(&["reload"]);
+    assert!(again.contains("no changes"), "{again}");
+
+    // Bringing vm1 back re-creates its socket.
+    d.write_config(BASE);
+    d.ctl_ok(&["reload"]);
+    assert_eq!(
+        sock_files(d.path()),
+        ["vm0.sock", "vm1.sock", "vswitchd.sock"]
+    );
+    assert_eq!(port(&ports(&d.status(), 0), "vm1")["id"], 1);
+}
+
+#[test]
+fn broken_or_unsupported_reloads_change_nothing() {
+    let d = Vswitchd::start(BASE);
+    let before = d.status_text();
+
+    // A typo: the error names file, line and column, and exit code is 1.
+    d.write_config(&BASE.replace("        port-group: trunk\n", "        prot-group: trunk\n"));
+    for args in [&["reload"][..], &["reload", "--dry-run"][..]] {
+        let out = d.ctl(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let want = format!("{}:13:9: ", d.file.display());
+        assert!(err.contains(&want), "{want} in {err}");
+        assert!(
+            err.contains("unknown key `prot-group`; did you mean `port-group`?"),
+            "{err}"
+        );
+    }
+    assert_eq!(d.status_text(), before, "an invalid file changes nothing");
+
+    // A missing file.
+    let out = d.ctl(&["reload", "--config", "/nonexistent/vswitch.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot read the configuration"),
+        "{out:?}"
+    );
+
+    // Changes that need a restart, or are not implemented, refuse the
+    // whole reload, even the parts that could be applied.
+    d.write_config(&format!(
+        "runtime:\n  pmd-cores: [0]\n{}",
+        BASE.replace("vlan: 10\n", "vlan: 20\n")
+            .replace("  - name: sw0\n", "  - name: sw0\n    mtu: 9000\n")
+            + "    uplinks:\n      - name: eth0\n    teams:\n      - name: team0\n        active: [eth0]\n"
+    ));
+    let out = d.ctl(&["reload"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "reload refused, nothing changed:",
+        "needs a restart: runtime: PMD cores none (one unpinned thread) -> 0",
+        "needs a restart: switch sw0: MTU 1500 -> 9000 (the PMDs' packet buffers hold at most MTU",
+        "not implemented yet: team0: team added to switch sw0",
+    ] {
+        assert!(err.contains(want), "{want} in {err}");
+    }
+    assert!(!err.contains("VLAN 10 -> 20"), "only the blockers: {err}");
+    assert_eq!(d.status_text(), before, "a refused reload changes nothing");
+    assert!(
+        d.log().contains("reload refused"),
+        "the error is logged too: {}",
+        d.log()
+    );
+
+    // The daemon still works and still reloads.
+    d.write_config(&BASE.replace("vlan: 10\n", "vlan: 11\n"));
+    d.ctl_ok(&["reload"]);
+    assert_eq!(port(&ports(&d.status(), 0), "vm0")["vlan"]["vlan"], 11);
+}
+
+#[test]
+fn reload_with_another_file_makes_it_the_config() {
+    let d = Vswitchd::start(BASE);
+    let other = d.path().join("other.yaml");
+    std::fs::write(&other, BASE.replace("vm1", "vm9")).expect("write");
+    let out = d.ctl_ok(&["reload", "--config", &other.display().to_string()]);
+    assert!(out.contains("port vm9: added"), "{out}");
+    let st = d.status();
+    assert_eq!(st["config_file"], other.display().to_string());
+    assert_eq!(names(&ports(&st, 0)), ["vm0", "vm9"]);
+    // A plain reload now re-reads other.yaml (unchanged): nothing to do.
+    assert!(d.ctl_ok(&["reload"]).contains("no changes"));
+}
+
+#[test]
+fn sighup_reloads_and_survives_a_bad_file() {
+    let d = Vswitchd::start(BASE);
+    let before = d.status_text();
+    d.write_config("switches:\n  - name: sw0\n    mtu: 99999\n");
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d.log().contains("99999 is out of range") {
+        assert!(Instant::now() < deadline, "no error logged: {}", d.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        d.status_text(),
+        before,
+        "a bad file on SIGHUP changes nothing"
+    );
+
+    d.write_config(&BASE.replace("vlan: 10\n", "vlan: 20\n"));
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let st = d.status();
+        if port(&ports(&st, 0), "vm0")["vlan"]["vlan"] == 20 {
+            assert_eq!(st["reloads"], 1);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "SIGHUP did not reload: {}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn vswitchctl_without_a_daemon_fails_with_code_3() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_vswitchctl"))
+        .arg("--runtime-dir")
+        .arg(dir.path())
+        .arg("status")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot connect to vswitchd"), "{err}");
+}
+
+/// As root: a user that is neither root nor the daemon's user is refused
+/// even when the socket's mode would let it connect.
+#[test]
+fn other_users_are_refused() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to run vswitchctl as another user");
+        return;
+    }
+    let d = Vswitchd::start(BASE);
+    let ctl = d.path().join("vswitchd.sock");
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(&ctl, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let out = {
+        use std::os::unix::process::CommandExt;
+        Command::new(env!("CARGO_BIN_EXE_vswitchctl"))
+            .arg("--socket")
+            .arg(&ctl)
+            .arg("status")
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .expect("runs as nobody")
+    };
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("permission denied: uid 65534"), "{err}");
+    assert!(d.log().contains("refused a peer"), "{}", d.log());
+    // Root still gets in.
+    d.ctl_ok(&["status"]);
+}
