@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, unit, property and
-# end-to-end tests. Installs what it needs first (scripts/install-deps.sh).
+# end-to-end tests (real QEMU guests and DPDK testpmd among them), then a
+# bounded fuzz run (VSWITCH_FUZZ_SECONDS per target, default 15).
+# Installs what it needs first (scripts/install-deps.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,5 +16,7 @@ echo "== cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
+echo "== fuzz (a bounded run of every target from the committed corpus)"
+scripts/fuzz.sh "${VSWITCH_FUZZ_SECONDS:-15}" 2>&1 | tee -a "$log"
 # One closing line for CI readers: totals over every test binary.
 awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "summary: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"

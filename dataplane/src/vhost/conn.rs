@@ -285,46 +285,6 @@ impl Worker {
         }
     }
 
-    /// QEMU (7.2 and later) sends SET_VRING_ENABLE with NEED_REPLY right
-    /// after GET_FEATURES, before SET_FEATURES acks PROTOCOL_FEATURES. The
-    /// `vhost` crate refuses that request without a reply, and QEMU then
-    /// waits forever. DPDK's vhost library accepts it at any time; so do
-    /// we: when the next message on `side` is such an early
-    /// SET_VRING_ENABLE, read it here, record the ring's enable state and
-    /// send the ack. Returns whether a message was consumed.
-    fn early_vring_enable(&self, side: &mut UnixStream) -> std::io::Result<bool> {
-        const SET_VRING_ENABLE: u32 = 18;
-        const VERSION_1: u32 = 0x1;
-        const REPLY: u32 = 0x4;
-        const NEED_REPLY: u32 = 0x8;
-        let mut msg = [0u8; EARLY_ENABLE_LEN];
-        if crate::sys::peek(side.as_raw_fd(), &mut msg)? < EARLY_ENABLE_LEN {
-            return Ok(false);
-        }
-        let word = |m: &[u8; EARLY_ENABLE_LEN], i: usize| {
-            u32::from_le_bytes([m[i], m[i + 1], m[i + 2], m[i + 3]])
-        };
-        let (request, flags, size) = (word(&msg, 0), word(&msg, 4), word(&msg, 8));
-        let mut ctl = self.ctl.lock().unwrap_or_else(PoisonError::into_inner);
-        if request != SET_VRING_ENABLE || size != 8 || ctl.protocol_features_acked() {
-            return Ok(false);
-        }
-        side.read_exact(&mut msg)?;
-        let (index, num) = (word(&msg, 12), word(&msg, 16));
-        let ok = num <= 1 && ctl.set_vring_enable(index, num == 1).is_ok();
-        drop(ctl);
-        tracing::debug!(port = %self.spec.name, index, num, ok, "SET_VRING_ENABLE before SET_FEATURES");
-        if flags & NEED_REPLY != 0 {
-            let mut reply = [0u8; EARLY_ENABLE_LEN];
-            reply[0..4].copy_from_slice(&SET_VRING_ENABLE.to_le_bytes());
-            reply[4..8].copy_from_slice(&(VERSION_1 | REPLY).to_le_bytes());
-            reply[8..12].copy_from_slice(&8u32.to_le_bytes());
-            reply[12..20].copy_from_slice(&u64::from(!ok).to_le_bytes());
-            side.write_all(&reply)?;
-        }
-        Ok(true)
-    }
-
     fn serve(&self, stream: UnixStream) {
         let mut side = match stream.try_clone() {
             Ok(s) => s,
@@ -361,7 +321,7 @@ impl Worker {
                     break;
                 }
             }
-            match self.early_vring_enable(&mut side) {
+            match early_vring_enable(&self.ctl, &mut side) {
                 Ok(true) => continue,
                 Ok(false) => {}
                 Err(e) => {
@@ -387,4 +347,49 @@ impl Worker {
             .reset();
         self.shared.connected.store(false, Ordering::Release);
     }
+}
+
+/// QEMU (7.2 and later) sends SET_VRING_ENABLE with NEED_REPLY right
+/// after GET_FEATURES, before SET_FEATURES acks PROTOCOL_FEATURES. The
+/// `vhost` crate refuses that request without a reply, and QEMU then
+/// waits forever. DPDK's vhost library accepts it at any time; so do
+/// we: when the next message on `side` is such an early
+/// SET_VRING_ENABLE, read it here, record the ring's enable state and
+/// send the ack. Returns whether a message was consumed.
+pub(crate) fn early_vring_enable(
+    ctl: &Mutex<PortCtl>,
+    side: &mut UnixStream,
+) -> std::io::Result<bool> {
+    const SET_VRING_ENABLE: u32 = 18;
+    const VERSION_1: u32 = 0x1;
+    const REPLY: u32 = 0x4;
+    const NEED_REPLY: u32 = 0x8;
+    let mut msg = [0u8; EARLY_ENABLE_LEN];
+    // The header is enough to decide; the 8-byte body may still be on its
+    // way (read_exact below waits for it).
+    if crate::sys::peek(side.as_raw_fd(), &mut msg)? < 12 {
+        return Ok(false);
+    }
+    let word = |m: &[u8; EARLY_ENABLE_LEN], i: usize| {
+        u32::from_le_bytes([m[i], m[i + 1], m[i + 2], m[i + 3]])
+    };
+    let (request, flags, size) = (word(&msg, 0), word(&msg, 4), word(&msg, 8));
+    let mut ctl = ctl.lock().unwrap_or_else(PoisonError::into_inner);
+    if request != SET_VRING_ENABLE || size != 8 || ctl.protocol_features_acked() {
+        return Ok(false);
+    }
+    side.read_exact(&mut msg)?;
+    let (index, num) = (word(&msg, 12), word(&msg, 16));
+    let ok = num <= 1 && ctl.set_vring_enable(index, num == 1).is_ok();
+    drop(ctl);
+    tracing::debug!(index, num, ok, "SET_VRING_ENABLE before SET_FEATURES");
+    if flags & NEED_REPLY != 0 {
+        let mut reply = [0u8; EARLY_ENABLE_LEN];
+        reply[0..4].copy_from_slice(&SET_VRING_ENABLE.to_le_bytes());
+        reply[4..8].copy_from_slice(&(VERSION_1 | REPLY).to_le_bytes());
+        reply[8..12].copy_from_slice(&8u32.to_le_bytes());
+        reply[12..20].copy_from_slice(&u64::from(!ok).to_le_bytes());
+        side.write_all(&reply)?;
+    }
+    Ok(true)
 }

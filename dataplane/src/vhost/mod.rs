@@ -17,6 +17,8 @@
 
 pub mod backend;
 pub mod conn;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod fuzzing;
 pub mod guest_mem;
 pub mod port;
 pub mod split_ring;

@@ -1,0 +1,260 @@
+//! Entry points for the fuzzers (`fuzz/`) and for the tests that replay
+//! their corpora: a guest or frontend that controls every byte it can
+//! reach. Each function panics only when an invariant of the switch breaks
+//! (never on bad input: bad input must be counted and survived).
+
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex};
+
+use vhost::vhost_user::BackendReqHandler;
+use vm_memory::{Bytes, GuestAddress};
+
+use super::backend::PortCtl;
+use super::conn::early_vring_enable;
+use super::guest_mem::{GuestMem, Mem};
+use super::port::{ActiveRing, NetHdr, Shared, VhostQueue, lock};
+use super::split_ring::{RingAddrs, SplitRing};
+use crate::packet::{Packet, PacketPool};
+use crate::port::Port;
+
+/// Guest memory of the ring fuzzer: rings at fixed places, the rest is
+/// buffers; descriptors may point anywhere in the 64-bit space.
+const MEM_SIZE: usize = 0x1_0000;
+const DESC: u64 = 0;
+const AVAIL: u64 = 0x1000;
+const USED: u64 = 0x2000;
+
+/// Parameters of one ring-fuzzing run, from the input's first 8 bytes.
+struct RingCase {
+    size: u16,
+    base: u16,
+    mrg_rxbuf: bool,
+    event_idx: bool,
+    frame_lens: [u16; 3],
+}
+
+impl RingCase {
+    fn parse(data: &[u8]) -> Option<(RingCase, &[u8])> {
+        let (p, image) = data.split_first_chunk::<8>()?;
+        let frame_len = |b: u8| 14 + u16::from(b) * 12;
+        Some((
+            RingCase {
+                size: 1 << (p[0] % 9), // 1..=256
+                base: u16::from_le_bytes([p[1], p[2]]),
+                mrg_rxbuf: p[3] & 1 != 0,
+                event_idx: p[3] & 2 != 0,
+                frame_lens: [frame_len(p[4]), frame_len(p[5]), frame_len(p[6])],
+            },
+            image,
+        ))
+    }
+}
+
+fn memory(image: &[u8]) -> Arc<GuestMem> {
+    let m = Mem::from_ranges(&[(GuestAddress(0), MEM_SIZE)]).expect("anonymous memory");
+    let mem = GuestMem::from_mmap(m, Vec::new());
+    let n = image.len().min(MEM_SIZE);
+    mem.write(GuestAddress(0), &image[..n])
+        .expect("image fits the memory");
+    Arc::new(mem)
+}
+
+fn queue(
+    mem: &Arc<GuestMem>,
+    case: &RingCase,
+    guest_rx: bool,
+) -> Option<(VhostQueue, Arc<Shared>)> {
+    let addrs = RingAddrs {
+        size: case.size,
+        desc: GuestAddress(DESC),
+        avail: GuestAddress(AVAIL),
+        used: GuestAddress(USED),
+    };
+    let ring = SplitRing::new(mem, addrs, case.base, case.event_idx).ok()?;
+    let shared = Arc::new(Shared::new().expect("eventfd and epoll"));
+    let active = ActiveRing {
+        ring,
+        mem: mem.clone(),
+        call: None,
+        kick: None,
+        hdr: NetHdr {
+            len: 12,
+            mrg_rxbuf: case.mrg_rxbuf,
+        },
+        broken: false,
+    };
+    *lock(if guest_rx { &shared.tx } else { &shared.rx }) = Some(active);
+    Some((VhostQueue::new(shared.clone()), shared))
+}
+
+/// Checks that every chain the switch took from the avail ring went back
+/// to the used ring and that `used.idx` in guest memory says so (the
+/// image may hold any used index until the switch publishes one).
+fn check_returned(mem: &GuestMem, slot: &Mutex<Option<ActiveRing>>, base: u16, what: &str) {
+    let g = lock(slot);
+    let Some(r) = g.as_ref() else { return };
+    if r.broken {
+        return;
+    }
+    assert_eq!(
+        r.ring.next_used(),
+        r.ring.next_avail(),
+        "{what}: every popped chain returned"
+    );
+    if r.ring.next_used() != base {
+        let used: u16 = mem
+            .mem()
+            .read_obj(GuestAddress(USED + 2))
+            .expect("used ring in memory");
+        assert_eq!(used, r.ring.next_used(), "{what}: used.idx published");
+    }
+}
+
+/// Runs the switch's receive path (the guest's TX ring) and its transmit
+/// path (the guest's RX ring, mergeable or not) over guest memory and
+/// rings taken from `data`. Invariant: every chain the switch took from
+/// the avail ring is back in the used ring (with `used.idx` published),
+/// whatever the chain looked like, unless the ring was marked broken.
+pub fn rings(data: &[u8]) {
+    let Some((case, image)) = RingCase::parse(data) else {
+        return;
+    };
+    let mut pool = PacketPool::new(64, 2048);
+
+    // Guest TX -> switch.
+    let mem = memory(image);
+    if let Some((mut q, shared)) = queue(&mem, &case, false) {
+        let mut out = Vec::new();
+        for _ in 0..3 {
+            let before = out.len();
+            let n = q.rx_burst(&mut pool, &mut out, 32);
+            assert_eq!(out.len() - before, n, "rx_burst counts what it returns");
+        }
+        for p in &out {
+            assert!(
+                p.len() >= 14 && p.len() <= 2048 - 64,
+                "frame length {}",
+                p.len()
+            );
+        }
+        check_returned(&mem, &shared.rx, case.base, "guest TX ring");
+        out.clear();
+    }
+
+    // Switch -> guest RX.
+    let mem = memory(image);
+    if let Some((mut q, shared)) = queue(&mem, &case, true) {
+        let mut pkts: Vec<Packet> = case
+            .frame_lens
+            .iter()
+            .map(|&l| Packet::from_frame(&vec![0x5a; usize::from(l)]))
+            .collect();
+        let given = pkts.len();
+        let out = q.tx_burst(&mut pkts, &mut pool);
+        assert_eq!(out.sent + out.dropped, given, "every frame sent or dropped");
+        check_returned(&mem, &shared.tx, case.base, "guest RX ring");
+    }
+}
+
+/// Feeds `data` as the byte stream of a frontend to a port's protocol
+/// handler (the same loop as a connected port: the early
+/// SET_VRING_ENABLE filter, then the `vhost` crate's handler) until it
+/// errors or the stream ends. File descriptors cannot come from bytes, so
+/// fd-carrying requests fail: that is part of what is tested. Invariant:
+/// no panic, and a reset leaves a port that starts clean.
+pub fn messages(data: &[u8]) {
+    let data = &data[..data.len().min(32 * 1024)];
+    let (ours, mut theirs) = UnixStream::pair().expect("socketpair");
+    // The whole input fits the socket buffer; closing our end of the
+    // frontend side makes the handler see end-of-stream afterwards.
+    if theirs.write_all(data).is_err() {
+        return;
+    }
+    drop(theirs);
+    let shared = Arc::new(Shared::new().expect("eventfd and epoll"));
+    let ctl = Arc::new(Mutex::new(PortCtl::new(shared.clone())));
+    let mut side = ours.try_clone().expect("dup");
+    let mut handler = BackendReqHandler::from_stream(ours, ctl.clone());
+    for _ in 0..4096 {
+        match early_vring_enable(&ctl, &mut side) {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(_) => break,
+        }
+        if handler.handle_request().is_err() {
+            break;
+        }
+    }
+    let mut c = ctl
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    c.reset();
+    assert!(
+        lock(&shared.rx).is_none() && lock(&shared.tx).is_none(),
+        "reset stops both rings"
+    );
+}
+
+/// Replays a fuzz target's committed corpus (`fuzz/corpus/NAME`), then
+/// deterministic byte-flip mutations of each input, through `f`. Keeps
+/// the fuzzers' findings as regression tests in the normal test run.
+#[cfg(any(test, feature = "test-utils"))]
+pub fn replay_corpus(name: &str, mutations: usize, f: impl Fn(&[u8])) -> usize {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/corpus")
+        .join(name);
+    let mut inputs: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| std::fs::read(e.ok()?.path()).ok())
+        .collect();
+    inputs.sort();
+    assert!(!inputs.is_empty(), "{} is empty", dir.display());
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut runs = 0;
+    for input in &inputs {
+        f(input);
+        runs += 1;
+        for _ in 0..mutations {
+            let mut m = input.clone();
+            if m.is_empty() {
+                continue;
+            }
+            for _ in 0..1 + next() % 4 {
+                let i = (next() % m.len() as u64) as usize;
+                m[i] = next() as u8;
+            }
+            f(&m);
+            runs += 1;
+        }
+    }
+    runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_corpus_and_mutations_keep_the_invariants() {
+        // The interesting bytes are the first few KiB (params, descriptors,
+        // avail ring); mutations land anywhere, so run enough of them.
+        assert!(replay_corpus("vhost_rings", 300, rings) > 6);
+    }
+
+    #[test]
+    fn message_corpus_and_mutations_keep_the_invariants() {
+        assert!(replay_corpus("vhost_messages", 300, messages) > 4);
+    }
+
+    #[test]
+    fn frame_corpus_and_mutations_keep_the_invariants() {
+        assert!(replay_corpus("frames", 500, crate::testing::fuzz_frames) > 4);
+    }
+}
