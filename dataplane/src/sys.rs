@@ -90,3 +90,17 @@ pub fn peek(fd: std::os::fd::RawFd, buf: &mut [u8]) -> std::io::Result<usize> {
     }
     Ok(rc as usize)
 }
+
+/// Whether the peer of stream socket `fd` has closed its writing side
+/// (POLLRDHUP or POLLHUP), i.e. no more bytes will come.
+pub fn peer_closed(fd: std::os::fd::RawFd) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: `p` is one valid, exclusively borrowed pollfd for the whole
+    // call; poll only writes its `revents`.
+    let rc = unsafe { libc::poll(&mut p, 1, 0) };
+    rc > 0 && p.revents & (libc::POLLRDHUP | libc::POLLHUP) != 0
+}

@@ -401,6 +401,35 @@ fn a_malformed_message_resets_only_its_port() {
 }
 
 #[test]
+fn a_frontend_stalled_mid_message_is_reset_and_the_port_stops_promptly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut sw = switch(1, 1);
+    let p = attach(&sw, 1, &dir.path().join("a.sock"));
+    // Half a header, then silence with the connection open.
+    let mut raw = UnixStream::connect(dir.path().join("a.sock")).expect("connect");
+    std::io::Write::write_all(&mut raw, &1u32.to_le_bytes()).expect("write");
+    wait_for("connected", || p.connected());
+    let t0 = Instant::now();
+    wait_for("reset after the stall", || p.counters().resets > 0);
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    // A good frontend gets the port afterwards.
+    drop(raw);
+    let _g = FakeGuest::connect(&dir.path().join("a.sock"));
+    wait_for("rings", || p.rings_running());
+    // Stalled again, then the port is stopped: no hang in drop.
+    let mut raw = UnixStream::connect(dir.path().join("a.sock")).expect("connect");
+    std::io::Write::write_all(&mut raw, &[1u8, 0, 0]).expect("write");
+    let t0 = Instant::now();
+    drop(p);
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "stop took {:?}",
+        t0.elapsed()
+    );
+    sw.shutdown();
+}
+
+#[test]
 fn client_role_connects_and_reconnects() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("qemu.sock");

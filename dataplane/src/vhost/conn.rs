@@ -22,6 +22,12 @@ use crate::switch::PortQueue;
 /// A SET_VRING_ENABLE message: 12-byte header, 8-byte vring state.
 const EARLY_ENABLE_LEN: usize = 20;
 
+/// Longest wait for the rest of a message once its first bytes arrived.
+const MESSAGE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Largest message body the protocol has (the `vhost` crate's limit).
+const MAX_BODY: usize = vhost::vhost_user::message::MAX_MSG_SIZE;
+
 /// How often the control thread looks at its stop flag and broken rings.
 const TICK_MS: i32 = 50;
 
@@ -321,6 +327,14 @@ impl Worker {
                     break;
                 }
             }
+            match whole_message(&side) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(reason) => {
+                    tracing::warn!(port = %self.spec.name, %reason, "resetting the port");
+                    break;
+                }
+            }
             match early_vring_enable(&self.ctl, &mut side) {
                 Ok(true) => continue,
                 Ok(false) => {}
@@ -392,4 +406,51 @@ pub(crate) fn early_vring_enable(
         side.write_all(&reply)?;
     }
     Ok(true)
+}
+
+/// Waits until a whole message (12-byte header and the body its size
+/// announces) sits in the socket, so that the `vhost` crate's blocking
+/// reads never wait: the crate retries a read forever, and a frontend
+/// that stops mid-message would hold this thread (and any attempt to
+/// stop the port) for good. Returns true when the handler may read: a
+/// whole message, or end of stream (it then sees the hang-up); false
+/// when nothing is there after all. Fails when the message stays
+/// incomplete for [`MESSAGE_TIMEOUT`] or announces a body larger than
+/// any request has.
+pub(crate) fn whole_message(side: &UnixStream) -> Result<bool, String> {
+    let fd = side.as_raw_fd();
+    let deadline = Instant::now() + MESSAGE_TIMEOUT;
+    let mut buf = vec![0u8; 12 + MAX_BODY];
+    loop {
+        let n = crate::sys::peek(fd, &mut buf[..12]).map_err(|e| format!("peek failed: {e}"))?;
+        if n == 0 {
+            // Readable with nothing to peek is end of stream.
+            return Ok(crate::sys::poll_readable(&[fd], 0).unwrap_or(false));
+        } else if n == 12 {
+            let size = u32::from_le_bytes([buf[8], buf[9], buf[10], buf[11]]) as usize;
+            if size > MAX_BODY {
+                return Err(format!(
+                    "message announces a {size}-byte body (limit {MAX_BODY})"
+                ));
+            }
+            let have = crate::sys::peek(fd, &mut buf[..12 + size])
+                .map_err(|e| format!("peek failed: {e}"))?;
+            if have == 12 + size {
+                return Ok(true);
+            }
+        }
+        if crate::sys::peer_closed(fd) {
+            // The rest will never come: the handler reports the partial
+            // message.
+            return Ok(true);
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "frontend stalled mid-message for {MESSAGE_TIMEOUT:?} ({n} header bytes)"
+            ));
+        }
+        // Wait for more bytes; poll returns at once while bytes are
+        // buffered, so sleep briefly instead.
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }

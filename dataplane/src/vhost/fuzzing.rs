@@ -11,7 +11,7 @@ use vhost::vhost_user::BackendReqHandler;
 use vm_memory::{Bytes, GuestAddress};
 
 use super::backend::PortCtl;
-use super::conn::early_vring_enable;
+use super::conn::{early_vring_enable, whole_message};
 use super::guest_mem::{GuestMem, Mem};
 use super::port::{ActiveRing, NetHdr, Shared, VhostQueue, lock};
 use super::split_ring::{RingAddrs, SplitRing};
@@ -177,6 +177,10 @@ pub fn messages(data: &[u8]) {
     let mut side = ours.try_clone().expect("dup");
     let mut handler = BackendReqHandler::from_stream(ours, ctl.clone());
     for _ in 0..4096 {
+        match whole_message(&side) {
+            Ok(true) => {}
+            Ok(false) | Err(_) => break,
+        }
         match early_vring_enable(&ctl, &mut side) {
             Ok(true) => continue,
             Ok(false) => {}
