@@ -43,7 +43,10 @@ fn pmds() -> Vec<PmdConfig> {
 /// and 20 and its promiscuous setting; port 4 comes and goes.
 fn spec(i: u64) -> SwitchSpec {
     let mut ports = vec![guest(1, VlanMode::Access(1)), guest(2, VlanMode::Access(1))];
-    let mut three = guest(3, VlanMode::Access(if i % 2 == 0 { 1 } else { 20 }));
+    let mut three = guest(
+        3,
+        VlanMode::Access(if i.is_multiple_of(2) { 1 } else { 20 }),
+    );
     three.security = SecurityPolicy {
         promiscuous: i % 3 == 1,
         ..SecurityPolicy::default()
@@ -150,7 +153,7 @@ fn updates_to_other_ports_drop_nothing_on_an_unchanged_pair() {
                         break;
                     }
                     let dst = 1 - src;
-                    let to = if next % BROADCAST_EVERY == 0 {
+                    let to = if next.is_multiple_of(BROADCAST_EVERY) {
                         MacAddr::BROADCAST
                     } else {
                         mac(dst as u64 + 1)
