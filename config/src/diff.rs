@@ -25,7 +25,8 @@ pub enum Change {
         /// After.
         new: Vec<u32>,
     },
-    /// The idle policy of PMD threads changed.
+    /// The idle policy of PMD threads changed (needs a restart: a PMD
+    /// thread takes its policy when it starts).
     IdleChanged {
         /// Before.
         old: IdlePolicy,
@@ -266,6 +267,7 @@ impl Change {
         matches!(
             self,
             Change::PmdCoresChanged { .. }
+                | Change::IdleChanged { .. }
                 | Change::RuntimeDirChanged { .. }
                 | Change::ControlSocketChanged { .. }
         )
@@ -598,7 +600,7 @@ impl fmt::Display for Change {
                 Cores(new)
             ),
             Change::IdleChanged { old, new } => {
-                write!(f, "runtime: idle policy {old} -> {new}")
+                write!(f, "runtime: idle policy {old} -> {new} (needs restart)")
             }
             Change::RuntimeDirChanged { old, new } => write!(
                 f,

@@ -1022,6 +1022,28 @@ fn diff_words() {
 }
 
 #[test]
+fn runtime_changes_need_a_restart() {
+    let old = "
+        switches:
+          - name: sw0
+    ";
+    let new = "
+        runtime: { idle: busy, pmd-cores: [3], control-socket: ctl.sock }
+        switches:
+          - name: sw0
+    ";
+    assert_eq!(
+        change_words(old, new),
+        [
+            "runtime: PMD cores none (one unpinned thread) -> 3 (needs restart)",
+            "runtime: idle policy adaptive -> busy (needs restart)",
+            "runtime: control socket /run/vswitch/vswitchd.sock -> /run/vswitch/ctl.sock (needs restart)",
+        ]
+    );
+    assert!(diff(&ok(old), &ok(new)).iter().all(Change::needs_restart));
+}
+
+#[test]
 fn diff_switches_and_sriov() {
     let old = "
         switches:

@@ -709,11 +709,9 @@ impl Daemon {
                 Verdict::Ignore("--idle overrides it")
             }
             Change::PmdCoresChanged { .. }
+            | Change::IdleChanged { .. }
             | Change::RuntimeDirChanged { .. }
             | Change::ControlSocketChanged { .. } => Verdict::Restart(String::new()),
-            Change::IdleChanged { .. } => {
-                Verdict::Restart(" (PMD threads take their idle policy at start)".into())
-            }
             Change::MtuChanged { switch, new, .. } => match self.switches.get(switch) {
                 Some(r) if buf_size_for(*new) > r.buf_size => Verdict::Restart(format!(
                     " (the PMDs' packet buffers hold at most MTU {}; they are sized at start)",
