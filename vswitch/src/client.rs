@@ -55,10 +55,14 @@ pub fn request(socket: &Path, req: &Request) -> Result<serde_json::Value, Client
     stream.set_write_timeout(Some(REPLY_TIMEOUT))?;
     let mut line = serde_json::to_vec(req).map_err(|e| ClientError::Protocol(e.to_string()))?;
     line.push(b'\n');
-    stream.write_all(&line)?;
+    // A daemon that refuses the peer answers and closes without reading:
+    // the write may fail, and the answer is still there to read.
+    let written = stream.write_all(&line);
     let mut answer = String::new();
-    BufReader::new(stream).read_line(&mut answer)?;
+    let read = BufReader::new(stream).read_line(&mut answer);
     if answer.is_empty() {
+        written?;
+        read?;
         return Err(ClientError::Protocol(
             "the daemon closed the connection".into(),
         ));

@@ -65,11 +65,19 @@ pub struct ControlServer {
     thread: Option<JoinHandle<()>>,
 }
 
-impl ControlServer {
-    /// Creates the socket at `path` (mode 0600) and starts serving
-    /// `handler`. A stale socket left by a crashed daemon is replaced; a
-    /// live one is an error.
-    pub fn start(path: &Path, handler: Arc<dyn Handler>) -> Result<ControlServer, ControlError> {
+/// A bound control socket not serving yet: the daemon binds first (so a
+/// second daemon on the same runtime directory stops before touching any
+/// port), starts its switches, then serves. Dropping it removes the socket.
+#[derive(Debug)]
+pub struct ControlListener {
+    path: PathBuf,
+    listener: Option<UnixListener>,
+}
+
+impl ControlListener {
+    /// Creates the socket at `path` (mode 0600). A stale socket left by a
+    /// crashed daemon is replaced; a live one is an error.
+    pub fn bind(path: &Path) -> Result<ControlListener, ControlError> {
         let io = |source| ControlError::Io {
             path: path.to_path_buf(),
             source,
@@ -88,21 +96,59 @@ impl ControlServer {
         let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
         let bound = UnixListener::bind(path);
         nix::sys::stat::umask(old);
-        let listener = bound.map_err(io)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
-        listener.set_nonblocking(true).map_err(io)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let accept_stop = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("control".into())
-            .spawn(move || accept_loop(&listener, handler, &accept_stop))
-            .map_err(io)?;
-        tracing::info!(socket = %path.display(), "control socket listening");
-        Ok(ControlServer {
+        let bound = ControlListener {
             path: path.to_path_buf(),
-            stop,
-            thread: Some(thread),
-        })
+            listener: Some(bound.map_err(io)?),
+        };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        Ok(bound)
+    }
+
+    /// The socket path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Starts serving `handler` on its own thread.
+    pub fn serve(mut self, handler: Arc<dyn Handler>) -> Result<ControlServer, ControlError> {
+        let io = |source| ControlError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let Some(listener) = self.listener.take() else {
+            return Err(io(std::io::Error::other("the listener is gone")));
+        };
+        // From here on the server owns the socket file.
+        let mut server = ControlServer {
+            path: self.path.clone(),
+            stop: Arc::new(AtomicBool::new(false)),
+            thread: None,
+        };
+        listener.set_nonblocking(true).map_err(io)?;
+        let stop = server.stop.clone();
+        server.thread = Some(
+            std::thread::Builder::new()
+                .name("control".into())
+                .spawn(move || accept_loop(&listener, handler, &stop))
+                .map_err(io)?,
+        );
+        tracing::info!(socket = %self.path.display(), "control socket listening");
+        Ok(server)
+    }
+}
+
+impl Drop for ControlListener {
+    fn drop(&mut self) {
+        if self.listener.take().is_some() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+impl ControlServer {
+    /// [`ControlListener::bind`], then [`ControlListener::serve`].
+    pub fn start(path: &Path, handler: Arc<dyn Handler>) -> Result<ControlServer, ControlError> {
+        ControlListener::bind(path)?.serve(handler)
     }
 
     /// The socket path.

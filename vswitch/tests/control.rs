@@ -485,3 +485,31 @@ fn other_users_are_refused() {
     // Root still gets in.
     d.ctl_ok(&["status"]);
 }
+
+#[test]
+fn a_second_daemon_on_the_same_runtime_dir_stops_before_touching_anything() {
+    let d = Vswitchd::start(BASE);
+    let before = d.status_text();
+    let vm0 = d.path().join("vm0.sock");
+    let inode = |p: &Path| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(p).expect("exists").ino()
+    };
+    let ino = inode(&vm0);
+    let out = Command::new(env!("CARGO_BIN_EXE_vswitchd"))
+        .arg("--config")
+        .arg(&d.file)
+        .arg("--runtime-dir")
+        .arg(d.path())
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("another vswitchd is running"), "{err}");
+    assert_eq!(
+        inode(&vm0),
+        ino,
+        "the first daemon's socket was not replaced"
+    );
+    assert_eq!(d.status_text(), before);
+}

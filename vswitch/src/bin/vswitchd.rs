@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-use vswitch::control::ControlServer;
+use vswitch::control::ControlListener;
 use vswitch::daemon::{self, Daemon, Options, Shared};
 
 /// The switch daemon.
@@ -75,13 +75,17 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Installed before anything starts, so an early SIGTERM still stops cleanly.
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
         .context("installing signal handlers")?;
-    let control_path = cfg.runtime.control_socket.clone();
+    // Bound first: a second daemon on the same runtime dir stops here,
+    // before it takes over any vhost-user socket.
+    let listener =
+        ControlListener::bind(&cfg.runtime.control_socket).context("opening the control socket")?;
     let shared = Shared::new(Daemon::start(opts, cfg)?);
     for hint in shared.lock().attach_hints() {
         println!("{hint}");
     }
-    let control = ControlServer::start(&control_path, Arc::new(shared.clone()))
-        .context("opening the control socket")?;
+    let control = listener
+        .serve(Arc::new(shared.clone()))
+        .context("serving the control socket")?;
     println!(
         "vswitchd: running; control socket {}; SIGHUP reloads; SIGTERM or Ctrl-C stops it",
         control.path().display()
