@@ -14,7 +14,12 @@
 //!    invalid file, returns an error and changes nothing.
 //! 2. *Prepare.* New switches are started and new or re-created vhost-user
 //!    ports are created (their sockets appear), without touching anything
-//!    running. A failure here undoes what was prepared.
+//!    running. A failure here undoes what was prepared. Exception: a
+//!    server port whose socket path a retiring port still listens on (a
+//!    port re-created on the same path, or a path handed from a removed
+//!    port to a new one) is created at the end of step 3, because a
+//!    listener deletes its socket file when it closes; a failure there is
+//!    reported as a partial reload.
 //! 3. *Commit.* Per switch: the queues of re-created ports are taken back,
 //!    new queues attached, the new spec published with
 //!    [`dataplane::Switch::update`] (PMDs switch between bursts; only ports
@@ -245,6 +250,10 @@ struct NewPort {
 struct Prepared {
     switches: Vec<(String, Running)>,
     ports: Vec<NewPort>,
+    /// Ports (switch, port, receive PMD) whose server socket path a
+    /// retiring port still holds: created only after it is gone, because
+    /// a listener deletes its socket file when it closes.
+    deferred: Vec<(String, config::Port, usize)>,
 }
 
 /// How a reload treats one change.
@@ -302,8 +311,8 @@ fn create_vhost(
     )))
 }
 
-/// Stops a vhost-user port and deletes its server socket unless another
-/// port (one that replaced it) listens on the same path.
+/// Stops a vhost-user port and makes sure its server socket is gone
+/// (the listener deletes it when it closes) unless `keep` holds the path.
 fn retire(name: &str, port: VhostPort, keep: &BTreeSet<PathBuf>) {
     let VhostPort {
         handle,
@@ -321,19 +330,25 @@ fn retire(name: &str, port: VhostPort, keep: &BTreeSet<PathBuf>) {
     }
 }
 
+/// The socket a port listens on, if it is a vhost-user server.
+fn server_socket(p: &config::Port) -> Option<&PathBuf> {
+    match &p.kind {
+        config::PortKind::VhostUser {
+            socket,
+            mode: config::VhostMode::Server,
+            ..
+        } => Some(socket),
+        _ => None,
+    }
+}
+
 /// Server sockets of a configuration.
 fn server_sockets(cfg: &Config) -> BTreeSet<PathBuf> {
     cfg.switches
         .iter()
         .flat_map(|s| &s.ports)
-        .filter_map(|p| match &p.kind {
-            config::PortKind::VhostUser {
-                socket,
-                mode: config::VhostMode::Server,
-                ..
-            } => Some(socket.clone()),
-            _ => None,
-        })
+        .filter_map(server_socket)
+        .cloned()
         .collect()
 }
 
@@ -354,12 +369,15 @@ impl Prepared {
 }
 
 /// Starts one switch with its spec and creates its vhost-user ports.
+/// Server ports whose socket is in `defer` are not created but returned
+/// with their receive PMD, for the caller to create later.
 fn start_switch(
     sw: &config::Switch,
     spec: dataplane::SwitchSpec,
     pmds: &[PmdConfig],
     ids: &PortIds,
-) -> Result<Running, DaemonError> {
+    defer: &BTreeSet<PathBuf>,
+) -> Result<(Running, Vec<(config::Port, usize)>), DaemonError> {
     let switch = Switch::start(spec, pmds).map_err(|source| DaemonError::Start {
         switch: sw.name.clone(),
         source,
@@ -372,8 +390,13 @@ fn start_switch(
         vhost: BTreeMap::new(),
     };
     let n = running.switch.pmd_count().max(1);
+    let mut deferred = Vec::new();
     for (i, p) in sw.ports.iter().enumerate() {
         let Some(id) = ids.get(&p.name) else { continue };
+        if server_socket(p).is_some_and(|s| defer.contains(s)) {
+            deferred.push((p.clone(), i % n));
+            continue;
+        }
         // Spread the ports' receive polling over the PMDs.
         match create_vhost(p, n, i % n) {
             Ok(Some((port, queues))) => {
@@ -382,7 +405,7 @@ fn start_switch(
                 if let Err(source) = attached {
                     Prepared {
                         switches: vec![(sw.name.clone(), running)],
-                        ports: Vec::new(),
+                        ..Prepared::default()
                     }
                     .discard(&BTreeSet::new());
                     return Err(DaemonError::Attach {
@@ -397,7 +420,7 @@ fn start_switch(
             Err(e) => {
                 Prepared {
                     switches: vec![(sw.name.clone(), running)],
-                    ports: Vec::new(),
+                    ..Prepared::default()
                 }
                 .discard(&BTreeSet::new());
                 return Err(e);
@@ -407,7 +430,7 @@ fn start_switch(
     for u in &sw.uplinks {
         tracing::warn!(uplink = %u.name, "uplink backend not implemented yet");
     }
-    Ok(running)
+    Ok((running, deferred))
 }
 
 /// The QEMU arguments that attach a guest to a server port, or what a
@@ -451,8 +474,8 @@ impl Daemon {
             reloads: 0,
         };
         for (sw, spec) in cfg.switches.iter().zip(specs) {
-            match start_switch(sw, spec, &daemon.pmds, &daemon.ids) {
-                Ok(r) => {
+            match start_switch(sw, spec, &daemon.pmds, &daemon.ids, &BTreeSet::new()) {
+                Ok((r, _)) => {
                     daemon.switches.insert(sw.name.clone(), r);
                 }
                 Err(e) => {
@@ -901,6 +924,23 @@ impl Daemon {
         for (name, r) in prepared.switches {
             self.switches.insert(name, r);
         }
+        // Sockets handed over by retired ports: their files are gone now.
+        for (sw, p, rx_pmd) in prepared.deferred {
+            let (Some(r), Some(id)) = (self.switches.get_mut(&sw), ids.get(&p.name)) else {
+                continue;
+            };
+            match create_vhost(&p, r.switch.pmd_count().max(1), rx_pmd) {
+                Ok(Some((port, queues))) => {
+                    if let Err(e) = r.switch.attach_port(id, queues) {
+                        errors.push(format!("port {}: {}", p.name, chain(&e)));
+                    }
+                    tracing::info!("{}", attach_hint(&p.name, &port));
+                    r.vhost.insert(p.name.clone(), port);
+                }
+                Ok(None) => {}
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
         self.config = new;
         self.ids = ids;
         if errors.is_empty() {
@@ -913,6 +953,24 @@ impl Daemon {
         }
     }
 
+    /// Server sockets of running ports that `new` removes or re-creates
+    /// (with their switch, if it goes).
+    fn retiring_sockets(&self, new: &Config) -> BTreeSet<PathBuf> {
+        let mut out = BTreeSet::new();
+        for old_sw in &self.config.switches {
+            let new_sw = new.switch(&old_sw.name);
+            for op in &old_sw.ports {
+                let stays = new_sw
+                    .and_then(|s| s.port(&op.name))
+                    .is_some_and(|np| np.kind == op.kind);
+                if !stays && let Some(sock) = server_socket(op) {
+                    out.insert(sock.clone());
+                }
+            }
+        }
+        out
+    }
+
     /// Starts new switches and creates new or re-created vhost-user ports;
     /// touches nothing that runs. On error, `out` holds what it made so far.
     fn prepare(
@@ -922,6 +980,7 @@ impl Daemon {
         ids: &PortIds,
         out: &mut Prepared,
     ) -> Result<(), DaemonError> {
+        let retiring = self.retiring_sockets(new);
         for (sw, spec) in new.switches.iter().zip(specs) {
             let Some(r) = self.switches.get(&sw.name) else {
                 let mut pmds = self.pmds.clone();
@@ -929,8 +988,12 @@ impl Daemon {
                 for p in &mut pmds {
                     p.buf_size = size;
                 }
-                match start_switch(sw, spec.clone(), &pmds, ids) {
-                    Ok(r) => out.switches.push((sw.name.clone(), r)),
+                match start_switch(sw, spec.clone(), &pmds, ids, &retiring) {
+                    Ok((r, deferred)) => {
+                        out.switches.push((sw.name.clone(), r));
+                        out.deferred
+                            .extend(deferred.into_iter().map(|(p, rx)| (sw.name.clone(), p, rx)));
+                    }
                     Err(e) => return Err(e),
                 }
                 continue;
@@ -953,6 +1016,11 @@ impl Daemon {
                     continue;
                 }
                 let rx_pmd = (0..n).min_by_key(|&i| load[i]).unwrap_or(0);
+                if server_socket(p).is_some_and(|s| retiring.contains(s)) {
+                    load[rx_pmd] += 1;
+                    out.deferred.push((sw.name.clone(), p.clone(), rx_pmd));
+                    continue;
+                }
                 match create_vhost(p, n, rx_pmd) {
                     Ok(Some((port, queues))) => {
                         load[rx_pmd] += 1;

@@ -513,3 +513,102 @@ fn a_second_daemon_on_the_same_runtime_dir_stops_before_touching_anything() {
     );
     assert_eq!(d.status_text(), before);
 }
+
+#[test]
+fn reload_recreates_ports_and_adds_and_removes_switches() {
+    let d = Vswitchd::start(BASE);
+    // vm1 moves to another socket (re-created), sw0's MTU shrinks and its
+    // MAC table ages faster, and a second switch appears.
+    let next = BASE
+        .replace(
+            "        port-group: trunk\n",
+            "        port-group: trunk\n        socket: vm1b.sock\n",
+        )
+        .replace(
+            "  - name: sw0\n",
+            "  - name: sw0\n    mtu: 1400\n    mac-table: { aging-seconds: 60 }\n",
+        )
+        + "  - name: sw1\n    ports:\n      - name: vm5\n        mode: client\n      - name: vm6\n";
+    d.write_config(&next);
+    let out = d.ctl_ok(&["reload"]);
+    for want in [
+        "switch sw0: MTU 1500 -> 1400",
+        "switch sw0: MAC table aging 300 s -> 60 s",
+        "port vm1: vhost-user server",
+        "(port is re-created)",
+        "switch sw1: added (2 ports, 0 uplinks, 0 teams)",
+    ] {
+        assert!(out.contains(want), "{want} in {out}");
+    }
+    // vm5 is a client: the switch connects to QEMU's socket, creates none.
+    assert_eq!(
+        sock_files(d.path()),
+        ["vm0.sock", "vm1b.sock", "vm6.sock", "vswitchd.sock"]
+    );
+    let st = d.status();
+    assert_eq!(st["switches"][0]["mtu"], 1400);
+    assert_eq!(st["switches"][0]["mac_table"]["aging_seconds"], 60);
+    assert_eq!(st["switches"][1]["name"], "sw1");
+    let p1 = ports(&st, 1);
+    assert_eq!(names(&p1), ["vm5", "vm6"]);
+    assert_eq!(port(&p1, "vm5")["role"], "client");
+    assert_eq!(port(&p1, "vm5")["connected"], false);
+    let stats: Value = serde_json::from_str(&d.ctl_ok(&["stats", "--json"])).expect("json");
+    assert_eq!(stats["switches"][1]["ports"][1]["name"], "vm6");
+
+    // Back to the start: sw1 and its socket go, vm1 returns to vm1.sock.
+    d.write_config(BASE);
+    let out = d.ctl_ok(&["reload"]);
+    assert!(out.contains("switch sw1: removed"), "{out}");
+    assert_eq!(
+        sock_files(d.path()),
+        ["vm0.sock", "vm1.sock", "vswitchd.sock"]
+    );
+    assert_eq!(d.status()["switches"].as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn a_socket_path_handed_from_one_port_to_another_stays() {
+    let d = Vswitchd::start(BASE);
+    // vm1 goes and vm3 takes over its socket path in the same reload.
+    d.write_config(&BASE.replace(
+        "      - name: vm1\n",
+        "      - name: vm3\n        socket: vm1.sock\n",
+    ));
+    let out = d.ctl_ok(&["reload"]);
+    assert!(out.contains("port vm1: removed"), "{out}");
+    assert!(out.contains("port vm3: added"), "{out}");
+    assert_eq!(
+        sock_files(d.path()),
+        ["vm0.sock", "vm1.sock", "vswitchd.sock"]
+    );
+    // And someone listens on it.
+    std::os::unix::net::UnixStream::connect(d.path().join("vm1.sock"))
+        .expect("vm3 listens on vm1.sock");
+    assert_eq!(
+        port(&ports(&d.status(), 0), "vm3")["socket"],
+        d.path().join("vm1.sock").display().to_string()
+    );
+
+    // A port re-created on the same path (more queues) keeps its socket.
+    d.write_config(
+        &BASE
+            .replace(
+                "      - name: vm1\n",
+                "      - name: vm3\n        socket: vm1.sock\n",
+            )
+            .replace(
+                "        mac: 52:54:00:00:00:01\n",
+                "        mac: 52:54:00:00:00:01\n        queues: 2\n",
+            ),
+    );
+    let out = d.ctl_ok(&["reload"]);
+    assert!(out.contains("(port is re-created)"), "{out}");
+    assert_eq!(
+        sock_files(d.path()),
+        ["vm0.sock", "vm1.sock", "vswitchd.sock"]
+    );
+    std::os::unix::net::UnixStream::connect(d.path().join("vm0.sock"))
+        .expect("the re-created vm0 listens");
+    assert_eq!(port(&ports(&d.status(), 0), "vm0")["queues"], 2);
+}
