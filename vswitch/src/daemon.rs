@@ -527,6 +527,12 @@ impl Daemon {
                 Ok(t) => Response::success(&t),
                 Err(e) => Response::failure(e.to_string()),
             },
+            Request::Reload {
+                config: Some(path), ..
+            } if !path.is_absolute() => Response::failure(format!(
+                "{}: the config path must be absolute (the daemon does not share the client's working directory)",
+                path.display()
+            )),
             Request::Reload { dry_run, config } => match self.reload(config.as_deref(), dry_run) {
                 Ok(r) => Response::success(&r),
                 Err(e) => Response::failure(e.to_string()),
