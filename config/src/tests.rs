@@ -408,6 +408,7 @@ fn error_table() {
             &[
                 "5:17: switches[0].ports[0].queues: 0 is out of range (1-16)",
                 "7:17: switches[0].ports[1].queues: 17 is out of range (1-16)",
+                "9:17: switches[0].ports[2].queues: 16 queue pairs: multiqueue is not implemented yet; use 1 (and queues=1 on the QEMU netdev)",
             ],
         ),
         (
@@ -800,7 +801,7 @@ fn readme_full_example() {
         PortKind::VhostUser {
             socket: PathBuf::from("/run/vswitch/vhost0.sock"),
             mode: VhostMode::Server,
-            queues: 2,
+            queues: 1,
         }
     );
     assert_eq!(vm0.vlan, VlanMode::Access(VlanId::new(10).expect("10")));
@@ -1062,7 +1063,7 @@ fn diff_switches_and_sriov() {
         switches:
           - name: sw0
             mac-table: { aging-seconds: 60 }
-            ports: [{ name: a, socket: b.sock, queues: 2 }]
+            ports: [{ name: a, socket: b.sock, mode: client }]
           - name: sw1
             ports: [{ name: c }]
         sriov:
@@ -1076,7 +1077,7 @@ fn diff_switches_and_sriov() {
         change_words(old, new),
         [
             "switch sw0: MAC table aging 300 s -> 60 s",
-            "port a: vhost-user server /run/vswitch/a.sock (1 queue) -> vhost-user server /run/vswitch/b.sock (2 queues) (port is re-created)",
+            "port a: vhost-user server /run/vswitch/a.sock (1 queue) -> vhost-user client /run/vswitch/b.sock (1 queue) (port is re-created)",
             "switch gone: removed, with all its ports",
             "switch sw1: added (1 port, 0 uplinks, 0 teams)",
             "sriov p0: VFs 2 -> 4 (all VFs are re-created)",
