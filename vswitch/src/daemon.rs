@@ -322,7 +322,7 @@ fn retire(name: &str, port: VhostPort, keep: &BTreeSet<PathBuf>) {
     } = port;
     drop(handle);
     if role == SocketRole::Server
-        && !keep.contains(&socket)
+        && !keep.contains(&socket_identity(&socket))
         && let Err(e) = std::fs::remove_file(&socket)
         && e.kind() != std::io::ErrorKind::NotFound
     {
@@ -342,14 +342,24 @@ fn server_socket(p: &config::Port) -> Option<&PathBuf> {
     }
 }
 
-/// Server sockets of a configuration.
+/// Server sockets of a configuration, as [`socket_identity`]s.
 fn server_sockets(cfg: &Config) -> BTreeSet<PathBuf> {
     cfg.switches
         .iter()
         .flat_map(|s| &s.ports)
         .filter_map(server_socket)
-        .cloned()
+        .map(|p| socket_identity(p))
         .collect()
+}
+
+/// The file a socket path names: its directory resolved (symlinks,
+/// `..`), so two spellings of one socket compare equal. Falls back to
+/// the path itself when the directory does not exist.
+fn socket_identity(path: &Path) -> PathBuf {
+    match (path.parent().map(Path::canonicalize), path.file_name()) {
+        (Some(Ok(dir)), Some(name)) => dir.join(name),
+        _ => path.to_path_buf(),
+    }
 }
 
 impl Prepared {
@@ -393,7 +403,7 @@ fn start_switch(
     let mut deferred = Vec::new();
     for (i, p) in sw.ports.iter().enumerate() {
         let Some(id) = ids.get(&p.name) else { continue };
-        if server_socket(p).is_some_and(|s| defer.contains(s)) {
+        if server_socket(p).is_some_and(|s| defer.contains(&socket_identity(s))) {
             deferred.push((p.clone(), i % n));
             continue;
         }
@@ -970,7 +980,7 @@ impl Daemon {
                     .and_then(|s| s.port(&op.name))
                     .is_some_and(|np| np.kind == op.kind);
                 if !stays && let Some(sock) = server_socket(op) {
-                    out.insert(sock.clone());
+                    out.insert(socket_identity(sock));
                 }
             }
         }
@@ -1022,7 +1032,7 @@ impl Daemon {
                     continue;
                 }
                 let rx_pmd = (0..n).min_by_key(|&i| load[i]).unwrap_or(0);
-                if server_socket(p).is_some_and(|s| retiring.contains(s)) {
+                if server_socket(p).is_some_and(|s| retiring.contains(&socket_identity(s))) {
                     load[rx_pmd] += 1;
                     out.deferred.push((sw.name.clone(), p.clone(), rx_pmd));
                     continue;

@@ -590,7 +590,10 @@ fn a_socket_path_handed_from_one_port_to_another_stays() {
         d.path().join("vm1.sock").display().to_string()
     );
 
-    // A port re-created on the same path (more queues) keeps its socket.
+    // A port re-created on the same socket file (named through a
+    // symlinked directory, so the config sees a new path) keeps its socket.
+    std::os::unix::fs::symlink(d.path(), d.path().join("link")).expect("symlink");
+    let via_link = d.path().join("link/vm0.sock");
     d.write_config(
         &BASE
             .replace(
@@ -599,7 +602,10 @@ fn a_socket_path_handed_from_one_port_to_another_stays() {
             )
             .replace(
                 "        mac: 52:54:00:00:00:01\n",
-                "        mac: 52:54:00:00:00:01\n        queues: 2\n",
+                &format!(
+                    "        mac: 52:54:00:00:00:01\n        socket: {}\n",
+                    via_link.display()
+                ),
             ),
     );
     let out = d.ctl_ok(&["reload"]);
@@ -610,5 +616,8 @@ fn a_socket_path_handed_from_one_port_to_another_stays() {
     );
     std::os::unix::net::UnixStream::connect(d.path().join("vm0.sock"))
         .expect("the re-created vm0 listens");
-    assert_eq!(port(&ports(&d.status(), 0), "vm0")["queues"], 2);
+    assert_eq!(
+        port(&ports(&d.status(), 0), "vm0")["socket"],
+        via_link.display().to_string()
+    );
 }
