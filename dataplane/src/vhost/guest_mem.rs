@@ -15,7 +15,10 @@ use std::fs::File;
 use std::sync::atomic::Ordering;
 
 use vhost::vhost_user::message::VhostUserMemoryRegion;
-use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestRegionMmap};
+use vm_memory::{
+    Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion, GuestRegionMmap,
+    MemoryRegionAddress,
+};
 
 /// The mapped guest memory type (no dirty-page bitmap: no live migration).
 pub type Mem = GuestMemoryMmap<()>;
@@ -87,6 +90,17 @@ pub struct AddrMap {
 pub struct GuestMem {
     mem: Mem,
     maps: Vec<AddrMap>,
+    /// Guest-physical `[start, end)` of each region, in `mem`'s order: the
+    /// fast path's lookup table (a linear scan of 1-8 entries beats
+    /// `vm-memory`'s generic region search, which the packet-rate profile
+    /// showed at about a fifth of the switch's time).
+    spans: Vec<(u64, u64)>,
+}
+
+fn spans_of(mem: &Mem) -> Vec<(u64, u64)> {
+    mem.iter()
+        .map(|r| (r.start_addr().0, r.start_addr().0.saturating_add(r.len())))
+        .collect()
 }
 
 impl GuestMem {
@@ -129,13 +143,32 @@ impl GuestMem {
             });
         }
         let mem = GuestMemoryMmap::from_regions(mapped).map_err(MemError::Layout)?;
-        Ok(GuestMem { mem, maps })
+        let spans = spans_of(&mem);
+        Ok(GuestMem { mem, maps, spans })
     }
 
     /// Wraps memory that is already mapped (tests, fuzzing), with the
     /// given frontend-VA table.
     pub fn from_mmap(mem: Mem, maps: Vec<AddrMap>) -> Self {
-        GuestMem { mem, maps }
+        let spans = spans_of(&mem);
+        GuestMem { mem, maps, spans }
+    }
+
+    /// The region holding all of `addr..addr+len`, and the offset of
+    /// `addr` in it; `None` when no single region does (out of bounds, or
+    /// a range crossing two adjacent regions: the slow path handles it).
+    #[inline]
+    fn locate(&self, addr: u64, len: usize) -> Option<(&GuestRegionMmap<()>, MemoryRegionAddress)> {
+        let i = self
+            .spans
+            .iter()
+            .position(|&(start, end)| addr >= start && addr < end)?;
+        let (start, end) = self.spans[i];
+        if len as u64 > end - addr {
+            return None;
+        }
+        let region = self.mem.iter().nth(i)?;
+        Some((region, MemoryRegionAddress(addr - start)))
     }
 
     /// The underlying memory map.
@@ -166,6 +199,14 @@ impl GuestMem {
     /// Copies `buf.len()` bytes of guest memory at `addr` into `buf`.
     #[inline]
     pub fn read(&self, addr: GuestAddress, buf: &mut [u8]) -> Result<(), MemError> {
+        if let Some((region, off)) = self.locate(addr.0, buf.len())
+            && let Ok(slice) = region.get_slice(off, buf.len())
+        {
+            // Volatile (memcpy for more than 8 bytes); bounds checked above
+            // and by get_slice.
+            slice.copy_to(buf);
+            return Ok(());
+        }
         self.mem
             .read_slice(buf, addr)
             .map_err(|_| MemError::OutOfBounds {
@@ -177,6 +218,12 @@ impl GuestMem {
     /// Copies `buf` into guest memory at `addr`.
     #[inline]
     pub fn write(&self, addr: GuestAddress, buf: &[u8]) -> Result<(), MemError> {
+        if let Some((region, off)) = self.locate(addr.0, buf.len())
+            && let Ok(slice) = region.get_slice(off, buf.len())
+        {
+            slice.copy_from(buf);
+            return Ok(());
+        }
         self.mem
             .write_slice(buf, addr)
             .map_err(|_| MemError::OutOfBounds {
@@ -189,6 +236,16 @@ impl GuestMem {
     /// 2-byte aligned.
     #[inline]
     pub fn load_u16(&self, addr: GuestAddress, order: Ordering) -> Result<u16, MemError> {
+        let err = || MemError::OutOfBounds {
+            addr: addr.0,
+            len: 2,
+        };
+        if let Some((region, off)) = self.locate(addr.0, 2) {
+            return region
+                .load::<u16>(off, order)
+                .map(u16::from_le)
+                .map_err(|_| err());
+        }
         self.mem
             .load::<u16>(addr, order)
             .map(u16::from_le)
@@ -201,6 +258,14 @@ impl GuestMem {
     /// An atomic 16-bit store. `addr` must be 2-byte aligned.
     #[inline]
     pub fn store_u16(&self, addr: GuestAddress, val: u16, order: Ordering) -> Result<(), MemError> {
+        if let Some((region, off)) = self.locate(addr.0, 2) {
+            return region
+                .store(val.to_le(), off, order)
+                .map_err(|_| MemError::OutOfBounds {
+                    addr: addr.0,
+                    len: 2,
+                });
+        }
         self.mem
             .store(val.to_le(), addr, order)
             .map_err(|_| MemError::OutOfBounds {
