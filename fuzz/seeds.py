@@ -98,3 +98,11 @@ put("config_yaml", "full", open(os.path.join(here, "..", "config", "README.md"))
     .split("## Full example, annotated")[1].split("```yaml")[1].split("```")[0].encode())
 put("config_yaml", "minimal", b"switches:\n  - name: sw0\n    ports:\n      - name: vm0\n      - name: vm1\n")
 put("config_yaml", "typo", b"switches:\n  - name: sw0\n    ports:\n      - name: vm0\n        vlna: 10\n")
+
+# team_flow: frames (Ethernet, VLAN, IPv4/IPv6, TCP/UDP)
+ipv4_tcp = (bytes(a) + bytes(b) + b"\x08\x00" + bytes([0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0])
+            + bytes([10, 0, 0, 1, 10, 0, 0, 2]) + struct.pack(">HH", 1234, 80) + bytes(16))
+put("team_flow", "ipv4-tcp", ipv4_tcp)
+put("team_flow", "vlan-ipv6-udp", bytes(a) + bytes(b) + b"\x81\x00\x00\x0a\x86\xdd"
+    + bytes([0x60, 0, 0, 0, 0, 8, 17, 64]) + bytes(15) + b"\x01" + bytes(15) + b"\x02"
+    + struct.pack(">HHHH", 53, 5353, 8, 0))

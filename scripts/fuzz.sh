@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-15}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(vhost_rings vhost_messages frames config_yaml)
+[ ${#targets[@]} -gt 0 ] || targets=(vhost_rings vhost_messages frames config_yaml team_flow)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "== installing cargo-fuzz"
