@@ -391,6 +391,25 @@ impl MacTable {
         before - self.map.len()
     }
 
+    /// Removes the dynamic entries of VLAN `vid` (every VLAN when `None`)
+    /// on `port` (every port when `None`); static entries stay. Returns
+    /// how many were removed.
+    pub fn flush_matching(&mut self, vid: Option<u16>, port: Option<PortId>) -> usize {
+        self.invalidate_cache();
+        let before = self.map.len();
+        let per_port = &mut self.per_port;
+        self.map.retain(|&k, e| {
+            let hit = !e.is_static
+                && vid.is_none_or(|v| split_key(k).0 == v)
+                && port.is_none_or(|p| e.port == p);
+            if hit && let Some(c) = per_port.get_mut(usize::from(e.port.0)) {
+                *c = c.saturating_sub(1);
+            }
+            !hit
+        });
+        before - self.map.len()
+    }
+
     /// Removes every dynamic entry.
     pub fn flush(&mut self) {
         self.invalidate_cache();
@@ -536,6 +555,25 @@ mod tests {
         assert_eq!(t.lookup(s, 100_000), Some(PortId(4)));
         t.clear_static();
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn flush_matching_keeps_statics_and_other_vlans_and_ports() {
+        let mut t = table(100, 100, 300);
+        let (a, b) = (mac_key(10, mac(1)), mac_key(20, mac(2)));
+        let (c, s) = (mac_key(10, mac(3)), mac_key(10, mac(4)));
+        t.learn(a, PortId(1), 0);
+        t.learn(b, PortId(1), 0);
+        t.learn(c, PortId(2), 0);
+        t.insert_static(s, PortId(1));
+        assert_eq!(t.flush_matching(Some(10), Some(PortId(1))), 1);
+        assert_eq!(t.lookup(a, 0), None);
+        assert_eq!(t.port_count(PortId(1)), 1);
+        assert_eq!(t.flush_matching(None, None), 2);
+        assert_eq!(t.len(), 1, "only the static entry is left");
+        assert_eq!(t.lookup(s, 0), Some(PortId(1)));
+        assert_eq!(t.port_count(PortId(1)), 0);
+        assert_eq!(t.port_count(PortId(2)), 0);
     }
 
     #[test]

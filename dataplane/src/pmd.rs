@@ -99,6 +99,11 @@ pub(crate) enum PmdCommand {
         now: u32,
         reply: Sender<Vec<MacTableRow>>,
     },
+    FlushMacs {
+        vid: Option<u16>,
+        port: Option<PortId>,
+        reply: Sender<usize>,
+    },
 }
 
 /// One poll-mode driver: its ports, pool, pipeline and channels.
@@ -211,6 +216,12 @@ impl Pmd {
                 }
                 PmdCommand::MacRows { now, reply } => {
                     let _ = reply.send(self.pipeline.mac.rows(now));
+                }
+                PmdCommand::FlushMacs { vid, port, reply } => {
+                    // Peers' learning queued before the flush goes first,
+                    // so it cannot bring flushed entries back afterwards.
+                    self.apply_peer_learning();
+                    let _ = reply.send(self.pipeline.mac.flush_matching(vid, port));
                 }
             }
         }

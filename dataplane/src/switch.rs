@@ -82,6 +82,7 @@ impl std::fmt::Debug for PmdCommand {
             PmdCommand::Attach { .. } => "Attach",
             PmdCommand::Detach { .. } => "Detach",
             PmdCommand::MacRows { .. } => "MacRows",
+            PmdCommand::FlushMacs { .. } => "FlushMacs",
         })
     }
 }
@@ -278,6 +279,37 @@ impl Switch {
             .map_err(|_| SwitchError::PmdUnresponsive(0))
     }
 
+    /// Removes learned (dynamic) MAC entries of VLAN `vid` (all when
+    /// `None`) on `port` (all when `None`) from every PMD's replica; static
+    /// entries stay. Blocks until every PMD has done it (between bursts)
+    /// and returns how many entries PMD 0 removed. A frame a PMD forwards
+    /// meanwhile may teach its source again, as after any flush.
+    pub fn flush_macs(&self, vid: Option<u16>, port: Option<PortId>) -> Result<usize, SwitchError> {
+        let mut replies = Vec::new();
+        for (i, pmd) in self.pmds.iter().enumerate() {
+            let (tx, rx) = bounded(1);
+            pmd.send(
+                i,
+                PmdCommand::FlushMacs {
+                    vid,
+                    port,
+                    reply: tx,
+                },
+            )?;
+            replies.push(rx);
+        }
+        let mut first = 0;
+        for (i, rx) in replies.into_iter().enumerate() {
+            let n = rx
+                .recv_timeout(self.reply_timeout)
+                .map_err(|_| SwitchError::PmdUnresponsive(i))?;
+            if i == 0 {
+                first = n;
+            }
+        }
+        Ok(first)
+    }
+
     /// A port's counters summed over the PMDs.
     pub fn port_stats(&self, id: PortId) -> PortCountersSnapshot {
         let mut acc = PortCountersSnapshot::default();
@@ -313,5 +345,59 @@ impl Switch {
 impl Drop for Switch {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::Packet;
+    use crate::snapshot::StaticMac;
+    use crate::testing::{frame, guest, mac};
+    use crate::vlan::VlanMode;
+    use crate::wire::MacAddr;
+
+    #[test]
+    fn flush_macs_removes_learned_entries_from_every_pmd_and_keeps_statics() {
+        let mut spec = SwitchSpec {
+            ports: vec![
+                guest(1, VlanMode::Access(10)),
+                guest(2, VlanMode::Access(10)),
+            ],
+            ..SwitchSpec::default()
+        };
+        spec.static_macs.push(StaticMac {
+            vid: 10,
+            mac: mac(9),
+            port: PortId(2),
+        });
+        let cfg = PmdConfig::default();
+        let sw = Switch::start(spec, &[cfg.clone(), cfg]).expect("starts");
+        let mut p1 = sw.attach_mem_port(PortId(1), 64).expect("attach 1");
+        let _p2 = sw.attach_mem_port(PortId(2), 64).expect("attach 2");
+        assert!(
+            p1.send(0, Packet::from_frame(&frame(mac(9), mac(1), &[], &[0; 46])))
+                .is_ok()
+        );
+        let rows = |sw: &Switch| -> Vec<(u16, MacAddr, bool)> {
+            let mut r: Vec<_> = sw
+                .mac_table()
+                .expect("rows")
+                .into_iter()
+                .map(|r| (r.vid, r.mac, r.is_static))
+                .collect();
+            r.sort();
+            r
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while rows(&sw).len() < 2 {
+            assert!(Instant::now() < deadline, "never learned: {:?}", rows(&sw));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Wrong VLAN and wrong port flush nothing.
+        assert_eq!(sw.flush_macs(Some(20), None).expect("flush"), 0);
+        assert_eq!(sw.flush_macs(None, Some(PortId(2))).expect("flush"), 0);
+        assert_eq!(sw.flush_macs(Some(10), Some(PortId(1))).expect("flush"), 1);
+        assert_eq!(rows(&sw), vec![(10, mac(9), true)]);
     }
 }
