@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::protocol::{
-    MacTableReply, ReloadReply, Request, Response, StatsReply, StatusReply, VersionReply,
+    FdbFlushReply, MacTableReply, PmdShowReply, ReloadReply, Request, Response, StatsReply,
+    StatusReply, VersionReply, VlanShowReply,
 };
 
 /// How long to wait for the daemon's answer (a reload that creates many
@@ -323,6 +324,137 @@ pub fn format_mac_table(t: &MacTableReply) -> String {
             })
             .collect();
         out.push_str(&table("  ", &["VLAN", "MAC", "PORT", "TYPE", "AGE"], &rows));
+    }
+    out
+}
+
+/// `vswitchctl fdb flush`.
+pub fn format_fdb_flush(r: &FdbFlushReply) -> String {
+    let mut out = String::new();
+    for sw in &r.switches {
+        out.push_str(&format!(
+            "switch {}: {} learned entr{} flushed\n",
+            sw.name,
+            sw.flushed,
+            if sw.flushed == 1 { "y" } else { "ies" }
+        ));
+    }
+    out
+}
+
+fn member_list(members: &[crate::protocol::VlanMember], tagged: bool) -> String {
+    let names: Vec<&str> = members
+        .iter()
+        .filter(|m| m.tagged == tagged)
+        .map(|m| m.port.as_str())
+        .collect();
+    if names.is_empty() {
+        "-".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// `vswitchctl vlan show`.
+pub fn format_vlans(r: &VlanShowReply) -> String {
+    let mut out = String::new();
+    for sw in &r.switches {
+        out.push_str(&format!("switch {}\n", sw.name));
+        let rows: Vec<Vec<String>> = sw
+            .vlans
+            .iter()
+            .map(|v| {
+                vec![
+                    v.vlan.to_string(),
+                    member_list(&v.members, false),
+                    member_list(&v.members, true),
+                ]
+            })
+            .collect();
+        if !rows.is_empty() {
+            out.push_str(&table("  ", &["VLAN", "UNTAGGED", "TAGGED"], &rows));
+        }
+        if !sw.all_vlans.is_empty() {
+            out.push_str(&format!(
+                "  every VLAN (tagged): {}\n",
+                sw.all_vlans
+                    .iter()
+                    .map(|m| format!("{} ({})", m.port, m.mode))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    out
+}
+
+/// `vswitchctl pmd show`.
+pub fn format_pmds(r: &PmdShowReply) -> String {
+    let mut out = String::new();
+    for sw in &r.switches {
+        out.push_str(&format!("switch {}\n", sw.name));
+        let rows: Vec<Vec<String>> = sw
+            .pmds
+            .iter()
+            .map(|p| {
+                let busy = if p.iterations == 0 {
+                    "-".to_string()
+                } else {
+                    format!(
+                        "{:.1}%",
+                        100.0 * p.busy_iterations as f64 / p.iterations as f64
+                    )
+                };
+                vec![
+                    p.index.to_string(),
+                    p.core.map_or_else(|| "any".to_string(), |c| c.to_string()),
+                    p.idle.clone(),
+                    if p.rx_ports.is_empty() {
+                        "-".into()
+                    } else {
+                        p.rx_ports.join(", ")
+                    },
+                    p.tx_ports.to_string(),
+                    p.iterations.to_string(),
+                    busy,
+                    p.idle_sleeps.to_string(),
+                    format!("{:.2} s", p.cpu_time_ns as f64 / 1e9),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            "  ",
+            &[
+                "PMD",
+                "CORE",
+                "IDLE",
+                "RX QUEUES",
+                "TX PORTS",
+                "POLLS",
+                "BUSY",
+                "SLEEPS",
+                "CPU",
+            ],
+            &rows,
+        ));
+    }
+    out.push_str("BUSY: share of polls that received frames; CPU: thread CPU time, sampled.\n");
+    out
+}
+
+/// `vswitchctl config check FILE`: a short summary of a valid file.
+pub fn format_config_summary(file: &Path, cfg: &config::Config) -> String {
+    let mut out = format!("{}: valid\n", file.display());
+    for sw in &cfg.switches {
+        out.push_str(&format!(
+            "  switch {}: MTU {}, {} port group(s), {} port(s), {} uplink(s), {} team(s)\n",
+            sw.name,
+            sw.mtu,
+            sw.port_groups.len(),
+            sw.ports.len(),
+            sw.uplinks.len(),
+            sw.teams.len()
+        ));
     }
     out
 }

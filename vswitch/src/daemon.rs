@@ -537,6 +537,14 @@ impl Daemon {
                 Ok(t) => Response::success(&t),
                 Err(e) => Response::failure(e.to_string()),
             },
+            Request::FdbFlush { switch, vlan, port } => {
+                match self.fdb_flush(switch.as_deref(), vlan, port.as_deref()) {
+                    Ok(r) => Response::success(&r),
+                    Err(e) => Response::failure(e),
+                }
+            }
+            Request::VlanShow => Response::success(&self.vlans()),
+            Request::PmdShow => Response::success(&self.pmd_show()),
             Request::Reload {
                 config: Some(path), ..
             } if !path.is_absolute() => Response::failure(format!(
@@ -737,6 +745,184 @@ impl Daemon {
             });
         }
         Ok(protocol::MacTableReply { switches })
+    }
+
+    /// Forgets learned MAC entries of `switch` (all switches when `None`)
+    /// in `vlan` on `port`; static entries stay. Errors are in words.
+    pub fn fdb_flush(
+        &self,
+        switch: Option<&str>,
+        vlan: Option<u16>,
+        port: Option<&str>,
+    ) -> Result<protocol::FdbFlushReply, String> {
+        if let Some(v) = vlan
+            && config::VlanId::new(v).is_none()
+        {
+            return Err(format!("{v} is not a VLAN ID (1-4094)"));
+        }
+        if let Some(name) = switch
+            && self.config.switch(name).is_none()
+        {
+            let known: Vec<&str> = self
+                .config
+                .switches
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect();
+            return Err(format!("no switch {name} (switches: {})", known.join(", ")));
+        }
+        let has_port =
+            |sw: &config::Switch, p: &str| sw.port(p).is_some() || sw.uplink(p).is_some();
+        let targets: Vec<&config::Switch> = self
+            .config
+            .switches
+            .iter()
+            .filter(|sw| switch.is_none_or(|n| sw.name == n))
+            .filter(|sw| port.is_none_or(|p| has_port(sw, p)))
+            .collect();
+        if let Some(p) = port
+            && targets.is_empty()
+        {
+            return Err(match switch {
+                Some(sw) => format!("switch {sw} has no port {p}"),
+                None => format!("no port {p}"),
+            });
+        }
+        let port_id = port.and_then(|p| self.ids.get(p));
+        let mut switches = Vec::new();
+        for sw in targets {
+            let Some(r) = self.switches.get(&sw.name) else {
+                continue;
+            };
+            let n = r
+                .switch
+                .flush_macs(vlan, port_id)
+                .map_err(|e| format!("switch {}: {}", sw.name, chain(&e)))?;
+            tracing::info!(switch = %sw.name, ?vlan, ?port, flushed = n, "MAC table flushed");
+            switches.push(protocol::SwitchFlush {
+                name: sw.name.clone(),
+                flushed: n as u64,
+            });
+        }
+        Ok(protocol::FdbFlushReply { switches })
+    }
+
+    /// VLAN membership of every switch, from the configuration in force.
+    pub fn vlans(&self) -> protocol::VlanShowReply {
+        let switches = self
+            .config
+            .switches
+            .iter()
+            .map(|sw| {
+                let members: Vec<(&str, &config::VlanMode)> = sw
+                    .ports
+                    .iter()
+                    .map(|p| (p.name.as_str(), &p.vlan))
+                    .chain(sw.uplinks.iter().map(|u| (u.name.as_str(), &u.vlan)))
+                    .collect();
+                let carries_all = |m: &config::VlanMode| match m {
+                    config::VlanMode::GuestTagging => true,
+                    config::VlanMode::Trunk { allowed, .. } => allowed.len() >= 4094,
+                    config::VlanMode::Access(_) => false,
+                };
+                let mut ids = BTreeSet::new();
+                for (_, m) in &members {
+                    match m {
+                        config::VlanMode::Access(v) => {
+                            ids.insert(v.get());
+                        }
+                        config::VlanMode::Trunk { allowed, native } => {
+                            ids.extend(native.map(config::VlanId::get));
+                            if !carries_all(m) {
+                                ids.extend(allowed.iter().map(config::VlanId::get));
+                            }
+                        }
+                        config::VlanMode::GuestTagging => {}
+                    }
+                }
+                let member =
+                    |name: &str, m: &config::VlanMode, tagged: bool| protocol::VlanMember {
+                        port: name.to_string(),
+                        tagged,
+                        mode: m.to_string(),
+                    };
+                let vlans = ids
+                    .into_iter()
+                    .map(|vid| protocol::VlanMembers {
+                        vlan: vid,
+                        members: members
+                            .iter()
+                            .filter(|(_, m)| m.carries(vid))
+                            .map(|&(name, m)| {
+                                let untagged = match m {
+                                    config::VlanMode::Access(_) => true,
+                                    config::VlanMode::Trunk { native, .. } => {
+                                        native.is_some_and(|n| n.get() == vid)
+                                    }
+                                    // The dataplane runs guest tagging with
+                                    // no native VLAN: everything tagged.
+                                    config::VlanMode::GuestTagging => false,
+                                };
+                                member(name, m, !untagged)
+                            })
+                            .collect(),
+                    })
+                    .collect();
+                let all_vlans = members
+                    .iter()
+                    .filter(|(_, m)| carries_all(m))
+                    .map(|&(name, m)| member(name, m, true))
+                    .collect();
+                protocol::SwitchVlans {
+                    name: sw.name.clone(),
+                    vlans,
+                    all_vlans,
+                }
+            })
+            .collect();
+        protocol::VlanShowReply { switches }
+    }
+
+    /// Every switch's PMD threads: configuration, the ports they poll,
+    /// their counters.
+    pub fn pmd_show(&self) -> protocol::PmdShowReply {
+        let switches = self
+            .config
+            .switches
+            .iter()
+            .filter_map(|sw| {
+                let r = self.switches.get(&sw.name)?;
+                let stats = r.switch.pmd_stats();
+                let pmds = stats
+                    .iter()
+                    .enumerate()
+                    .map(|(index, st)| {
+                        let cfg = self.pmds.get(index);
+                        protocol::PmdInfo {
+                            index,
+                            core: cfg.and_then(|c| c.core),
+                            idle: cfg.map_or("adaptive", |c| idle_name(c.idle)).to_string(),
+                            rx_ports: sw
+                                .ports
+                                .iter()
+                                .filter(|p| r.vhost.get(&p.name).is_some_and(|v| v.rx_pmd == index))
+                                .map(|p| p.name.clone())
+                                .collect(),
+                            tx_ports: r.vhost.len(),
+                            iterations: st.iterations.get(),
+                            busy_iterations: st.busy_iterations.get(),
+                            idle_sleeps: st.idle_sleeps.get(),
+                            cpu_time_ns: st.cpu_time_ns.get(),
+                        }
+                    })
+                    .collect();
+                Some(protocol::SwitchPmds {
+                    name: sw.name.clone(),
+                    pmds,
+                })
+            })
+            .collect();
+        protocol::PmdShowReply { switches }
     }
 
     fn classify(&self, c: &Change) -> Verdict {

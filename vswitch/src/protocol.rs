@@ -10,7 +10,8 @@
 //! ```
 //!
 //! The `result` of each command has its own type here ([`StatusReply`],
-//! [`StatsReply`], [`MacTableReply`], [`ReloadReply`], [`VersionReply`]);
+//! [`StatsReply`], [`MacTableReply`], [`FdbFlushReply`], [`VlanShowReply`],
+//! [`PmdShowReply`], [`ReloadReply`], [`VersionReply`]);
 //! the daemon serializes them and `vswitchctl --json` prints them as they
 //! came. Fields are only ever added, never renamed.
 
@@ -35,6 +36,22 @@ pub enum Request {
     Stats,
     /// The MAC tables.
     MacTable,
+    /// Forget learned (dynamic) MAC entries; static ones stay.
+    FdbFlush {
+        /// Only this switch (default: every switch).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        switch: Option<String>,
+        /// Only this VLAN.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vlan: Option<u16>,
+        /// Only entries on this port (or uplink).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        port: Option<String>,
+    },
+    /// VLAN membership per switch.
+    VlanShow,
+    /// PMD threads: cores, idle policy, the ports they poll, counters.
+    PmdShow,
     /// Re-read the configuration and apply what changed.
     Reload {
         /// Only report what would change.
@@ -377,6 +394,105 @@ pub struct MacEntry {
     pub age: u32,
 }
 
+/// Reply to [`Request::FdbFlush`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FdbFlushReply {
+    /// The switches flushed.
+    pub switches: Vec<SwitchFlush>,
+}
+
+/// What a flush removed from one switch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwitchFlush {
+    /// Switch name.
+    pub name: String,
+    /// Learned entries removed (as PMD 0 counted them).
+    pub flushed: u64,
+}
+
+/// Reply to [`Request::VlanShow`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VlanShowReply {
+    /// Per switch, in file order.
+    pub switches: Vec<SwitchVlans>,
+}
+
+/// VLAN membership of one switch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwitchVlans {
+    /// Switch name.
+    pub name: String,
+    /// Every VLAN some port is an access port of, the native VLAN of, or
+    /// lists in its trunk (a trunk carrying all of 1-4094 does not add
+    /// them all), ascending; with every port that carries it.
+    pub vlans: Vec<VlanMembers>,
+    /// Ports and uplinks that carry every VLAN (guest tagging, or a trunk
+    /// of 1-4094), with their mode in words.
+    pub all_vlans: Vec<VlanMember>,
+}
+
+/// One VLAN and its members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VlanMembers {
+    /// VLAN ID.
+    pub vlan: u16,
+    /// Ports and uplinks carrying it, in file order (ports first).
+    pub members: Vec<VlanMember>,
+}
+
+/// A port's membership in a VLAN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VlanMember {
+    /// Port or uplink name.
+    pub port: String,
+    /// Frames of the VLAN leave the port tagged (trunk, guest tagging)
+    /// rather than untagged (access, native VLAN).
+    pub tagged: bool,
+    /// The port's VLAN mode in words (`VLAN 10`, `trunk 10,20 native 1`).
+    pub mode: String,
+}
+
+/// Reply to [`Request::PmdShow`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PmdShowReply {
+    /// Per switch (each switch runs its own PMD threads), in file order.
+    pub switches: Vec<SwitchPmds>,
+}
+
+/// The PMD threads of one switch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwitchPmds {
+    /// Switch name.
+    pub name: String,
+    /// Its PMD threads, by index.
+    pub pmds: Vec<PmdInfo>,
+}
+
+/// One PMD thread.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PmdInfo {
+    /// Index in the switch.
+    pub index: usize,
+    /// CPU it is pinned to (`None`: any CPU).
+    pub core: Option<usize>,
+    /// `busy` or `adaptive`.
+    pub idle: String,
+    /// vhost-user ports whose receive queue this PMD polls.
+    pub rx_ports: Vec<String>,
+    /// Ports it has a transmit queue to (every PMD has one queue pair of
+    /// every running port).
+    pub tx_ports: usize,
+    /// Loop iterations.
+    pub iterations: u64,
+    /// Iterations that received something: `busy_iterations /
+    /// iterations` is the busy share.
+    pub busy_iterations: u64,
+    /// Idle sleeps (adaptive policy).
+    pub idle_sleeps: u64,
+    /// CPU time used, nanoseconds (sampled about twice a second).
+    pub cpu_time_ns: u64,
+}
+
 /// Reply to [`Request::Reload`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReloadReply {
@@ -402,6 +518,24 @@ mod tests {
         let cases = [
             (r#"{"cmd":"status"}"#, Request::Status),
             (r#"{"cmd":"mac-table"}"#, Request::MacTable),
+            (r#"{"cmd":"vlan-show"}"#, Request::VlanShow),
+            (r#"{"cmd":"pmd-show"}"#, Request::PmdShow),
+            (
+                r#"{"cmd":"fdb-flush","switch":"sw0","vlan":10,"port":"vm0"}"#,
+                Request::FdbFlush {
+                    switch: Some("sw0".into()),
+                    vlan: Some(10),
+                    port: Some("vm0".into()),
+                },
+            ),
+            (
+                r#"{"cmd":"fdb-flush"}"#,
+                Request::FdbFlush {
+                    switch: None,
+                    vlan: None,
+                    port: None,
+                },
+            ),
             (
                 r#"{"cmd":"reload","dry_run":true,"config":"/etc/v.yaml"}"#,
                 Request::Reload {

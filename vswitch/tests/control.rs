@@ -621,3 +621,169 @@ fn a_socket_path_handed_from_one_port_to_another_stays() {
         via_link.display().to_string()
     );
 }
+
+/// `fdb flush` keeps static entries (the configured MAC of vm0) and
+/// refuses unknown switches, ports and VLANs; `fdb`, `fdb show` and
+/// `mac-table` are one command. (That learned entries go is checked with
+/// traffic in dataplane's
+/// `switch::tests::flush_macs_removes_learned_entries_from_every_pmd_and_keeps_statics`:
+/// learning one here would need a guest.)
+#[test]
+fn fdb_flush_keeps_statics_and_checks_its_filters() {
+    let d = Vswitchd::start(BASE);
+    let table = d.ctl_ok(&["mac-table", "--json"]);
+    assert_eq!(d.ctl_ok(&["fdb", "show", "--json"]), table);
+    assert_eq!(d.ctl_ok(&["fdb", "--json"]), table);
+    let flushed: Value =
+        serde_json::from_str(&d.ctl_ok(&["fdb", "flush", "--json"])).expect("JSON");
+    assert_eq!(
+        flushed,
+        serde_json::json!({"switches": [{"name": "sw0", "flushed": 0}]})
+    );
+    let text = d.ctl_ok(&[
+        "fdb", "flush", "--switch", "sw0", "--vlan", "10", "--port", "vm0",
+    ]);
+    assert_eq!(text, "switch sw0: 0 learned entries flushed\n");
+    let after: Value = serde_json::from_str(&d.ctl_ok(&["fdb", "show", "--json"])).expect("JSON");
+    let entries = after["switches"][0]["entries"].as_array().expect("entries");
+    assert_eq!(entries.len(), 1, "{after}");
+    assert_eq!(entries[0]["mac"], "52:54:00:00:00:01");
+    assert_eq!(entries[0]["static"], true);
+    assert_eq!(entries[0]["vlan"], 10);
+    for (args, want) in [
+        (&["--switch", "sw9"][..], "no switch sw9 (switches: sw0)"),
+        (&["--port", "vm9"][..], "no port vm9"),
+        (&["--vlan", "4095"][..], "4095 is not a VLAN ID (1-4094)"),
+    ] {
+        let mut a = vec!["fdb", "flush"];
+        a.extend_from_slice(args);
+        let out = d.ctl(&a);
+        assert_eq!(out.status.code(), Some(1), "{a:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), want, "{a:?}");
+    }
+}
+
+#[test]
+fn vlan_show_lists_members_tagged_and_untagged() {
+    let yaml = BASE.replace(
+        "    ports:\n",
+        "      - name: up\n        vlan: { trunk: [20, 30-31] }\n    ports:\n",
+    ) + "      - name: vm2\n        vlan: all\n    uplinks:\n      - name: eth0\n        port-group: up\n";
+    let d = Vswitchd::start(&yaml);
+    let v: Value = serde_json::from_str(&d.ctl_ok(&["vlan", "show", "--json"])).expect("JSON");
+    let sw = &v["switches"][0];
+    assert_eq!(sw["name"], "sw0");
+    let member = |port: &str, tagged: bool| serde_json::json!({"port": port, "tagged": tagged});
+    let vlans: Vec<(u64, Vec<Value>)> = sw["vlans"]
+        .as_array()
+        .expect("vlans")
+        .iter()
+        .map(|v| {
+            let members = v["members"]
+                .as_array()
+                .expect("members")
+                .iter()
+                .map(|m| member(m["port"].as_str().expect("port"), m["tagged"] == true))
+                .collect();
+            (v["vlan"].as_u64().expect("id"), members)
+        })
+        .collect();
+    assert_eq!(
+        vlans,
+        vec![
+            (1, vec![member("vm1", false), member("vm2", true)]),
+            (
+                10,
+                vec![
+                    member("vm0", false),
+                    member("vm1", true),
+                    member("vm2", true)
+                ]
+            ),
+            (
+                20,
+                vec![
+                    member("vm1", true),
+                    member("vm2", true),
+                    member("eth0", true)
+                ]
+            ),
+            (30, vec![member("vm2", true), member("eth0", true)]),
+            (31, vec![member("vm2", true), member("eth0", true)]),
+        ]
+    );
+    assert_eq!(sw["all_vlans"][0]["port"], "vm2");
+    assert_eq!(sw["all_vlans"].as_array().map(Vec::len), Some(1));
+    let text = d.ctl_ok(&["vlan", "show"]);
+    assert!(text.contains("  10    vm0       vm1, vm2\n"), "{text}");
+}
+
+#[test]
+fn pmd_show_reports_threads_queues_and_counters() {
+    let d = Vswitchd::start(BASE);
+    let v: Value = serde_json::from_str(&d.ctl_ok(&["pmd", "show", "--json"])).expect("JSON");
+    let sw = &v["switches"][0];
+    assert_eq!(sw["name"], "sw0");
+    let pmds = sw["pmds"].as_array().expect("pmds");
+    assert_eq!(pmds.len(), 1, "{v}");
+    let p = &pmds[0];
+    assert_eq!(p["index"], 0);
+    assert_eq!(p["core"], Value::Null);
+    assert_eq!(p["idle"], "adaptive");
+    assert_eq!(p["rx_ports"], serde_json::json!(["vm0", "vm1"]));
+    assert_eq!(p["tx_ports"], 2);
+    for k in [
+        "iterations",
+        "busy_iterations",
+        "idle_sleeps",
+        "cpu_time_ns",
+    ] {
+        assert!(p[k].is_u64(), "{k}: {p}");
+    }
+    assert!(p["busy_iterations"].as_u64() <= p["iterations"].as_u64());
+    let text = d.ctl_ok(&["pmd", "show"]);
+    assert!(text.starts_with("switch sw0\n  PMD  CORE  IDLE"), "{text}");
+    assert!(text.contains("  0    any   adaptive  vm0, vm1"), "{text}");
+}
+
+#[test]
+fn config_check_validates_without_a_daemon() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = dir.path().join("good.yaml");
+    std::fs::write(&good, BASE).expect("write");
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, BASE.replace("port-group: web", "port-grup: web")).expect("write");
+    let check = |f: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_vswitchctl"))
+            // No daemon there: config check must not need one.
+            .arg("--runtime-dir")
+            .arg(dir.path())
+            .args(["config", "check"])
+            .arg(f)
+            .output()
+            .expect("runs")
+    };
+    let out = check(&good);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with(&format!(
+            "{}: valid\n  switch sw0: MTU 1500",
+            good.display()
+        )),
+        "{text}"
+    );
+    let out = check(&bad);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with(&format!(
+            "{}:10:9: switches[0].ports[0].port-grup: unknown key `port-grup`; did you mean `port-group`?",
+            bad.display()
+        )),
+        "{err}"
+    );
+    let out = check(&dir.path().join("missing.yaml"));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+}

@@ -1,7 +1,9 @@
-//! vswitchctl: asks a running vswitchd for its state and reloads it.
+//! vswitchctl: asks a running vswitchd for its state and reloads it;
+//! `config check FILE` validates a file without a daemon.
 //!
-//! Exit codes: 0 success; 1 the daemon refused or failed the request (its
-//! message on stderr, e.g. `file:line:column: ...` for a bad config);
+//! Exit codes: 0 success; 1 the daemon refused or failed the request, or
+//! `config check` found the file invalid (the message on stderr, e.g.
+//! `file:line:column: ...` for a bad config);
 //! 2 bad command line; 3 no daemon answers on the control socket or it
 //! answered something unexpected.
 
@@ -36,9 +38,30 @@ enum Cmd {
     Status,
     /// Per-port counters, drops by reason, PMD threads.
     Stats,
-    /// The MAC tables: VLAN, MAC, port, static or dynamic, age.
-    #[command(alias = "fdb")]
+    /// The MAC tables: VLAN, MAC, port, static or dynamic, age (same as
+    /// `fdb show`).
     MacTable,
+    /// The MAC tables (forwarding databases): `fdb show` (the default),
+    /// `fdb flush`.
+    Fdb {
+        #[command(subcommand)]
+        cmd: Option<FdbCmd>,
+    },
+    /// VLAN membership: `vlan show`.
+    Vlan {
+        #[command(subcommand)]
+        cmd: Option<ShowCmd>,
+    },
+    /// PMD threads: `pmd show`.
+    Pmd {
+        #[command(subcommand)]
+        cmd: Option<ShowCmd>,
+    },
+    /// Configuration files: `config check FILE` (no daemon needed).
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
     /// Re-read the configuration and apply what changed, without a restart.
     Reload {
         /// Only print what would change.
@@ -53,6 +76,59 @@ enum Cmd {
     Version,
 }
 
+#[derive(Subcommand, Debug)]
+enum FdbCmd {
+    /// Per switch: VLAN, MAC, port, static or dynamic, age.
+    Show,
+    /// Forget learned (dynamic) entries; static entries stay.
+    Flush {
+        /// Only this switch.
+        #[arg(long, value_name = "NAME")]
+        switch: Option<String>,
+        /// Only this VLAN.
+        #[arg(long, value_name = "N")]
+        vlan: Option<u16>,
+        /// Only entries on this port or uplink.
+        #[arg(long, value_name = "NAME")]
+        port: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ShowCmd {
+    /// Show it.
+    Show,
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCmd {
+    /// Validate FILE locally: prints `FILE: valid` and a summary, or the
+    /// errors as `file:line:column: path: message` and exits 1.
+    Check {
+        /// The YAML file.
+        file: PathBuf,
+    },
+}
+
+/// `config check`: runs locally, no daemon involved.
+fn config_check(file: &std::path::Path, json: bool) -> Result<String, ClientError> {
+    match config::load_file(file) {
+        Ok(cfg) if json => {
+            let v = serde_json::json!({
+                "file": file,
+                "valid": true,
+                "switches": cfg.switches.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
+            });
+            let mut s = serde_json::to_string_pretty(&v)
+                .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            s.push('\n');
+            Ok(s)
+        }
+        Ok(cfg) => Ok(client::format_config_summary(file, &cfg)),
+        Err(e) => Err(ClientError::Daemon(e.to_string())),
+    }
+}
+
 fn run(args: Args) -> Result<String, ClientError> {
     let socket = args
         .socket
@@ -61,7 +137,23 @@ fn run(args: Args) -> Result<String, ClientError> {
     let req = match &args.cmd {
         Cmd::Status => Request::Status,
         Cmd::Stats => Request::Stats,
-        Cmd::MacTable => Request::MacTable,
+        Cmd::MacTable
+        | Cmd::Fdb {
+            cmd: None | Some(FdbCmd::Show),
+        } => Request::MacTable,
+        Cmd::Fdb {
+            cmd: Some(FdbCmd::Flush { switch, vlan, port }),
+        } => Request::FdbFlush {
+            switch: switch.clone(),
+            vlan: *vlan,
+            port: port.clone(),
+        },
+        Cmd::Vlan { .. } => Request::VlanShow,
+        Cmd::Pmd { .. } => Request::PmdShow,
+        // Local: no daemon involved.
+        Cmd::Config {
+            cmd: ConfigCmd::Check { file },
+        } => return config_check(file, args.json),
         Cmd::Version => Request::Version,
         Cmd::Reload { dry_run, config } => Request::Reload {
             dry_run: *dry_run,
@@ -76,12 +168,15 @@ fn run(args: Args) -> Result<String, ClientError> {
         s.push('\n');
         return Ok(s);
     }
-    Ok(match args.cmd {
-        Cmd::Status => client::format_status(&client::decode(v)?),
-        Cmd::Stats => client::format_stats(&client::decode(v)?),
-        Cmd::MacTable => client::format_mac_table(&client::decode(v)?),
-        Cmd::Reload { .. } => client::format_reload(&client::decode(v)?),
-        Cmd::Version => client::format_version(env!("CARGO_PKG_VERSION"), &client::decode(v)?),
+    Ok(match req {
+        Request::Status => client::format_status(&client::decode(v)?),
+        Request::Stats => client::format_stats(&client::decode(v)?),
+        Request::MacTable => client::format_mac_table(&client::decode(v)?),
+        Request::FdbFlush { .. } => client::format_fdb_flush(&client::decode(v)?),
+        Request::VlanShow => client::format_vlans(&client::decode(v)?),
+        Request::PmdShow => client::format_pmds(&client::decode(v)?),
+        Request::Reload { .. } => client::format_reload(&client::decode(v)?),
+        Request::Version => client::format_version(env!("CARGO_PKG_VERSION"), &client::decode(v)?),
     })
 }
 
