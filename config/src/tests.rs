@@ -314,6 +314,30 @@ fn error_table() {
             ],
         ),
         (
+            "beacon probing with a hash policy",
+            "
+            switches:
+              - name: sw0
+                uplinks:
+                  - name: eth0
+                  - name: eth1
+                  - name: eth2
+                teams:
+                  - name: team0
+                    policy: ip-hash
+                    active: [eth0, eth1, eth2]
+                    failure-detection: beacon
+                  - name: team1
+                    policy: port-id
+                    active: []
+                    failure-detection: beacon
+            ",
+            &[
+                "11:28: switches[0].teams[0].failure-detection: team `team0`: beacon probing does not work with a hash policy (the physical switch bundles the members into one EtherChannel and never returns a beacon); use `failure-detection: link`",
+                "12:15: switches[0].teams[1].active: team `team1` has no active member; list at least one uplink under `active:`",
+            ],
+        ),
+        (
             "uplink port group inside a team",
             "
             switches:

@@ -738,6 +738,24 @@ fn switch(
             .port_group
             .as_ref()
             .and_then(|r| find_group(ctx, r, &join(&p, "port-group")));
+        let aggregated = matches!(
+            tv.policy.as_ref().map(|v| v.value),
+            Some(RawPolicy::IpHash | RawPolicy::L4Hash)
+        );
+        if aggregated
+            && let Some(fd) = tv.failure_detection.as_ref()
+            && matches!(fd.value, RawDetection::Beacon)
+        {
+            // VMware's rule too: an EtherChannel never floods a beacon
+            // back to the other members, so every member would look dead.
+            ctx.err(
+                at(fd),
+                &join(&p, "failure-detection"),
+                format!(
+                    "team `{team_name}`: beacon probing does not work with a hash policy (the physical switch bundles the members into one EtherChannel and never returns a beacon); use `failure-detection: link`"
+                ),
+            );
+        }
         let [active, standby, unused] = lists;
         teams.push(Team {
             name: team_name,
