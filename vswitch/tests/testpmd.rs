@@ -696,6 +696,101 @@ fn access_vlans_keep_traffic_apart() {
     );
 }
 
+/// Live reconfiguration under traffic (issue 4): while testpmd sends
+/// rounds of frames between two ports, another thread reloads the daemon
+/// back and forth between a file with a third port and one without it
+/// (the socket appears and disappears, the switch spec is republished).
+/// Every round must arrive exactly, and the switch must count no drop on
+/// the two untouched ports.
+#[test]
+fn reloads_that_add_and_remove_a_port_drop_nothing_on_the_others() {
+    require_tools();
+    let _serial = serial();
+    let deadline = Deadline::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let two = "switches:\n  - name: sw0\n    ports:\n      - name: vhost0\n      - name: vhost1\n";
+    let three = format!("{two}      - name: extra\n        vlan: 20\n");
+    let cfg = write_config(dir.path(), two);
+    let cfg3 = dir.path().join("three.yaml");
+    std::fs::write(&cfg3, &three).expect("write config");
+    let vs = Vswitchd::start(dir.path(), Some(&cfg), deadline);
+    let mut pmd = Testpmd::start(
+        &[
+            (dir.path().join("vhost0.sock"), MAC0, MAC1),
+            (dir.path().join("vhost1.sock"), MAC1, MAC0),
+        ],
+        "paired",
+        "reload",
+        deadline,
+    );
+    pmd.run("set fwd rxonly", None);
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reloader = {
+        let stop = stop.clone();
+        let runtime = dir.path().to_path_buf();
+        let files = [cfg3.clone(), cfg.clone()];
+        std::thread::spawn(move || {
+            let mut done = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let file = &files[done as usize % 2];
+                let out = Command::new(env!("CARGO_BIN_EXE_vswitchctl"))
+                    .arg("--runtime-dir")
+                    .arg(&runtime)
+                    .args(["reload", "--config"])
+                    .arg(file)
+                    .output()
+                    .expect("vswitchctl runs");
+                assert!(
+                    out.status.success(),
+                    "reload {}: {}",
+                    file.display(),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                done += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            done
+        })
+    };
+
+    let rounds = 30u64;
+    for r in 1..=rounds {
+        pmd.run(&format!("start tx_first {BURSTS}"), None);
+        let s = pmd.wait_stats(
+            &format!("round {r} with reloads running"),
+            &[r * PER_ROUND, r * PER_ROUND],
+            &[r * PER_ROUND, r * PER_ROUND],
+        );
+        pmd.run("stop", Some("Done."));
+        assert_clean(&s);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let reloads = reloader.join().expect("reloader thread");
+    assert!(
+        reloads >= 4,
+        "only {reloads} reloads overlapped the traffic"
+    );
+    pmd.quit();
+
+    let ports = vs.stop();
+    for name in ["vhost0", "vhost1"] {
+        let c = ports
+            .get(name)
+            .unwrap_or_else(|| panic!("no counters for {name}: {ports:?}"));
+        assert_eq!(
+            *c,
+            SwitchPort {
+                rx: rounds * PER_ROUND,
+                tx: rounds * PER_ROUND,
+                tx_dropped: 0,
+                ingress_drops: 0,
+            },
+            "{name} after {reloads} reloads"
+        );
+    }
+}
+
 #[test]
 fn parses_switch_counter_lines() {
     assert_eq!(
