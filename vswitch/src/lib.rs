@@ -8,6 +8,7 @@
 //! - [`daemon`]: the running state and live reload.
 //! - [`protocol`]: the control protocol's messages (line-delimited JSON).
 //! - [`control`]: the control socket server.
+//! - [`sriov`]: SR-IOV virtual functions: apply, show, release.
 //! - [`client`]: the client side, and the tables `vswitchctl` prints.
 #![warn(missing_docs)]
 
@@ -15,4 +16,5 @@ pub mod client;
 pub mod control;
 pub mod daemon;
 pub mod protocol;
+pub mod sriov;
 pub mod translate;

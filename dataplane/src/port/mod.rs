@@ -6,7 +6,11 @@
 //! takes `&mut self`: no lock on the per-packet path. vhost-user, AF_XDP,
 //! AF_PACKET/TAP and the in-memory ring port all implement it.
 
+pub mod af_packet;
+pub mod af_xdp;
 mod mem;
+pub mod tap;
+pub mod team;
 
 pub use mem::{MemPortPeer, MemPortQueue, mem_port};
 

@@ -1,0 +1,1 @@
+//! AF_PACKET uplink port (placeholder: filled in by the uplink-ports work).

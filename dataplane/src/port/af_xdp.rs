@@ -1,0 +1,1 @@
+//! AF_XDP uplink port (placeholder: filled in by the uplink-ports work).

@@ -1,0 +1,1 @@
+//! TAP internal port (placeholder: filled in by the uplink-ports work).

@@ -1,0 +1,1 @@
+//! A team of uplinks seen by the switch as one port (placeholder).

@@ -1,0 +1,1 @@
+//! SR-IOV in the daemon (placeholder: filled in by the SR-IOV work).
