@@ -22,6 +22,7 @@ pub struct Packet {
     buf: Box<[u8]>,
     head: usize,
     len: usize,
+    origin: u16,
 }
 
 impl Packet {
@@ -33,6 +34,7 @@ impl Packet {
             buf: vec![0u8; buf_size].into_boxed_slice(),
             head: HEADROOM,
             len: 0,
+            origin: 0,
         }
     }
 
@@ -73,6 +75,19 @@ impl Packet {
     #[inline]
     pub fn capacity(&self) -> usize {
         self.buf.len() - HEADROOM
+    }
+
+    /// The port the frame entered the switch on (its "originating virtual
+    /// port", the input of port-ID teaming). Set by the pipeline; 0 before.
+    #[inline]
+    pub fn origin(&self) -> u16 {
+        self.origin
+    }
+
+    /// Records the port the frame entered the switch on.
+    #[inline]
+    pub fn set_origin(&mut self, port: u16) {
+        self.origin = port;
     }
 
     /// Size of the whole buffer, headroom included.
@@ -153,6 +168,7 @@ impl Packet {
     /// Copies this packet's frame into `other` (used when flooding).
     #[inline]
     pub fn copy_into(&self, other: &mut Packet) -> bool {
+        other.origin = self.origin;
         other.set_frame(self.data())
     }
 }
@@ -206,6 +222,7 @@ impl PacketPool {
         let mut p = self.free.pop()?;
         p.head = HEADROOM;
         p.len = 0;
+        p.origin = 0;
         Some(p)
     }
 

@@ -127,12 +127,13 @@ impl Pipeline {
         &mut self,
         snap: &Snapshot,
         inp: &PortState,
-        pkt: Packet,
+        mut pkt: Packet,
         pool: &mut PacketPool,
         now: u32,
         ctr: &PortCounters,
     ) -> Result<(), DropReason> {
         let in_id = inp.spec.id;
+        pkt.set_origin(in_id.0);
         let verdict = Self::ingress(snap, inp, &pkt);
         let (h, c) = match verdict {
             Ok(v) => v,
@@ -141,6 +142,19 @@ impl Pipeline {
                 return Err(r);
             }
         };
+
+        // A frame from the physical network with the source MAC of one of
+        // our own guests is that guest's frame coming back (a loop, or the
+        // other member of a team flooding it back): learning it would
+        // steal the guest's MAC. One lookup, on uplink ingress only.
+        if inp.is_uplink
+            && let Some(owner) = self.mac.lookup(mac_key(c.vid, h.src), now)
+            && owner != in_id
+            && snap.port(owner).is_some_and(|p| !p.is_uplink)
+        {
+            pool.free(pkt);
+            return Err(DropReason::Reflection);
+        }
 
         // Learning: with MAC changes rejected only the assigned MAC is learned.
         let sec = inp.spec.security;

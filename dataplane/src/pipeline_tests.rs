@@ -448,3 +448,48 @@ fn unknown_port_frames_are_counted() {
     h.send(1, &frame(BCAST, mac(1), &[], b""));
     assert_eq!(h.stats(5).tx_dropped, 1);
 }
+
+#[test]
+fn a_guests_own_frame_coming_back_on_an_uplink_is_dropped_and_does_not_steal_its_mac() {
+    let t = trunk(&[(10, 10)], None);
+    let mut h = Harness::new(spec(vec![
+        guest(1, VlanMode::Access(10)),
+        guest(2, VlanMode::Access(10)),
+        uplink(8, t),
+    ]));
+    // Guest 1 broadcasts: the uplink gets it, and the physical network
+    // (a loop, a team's other member) sends it back.
+    h.send(1, &frame(BCAST, mac(1), &[], b""));
+    assert_eq!(receivers(&mut h), vec![2, 8]);
+    h.send(8, &frame(BCAST, mac(1), &[(Q, 10)], b""));
+    assert!(
+        receivers(&mut h).is_empty(),
+        "the reflection reaches nobody"
+    );
+    assert_eq!(h.stats(8).drop_count(DropReason::Reflection), 1);
+    // mac(1) still lives on port 1.
+    h.send(2, &frame(mac(1), mac(2), &[], b""));
+    assert_eq!(receivers(&mut h), vec![1]);
+    // A remote host's frame from the uplink is learned and forwarded.
+    h.send(8, &frame(mac(2), mac(80), &[(Q, 10)], b""));
+    assert_eq!(receivers(&mut h), vec![2]);
+    h.send(2, &frame(mac(80), mac(2), &[], b""));
+    assert_eq!(receivers(&mut h), vec![8]);
+    assert_eq!(h.stats(8).drop_count(DropReason::Reflection), 1);
+}
+
+#[test]
+fn frames_carry_their_originating_port_to_the_output() {
+    let mut h = Harness::new(spec(vec![
+        guest(1, VlanMode::Access(10)),
+        guest(2, VlanMode::Access(10)),
+        guest(3, VlanMode::Access(10)),
+    ]));
+    h.send(3, &frame(BCAST, mac(3), &[], b""));
+    let origins: Vec<u16> = [1, 2, 3]
+        .into_iter()
+        .flat_map(|p| h.recv_packets(p))
+        .map(|p| p.origin())
+        .collect();
+    assert_eq!(origins, vec![3, 3]);
+}

@@ -75,6 +75,7 @@ drop_reasons! {
     PortUnknown => "port_unknown": "Arrived on a port the configuration does not know.",
     EgressNotMember => "egress_not_member": "Output port is not in the frame's VLAN.",
     EgressTagFailed => "egress_tag_failed": "The egress tag could not be pushed or popped.",
+    Reflection => "reflection": "Came in on an uplink with the source MAC of a local guest (our own frame, reflected).",
 }
 
 /// Per-port counters of one PMD.

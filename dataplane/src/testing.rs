@@ -122,6 +122,15 @@ impl Harness {
         out.iter().map(|p| p.data().to_vec()).collect()
     }
 
+    /// Packets the switch sent out of `port` since the last call, with
+    /// their metadata.
+    pub fn recv_packets(&mut self, port: u16) -> Vec<Packet> {
+        let peer = self.peers.get_mut(&port).expect("harness port exists");
+        let mut out = Vec::new();
+        peer.recv_all(&mut out);
+        out
+    }
+
     /// Frames waiting on every port, by port.
     pub fn recv_everywhere(&mut self) -> BTreeMap<u16, Vec<Vec<u8>>> {
         let ids: Vec<u16> = self.peers.keys().copied().collect();
