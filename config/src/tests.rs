@@ -191,6 +191,27 @@ fn error_table() {
             &["7:15: switches[1].ports[0].name: duplicate port name `vm0` (first defined at line 4)"],
         ),
         (
+            "a team is a port of its switch: it cannot share a port's or uplink's name",
+            "
+            switches:
+              - name: sw0
+                ports:
+                  - name: vm0
+                uplinks:
+                  - name: eth0
+                  - name: eth1
+                teams:
+                  - name: vm0
+                    active: [eth0]
+                  - name: eth1
+                    active: [eth1]
+            ",
+            &[
+                "9:15: switches[0].teams[0].name: team name `vm0` is already used by port at line 4",
+                "11:15: switches[0].teams[1].name: team name `eth1` is already used by uplink at line 7",
+            ],
+        ),
+        (
             "duplicate port group, uplink, team; port named like an uplink",
             "
             switches:

@@ -409,9 +409,8 @@ struct Global {
     /// Positions of port and uplink names already reported as duplicates.
     duplicate_names: Vec<Location>,
     switch_names: HashMap<String, (String, u64)>,
-    /// Ports and uplinks share one namespace across switches.
+    /// Ports, uplinks and teams share one namespace across switches.
     port_names: HashMap<String, (String, u64)>,
-    team_names: HashMap<String, (String, u64)>,
     pf_names: HashMap<String, (String, u64)>,
     macs: HashMap<MacAddr, (String, u64)>,
 }
@@ -665,7 +664,8 @@ fn switch(
         let p = format!("{path}.teams[{i}]");
         let tv = &t.value;
         if check_name(ctx, &tv.name, &join(&p, "name"), "team", false) {
-            unique(ctx, &mut g.team_names, &tv.name, &join(&p, "name"), "team");
+            // A team is one port of its switch: it shares the port namespace.
+            unique(ctx, &mut g.port_names, &tv.name, &join(&p, "name"), "team");
         }
         let team_name = tv.name.value.clone();
         let mut lists: [Vec<String>; 3] = Default::default();
