@@ -35,6 +35,6 @@ pub use pmd::{IdlePolicy, Pmd, PmdConfig};
 pub use port::{Port, PortId, PortRole};
 pub use snapshot::{PortSpec, SecurityPolicy, StaticMac, SwitchSpec};
 pub use stats::DropReason;
-pub use switch::{PortQueue, Switch, SwitchError};
+pub use switch::{MacReader, PortQueue, Switch, SwitchError};
 pub use vlan::{VlanMode, VlanSet};
 pub use wire::MacAddr;

@@ -87,6 +87,32 @@ impl std::fmt::Debug for PmdCommand {
     }
 }
 
+/// Reads the MAC table of a switch from any thread; see
+/// [`Switch::mac_reader`].
+#[derive(Debug, Clone)]
+pub struct MacReader {
+    cmds: Sender<PmdCommand>,
+    bell: Arc<Doorbell>,
+    epoch: Instant,
+    timeout: Duration,
+}
+
+impl MacReader {
+    /// The MAC table as PMD 0 sees it.
+    pub fn rows(&self) -> Result<Vec<MacTableRow>, SwitchError> {
+        let (tx, rx) = bounded(1);
+        self.cmds
+            .send(PmdCommand::MacRows {
+                now: self.epoch.elapsed().as_secs() as u32,
+                reply: tx,
+            })
+            .map_err(|_| SwitchError::PmdUnresponsive(0))?;
+        self.bell.ring();
+        rx.recv_timeout(self.timeout)
+            .map_err(|_| SwitchError::PmdUnresponsive(0))
+    }
+}
+
 /// A switch: configuration, PMDs, counters.
 #[derive(Debug)]
 pub struct Switch {
@@ -266,17 +292,20 @@ impl Switch {
 
     /// The MAC table as PMD 0 sees it (all replicas converge).
     pub fn mac_table(&self) -> Result<Vec<MacTableRow>, SwitchError> {
-        let (tx, rx) = bounded(1);
+        self.mac_reader()?.rows()
+    }
+
+    /// A handle that reads the MAC table from another thread (a team's
+    /// supervisor announcing guests after a failover) without borrowing
+    /// the switch. It fails once the switch has stopped.
+    pub fn mac_reader(&self) -> Result<MacReader, SwitchError> {
         let pmd = self.pmds.first().ok_or(SwitchError::PmdUnresponsive(0))?;
-        pmd.send(
-            0,
-            PmdCommand::MacRows {
-                now: self.now_secs(),
-                reply: tx,
-            },
-        )?;
-        rx.recv_timeout(self.reply_timeout)
-            .map_err(|_| SwitchError::PmdUnresponsive(0))
+        Ok(MacReader {
+            cmds: pmd.cmds.clone(),
+            bell: pmd.bell.clone(),
+            epoch: self.epoch,
+            timeout: self.reply_timeout,
+        })
     }
 
     /// Removes learned (dynamic) MAC entries of VLAN `vid` (all when

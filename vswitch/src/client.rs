@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::protocol::{
     FdbFlushReply, MacTableReply, PmdShowReply, ReloadReply, Request, Response, StatsReply,
-    StatusReply, VersionReply, VlanShowReply,
+    StatusReply, TeamExplainReply, TeamShowReply, VersionReply, VlanShowReply,
 };
 
 /// How long to wait for the daemon's answer (a reload that creates many
@@ -440,6 +440,102 @@ pub fn format_pmds(r: &PmdShowReply) -> String {
     }
     out.push_str("BUSY: share of polls that received frames; CPU: thread CPU time, sampled.\n");
     out
+}
+
+/// `vswitchctl team show`: per team, its settings, members with state and
+/// counters, each guest MAC's member and why, and recent events.
+pub fn format_teams(r: &TeamShowReply) -> String {
+    let mut out = String::new();
+    if r.teams.is_empty() {
+        out.push_str("no teams\n");
+    }
+    for t in &r.teams {
+        out.push_str(&format!(
+            "team {} (switch {}, port {}): {}, failback {}, failure detection {}, notify switches {}\n",
+            t.name,
+            t.switch,
+            t.id,
+            t.policy,
+            if t.failback { "on" } else { "off" },
+            t.failure_detection,
+            if t.notify_switches { "on" } else { "off" },
+        ));
+        out.push_str(&format!(
+            "  physical switch needs: {}; broadcast received on: {}; now t={:.3}s\n",
+            t.switch_requirement,
+            t.designated_receiver.as_deref().unwrap_or("-"),
+            t.now_secs
+        ));
+        let rows: Vec<Vec<String>> = t
+            .members
+            .iter()
+            .map(|m| {
+                vec![
+                    m.name.clone(),
+                    m.role.clone(),
+                    if !m.present {
+                        "absent".into()
+                    } else if m.link_up {
+                        "up".into()
+                    } else {
+                        "down".into()
+                    },
+                    m.link_since.clone(),
+                    m.beacon.clone().unwrap_or_else(|| "-".into()),
+                    if m.usable { "yes" } else { "no" }.into(),
+                    m.buckets.to_string(),
+                    m.rx_packets.to_string(),
+                    m.tx_packets.to_string(),
+                    m.tx_dropped.to_string(),
+                    m.rx_filtered.to_string(),
+                    m.rx_beacons.to_string(),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            "  ",
+            &[
+                "MEMBER",
+                "ROLE",
+                "LINK",
+                "SINCE",
+                "BEACON",
+                "USABLE",
+                "BUCKETS",
+                "RX",
+                "TX",
+                "TX DROP",
+                "RX FILTERED",
+                "BEACONS",
+            ],
+            &rows,
+        ));
+        out.push_str(&format!(
+            "  dropped for lack of a usable member: {}; announcements sent: {}\n",
+            t.no_member_drops, t.announcements_sent
+        ));
+        if !t.guests.is_empty() {
+            out.push_str("  guests:\n");
+            for g in &t.guests {
+                out.push_str(&format!(
+                    "    {} {} VLAN {}: {}\n",
+                    g.port, g.mac, g.vlan, g.why
+                ));
+            }
+        }
+        if !t.events.is_empty() {
+            out.push_str("  events:\n");
+            for e in &t.events {
+                out.push_str(&format!("    {} {}\n", e.at, e.what));
+            }
+        }
+    }
+    out
+}
+
+/// `vswitchctl team explain`.
+pub fn format_team_explain(r: &TeamExplainReply) -> String {
+    format!("{}\n", r.why)
 }
 
 /// `vswitchctl config check FILE`: a short summary of a valid file.

@@ -35,6 +35,7 @@ use config::{Change, Config, ConfigError};
 use dataplane::vhost::{SocketRole, VhostError, VhostUserPort, VhostUserSpec};
 use dataplane::{DropReason, IdlePolicy, PmdConfig, PortId, PortQueue, Switch, SwitchError};
 
+use crate::backends::{self, Netdevs};
 use crate::protocol::{self, Request, Response};
 use crate::translate::{PortIds, TranslateError, switch_spec};
 
@@ -233,6 +234,16 @@ struct Running {
     buf_size: usize,
     /// vhost-user ports by name.
     vhost: BTreeMap<String, VhostPort>,
+    /// Uplinks, teams and internal ports, and the team supervisor.
+    netdevs: Netdevs,
+}
+
+impl Running {
+    /// Stops the team supervisor, then the PMDs.
+    fn stop(&mut self) {
+        self.netdevs.supervisor = None;
+        self.switch.shutdown();
+    }
 }
 
 /// A port created by a reload, not yet attached.
@@ -255,6 +266,10 @@ struct Prepared {
     /// a listener deletes its socket file when it closes.
     deferred: Vec<(String, config::Port, usize)>,
 }
+
+/// Why uplink, team and internal-port changes wait for a restart.
+const NETDEV_AT_START: &str =
+    " (uplinks, teams and internal ports are opened at start; restart vswitchd to change them)";
 
 /// How a reload treats one change.
 enum Verdict {
@@ -373,7 +388,7 @@ impl Prepared {
             for (name, p) in std::mem::take(&mut r.vhost) {
                 retire(&name, p, keep);
             }
-            r.switch.shutdown();
+            r.stop();
         }
     }
 }
@@ -398,6 +413,7 @@ fn start_switch(
             .first()
             .map_or_else(|| buf_size_for(sw.mtu), |p| p.buf_size),
         vhost: BTreeMap::new(),
+        netdevs: Netdevs::default(),
     };
     let n = running.switch.pmd_count().max(1);
     let mut deferred = Vec::new();
@@ -424,9 +440,8 @@ fn start_switch(
                     });
                 }
             }
-            Ok(None) => {
-                tracing::warn!(port = %p.name, "internal (TAP) ports are not implemented yet: no device is created");
-            }
+            // Internal ports: below, with the uplinks.
+            Ok(None) => {}
             Err(e) => {
                 Prepared {
                     switches: vec![(sw.name.clone(), running)],
@@ -437,9 +452,7 @@ fn start_switch(
             }
         }
     }
-    for u in &sw.uplinks {
-        tracing::warn!(uplink = %u.name, "uplink backend not implemented yet");
-    }
+    running.netdevs = backends::start(sw, ids, &running.switch, sw.ports.len());
     Ok((running, deferred))
 }
 
@@ -555,7 +568,90 @@ impl Daemon {
                 Ok(r) => Response::success(&r),
                 Err(e) => Response::failure(e.to_string()),
             },
+            Request::TeamShow { team } => match self.team_show(team.as_deref()) {
+                Ok(r) => Response::success(&r),
+                Err(e) => Response::failure(e),
+            },
+            Request::TeamExplain { team, flow } => match self.team_explain(&team, &flow) {
+                Ok(r) => Response::success(&r),
+                Err(e) => Response::failure(e),
+            },
         }
+    }
+
+    /// `team show`: every team (or `only`), with its member choice per
+    /// guest MAC from the switch's MAC table.
+    pub fn team_show(&self, only: Option<&str>) -> Result<protocol::TeamShowReply, String> {
+        let mut teams = Vec::new();
+        for sw in &self.config.switches {
+            let Some(r) = self.switches.get(&sw.name) else {
+                continue;
+            };
+            let Some(sup) = &r.netdevs.supervisor else {
+                continue;
+            };
+            let rows = r.switch.mac_table().map_err(|e| e.to_string())?;
+            let names: BTreeMap<u16, String> = sw
+                .ports
+                .iter()
+                .map(|p| p.name.as_str())
+                .filter_map(|n| self.ids.get(n).map(|id| (id.0, n.to_string())))
+                .collect();
+            let port_name = |id: PortId| names.get(&id.0).cloned();
+            for t in sup.teams() {
+                let rt = t.lock().unwrap_or_else(PoisonError::into_inner);
+                if only.is_some_and(|o| o != rt.name()) {
+                    continue;
+                }
+                teams.push(rt.show(&rows, &r.netdevs.uplink_ids, &port_name, backends::now()));
+            }
+        }
+        if let Some(o) = only
+            && teams.is_empty()
+        {
+            return Err(format!("no running team named {o}"));
+        }
+        Ok(protocol::TeamShowReply { teams })
+    }
+
+    /// `team explain`: which member a described frame leaves on, and why.
+    pub fn team_explain(
+        &self,
+        team: &str,
+        flow: &protocol::TeamFlow,
+    ) -> Result<protocol::TeamExplainReply, String> {
+        for sw in &self.config.switches {
+            let Some(sup) = self
+                .switches
+                .get(&sw.name)
+                .and_then(|r| r.netdevs.supervisor.as_ref())
+            else {
+                continue;
+            };
+            for t in sup.teams() {
+                let rt = t.lock().unwrap_or_else(PoisonError::into_inner);
+                if rt.name() != team {
+                    continue;
+                }
+                let port = sw.port(&flow.port).ok_or_else(|| {
+                    format!(
+                        "switch {} has no port {} (a guest or internal port)",
+                        sw.name, flow.port
+                    )
+                })?;
+                let id = self
+                    .ids
+                    .get(&port.name)
+                    .ok_or_else(|| format!("port {} has no ID", port.name))?;
+                let frame = crate::teams::flow_frame(flow, port.mac.map(|m| m.0))?;
+                let e = rt.team().explain_frame(teaming::GuestPort(id.0), &frame);
+                return Ok(protocol::TeamExplainReply {
+                    member: e.member.as_ref().map(|(_, n)| n.clone()),
+                    why: e.to_string(),
+                });
+            }
+        }
+        Err(format!("no running team named {team}"))
     }
 
     fn port_id(&self, name: &str) -> u16 {
@@ -613,7 +709,11 @@ impl Daemon {
                                 role,
                                 socket,
                                 queues,
-                                connected: vhost.map(|v| v.handle.connected()),
+                                connected: vhost.map(|v| v.handle.connected()).or_else(|| {
+                                    running
+                                        .and_then(|r| r.netdevs.ports.get(&p.name))
+                                        .map(|n| n.running)
+                                }),
                                 port_group: p.port_group.clone(),
                                 vlan: (&p.vlan).into(),
                                 security: (&p.security).into(),
@@ -630,7 +730,9 @@ impl Daemon {
                             driver: u.driver.to_string(),
                             team: sw.team_of(&u.name).map(|t| t.name.clone()),
                             vlan: (&u.vlan).into(),
-                            running: false,
+                            running: running
+                                .and_then(|r| r.netdevs.ports.get(&u.name))
+                                .is_some_and(|n| n.running),
                         })
                         .collect(),
                 }
@@ -666,7 +768,13 @@ impl Daemon {
                     .ports
                     .iter()
                     .map(|p| &p.name)
-                    .chain(sw.uplinks.iter().map(|u| &u.name));
+                    .chain(
+                        sw.uplinks
+                            .iter()
+                            .filter(|u| sw.team_of(&u.name).is_none())
+                            .map(|u| &u.name),
+                    )
+                    .chain(sw.teams.iter().map(|t| &t.name));
                 let ports = names
                     .filter_map(|name| {
                         let id = self.ids.get(name)?;
@@ -946,7 +1054,25 @@ impl Daemon {
                 )),
                 _ => Verdict::Apply,
             },
-            Change::SwitchAdded { switch } if !switch.teams.is_empty() => Verdict::NotImplemented,
+            Change::PortAdded { port, .. } if port.kind == config::PortKind::Internal => {
+                Verdict::Restart(NETDEV_AT_START.to_string())
+            }
+            Change::PortRemoved { switch, port } if self.is_internal(switch, port) => {
+                Verdict::Restart(NETDEV_AT_START.to_string())
+            }
+            Change::PortBackendChanged { old, new, .. }
+                if *old == config::PortKind::Internal || *new == config::PortKind::Internal =>
+            {
+                Verdict::Restart(NETDEV_AT_START.to_string())
+            }
+            Change::UplinkAdded { .. }
+            | Change::UplinkRemoved { .. }
+            | Change::UplinkDriverChanged { .. }
+            | Change::TeamAdded { .. }
+            | Change::TeamRemoved { .. }
+            | Change::TeamPolicyChanged { .. }
+            | Change::TeamMembersChanged { .. }
+            | Change::TeamFailoverChanged { .. } => Verdict::Restart(NETDEV_AT_START.to_string()),
             Change::SwitchAdded { .. }
             | Change::SwitchRemoved { .. }
             | Change::MacTableChanged { .. }
@@ -957,15 +1083,17 @@ impl Daemon {
             | Change::PortVlanChanged { .. }
             | Change::PortSecurityChanged { .. }
             | Change::PortMacChanged { .. }
-            // Uplinks are in the dataplane spec (VLAN membership) but have
-            // no backend yet, as at start.
-            | Change::UplinkAdded { .. }
-            | Change::UplinkRemoved { .. }
-            | Change::UplinkDriverChanged { .. }
             | Change::UplinkVlanChanged { .. } => Verdict::Apply,
-            // Teams and SR-IOV are configured but not running yet.
+            // SR-IOV is configured but not running yet.
             _ => Verdict::NotImplemented,
         }
+    }
+
+    fn is_internal(&self, switch: &str, port: &str) -> bool {
+        self.config
+            .switch(switch)
+            .and_then(|s| s.port(port))
+            .is_some_and(|p| p.kind == config::PortKind::Internal)
     }
 
     /// Re-reads the configuration (`file`, else the daemon's own file, else
@@ -1120,7 +1248,7 @@ impl Daemon {
                 for (pname, p) in std::mem::take(&mut r.vhost) {
                     retire(&pname, p, &keep);
                 }
-                r.switch.shutdown();
+                r.stop();
             }
         }
         for (name, r) in prepared.switches {
@@ -1262,7 +1390,7 @@ impl Daemon {
             let Some(r) = self.switches.get_mut(&sw.name) else {
                 continue;
             };
-            r.switch.shutdown();
+            r.stop();
             for p in &sw.ports {
                 if let Some(id) = self.ids.get(&p.name) {
                     let st = r.switch.port_stats(id);

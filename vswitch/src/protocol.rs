@@ -11,7 +11,8 @@
 //!
 //! The `result` of each command has its own type here ([`StatusReply`],
 //! [`StatsReply`], [`MacTableReply`], [`FdbFlushReply`], [`VlanShowReply`],
-//! [`PmdShowReply`], [`ReloadReply`], [`VersionReply`]);
+//! [`PmdShowReply`], [`TeamShowReply`], [`TeamExplainReply`],
+//! [`ReloadReply`], [`VersionReply`]);
 //! the daemon serializes them and `vswitchctl --json` prints them as they
 //! came. Fields are only ever added, never renamed.
 
@@ -62,8 +63,165 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         config: Option<PathBuf>,
     },
+    /// Teams: members, their state and counters, which member each guest
+    /// uses and why, recent failovers.
+    TeamShow {
+        /// Only this team (default: every team).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        team: Option<String>,
+    },
+    /// Which member of a team one frame (described by its fields) leaves
+    /// on, and why.
+    TeamExplain {
+        /// The team.
+        team: String,
+        /// The frame.
+        flow: TeamFlow,
+    },
     /// Daemon and protocol versions.
     Version,
+}
+
+/// A frame as `team explain` describes it: the sending port and whichever
+/// header fields the policy reads (missing ones are zero).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamFlow {
+    /// Sending port (a guest or internal port of the team's switch).
+    pub port: String,
+    /// Source MAC (default: the port's configured MAC, else 02:00:00:00:00:01).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src_mac: Option<String>,
+    /// Destination MAC (default 02:00:00:00:00:02).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst_mac: Option<String>,
+    /// Source IPv4 or IPv6 address (no address: a non-IP frame).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src_ip: Option<String>,
+    /// Destination IP address (same family as `src_ip`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst_ip: Option<String>,
+    /// `tcp` or `udp` (with ports) for the 5-tuple policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proto: Option<String>,
+    /// Source port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src_port: Option<u16>,
+    /// Destination port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst_port: Option<u16>,
+}
+
+/// Reply to [`Request::TeamShow`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TeamShowReply {
+    /// The teams, by switch then name.
+    pub teams: Vec<TeamStatus>,
+}
+
+/// One team in [`TeamShowReply`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TeamStatus {
+    /// Switch.
+    pub switch: String,
+    /// Team name.
+    pub name: String,
+    /// Its port ID in the switch (the team is one port).
+    pub id: u16,
+    /// Load-balancing policy.
+    pub policy: String,
+    /// What the physical switch must be configured with.
+    pub switch_requirement: String,
+    /// Failback on or off.
+    pub failback: bool,
+    /// `link` or `beacon`.
+    pub failure_detection: String,
+    /// RARP/GARP announcements on failover.
+    pub notify_switches: bool,
+    /// The member that passes broadcast/multicast to guests (non-aggregated
+    /// policies), if any is usable.
+    pub designated_receiver: Option<String>,
+    /// Seconds since the daemon started (the clock of every `*_secs`).
+    pub now_secs: f64,
+    /// Members in failover order: active, standby, unused.
+    pub members: Vec<TeamMemberStatus>,
+    /// Frames dropped because no member was usable.
+    pub no_member_drops: u64,
+    /// Announcement frames (RARP/GARP) sent after moves.
+    pub announcements_sent: u64,
+    /// Per guest MAC seen on the switch: its member and why.
+    pub guests: Vec<TeamGuestStatus>,
+    /// Recent failovers, failbacks and other changes, oldest first.
+    pub events: Vec<TeamEventStatus>,
+}
+
+/// One member in [`TeamStatus`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamMemberStatus {
+    /// Interface name.
+    pub name: String,
+    /// `active`, `standby` or `unused`.
+    pub role: String,
+    /// Whether the interface could be opened (a missing one carries nothing).
+    pub present: bool,
+    /// Carrier.
+    pub link_up: bool,
+    /// Time of the last link change, `t=..s`.
+    pub link_since: String,
+    /// Beacon verdict and since when, if probed.
+    pub beacon: Option<String>,
+    /// Whether it may carry traffic now.
+    pub usable: bool,
+    /// Buckets (of 256) it carries.
+    pub buckets: usize,
+    /// Frames received.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Broadcast/multicast dropped because another member is the
+    /// designated receiver.
+    pub rx_filtered: u64,
+    /// Beacons received.
+    pub rx_beacons: u64,
+    /// Frames sent.
+    pub tx_packets: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Frames the member could not take.
+    pub tx_dropped: u64,
+}
+
+/// A guest MAC in [`TeamStatus`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamGuestStatus {
+    /// Port it lives on.
+    pub port: String,
+    /// Its MAC.
+    pub mac: String,
+    /// VLAN.
+    pub vlan: u16,
+    /// Member its traffic leaves on (`None`: per flow, or no member).
+    pub member: Option<String>,
+    /// The explanation, in words.
+    pub why: String,
+}
+
+/// An event in [`TeamStatus`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamEventStatus {
+    /// When, `t=..s` since the daemon started.
+    pub at: String,
+    /// What happened.
+    pub what: String,
+}
+
+/// Reply to [`Request::TeamExplain`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamExplainReply {
+    /// The member chosen (`None`: the frame would be dropped).
+    pub member: Option<String>,
+    /// The explanation, in words.
+    pub why: String,
 }
 
 /// One response: `{"ok":true,"result":...}` or `{"ok":false,"error":"..."}`.
@@ -291,8 +449,7 @@ pub struct UplinkStatus {
     pub team: Option<String>,
     /// Effective VLAN mode.
     pub vlan: Vlan,
-    /// Whether frames flow through it (uplink backends are not implemented
-    /// yet: always false).
+    /// Whether its device is open and frames flow through it.
     pub running: bool,
 }
 

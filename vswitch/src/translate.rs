@@ -43,7 +43,8 @@ impl PortIds {
     }
 }
 
-fn vlan_mode(m: &config::VlanMode) -> dataplane::VlanMode {
+/// The dataplane's form of a configured VLAN mode.
+pub fn vlan_mode(m: &config::VlanMode) -> dataplane::VlanMode {
     match m {
         config::VlanMode::Access(v) => dataplane::VlanMode::Access(v.get()),
         config::VlanMode::Trunk { allowed, native } => {
@@ -87,19 +88,32 @@ pub fn switch_spec(sw: &config::Switch, ids: &mut PortIds) -> Result<SwitchSpec,
             mac: p.mac.map(|m| MacAddr(m.0)),
         });
     }
-    for u in &sw.uplinks {
+    // Uplinks carry many hosts' MACs: no per-MAC policy applies.
+    let uplink_security = SecurityPolicy {
+        promiscuous: false,
+        mac_changes: true,
+        forged_transmits: true,
+    };
+    // An uplink in a team is not a port of its own: the team is.
+    for u in sw.uplinks.iter().filter(|u| sw.team_of(&u.name).is_none()) {
         let id = ids.get_or_assign(&u.name).ok_or_else(too_many)?;
         ports.push(PortSpec {
             id,
             name: u.name.clone(),
             role: PortRole::Uplink,
             vlan: vlan_mode(&u.vlan),
-            // Uplinks carry many hosts' MACs: no per-MAC policy applies.
-            security: SecurityPolicy {
-                promiscuous: false,
-                mac_changes: true,
-                forged_transmits: true,
-            },
+            security: uplink_security,
+            mac: None,
+        });
+    }
+    for t in &sw.teams {
+        let id = ids.get_or_assign(&t.name).ok_or_else(too_many)?;
+        ports.push(PortSpec {
+            id,
+            name: t.name.clone(),
+            role: PortRole::Uplink,
+            vlan: vlan_mode(&t.vlan),
+            security: uplink_security,
             mac: None,
         });
     }

@@ -52,6 +52,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: Option<ShowCmd>,
     },
+    /// Uplink teams: `team show [TEAM]`, `team explain TEAM --port P ...`.
+    Team {
+        #[command(subcommand)]
+        cmd: Option<TeamCmd>,
+    },
     /// PMD threads: `pmd show`.
     Pmd {
         #[command(subcommand)]
@@ -91,6 +96,45 @@ enum FdbCmd {
         /// Only entries on this port or uplink.
         #[arg(long, value_name = "NAME")]
         port: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TeamCmd {
+    /// Members, their link/beacon state and counters, each guest's member
+    /// and why, recent failovers.
+    Show {
+        /// Only this team.
+        team: Option<String>,
+    },
+    /// Which member a frame from PORT with these fields leaves on, and why.
+    Explain {
+        /// The team.
+        team: String,
+        /// The sending guest or internal port.
+        #[arg(long, value_name = "NAME")]
+        port: String,
+        /// Source MAC (default: the port's configured MAC).
+        #[arg(long, value_name = "MAC")]
+        src_mac: Option<String>,
+        /// Destination MAC.
+        #[arg(long, value_name = "MAC")]
+        dst_mac: Option<String>,
+        /// Source IPv4/IPv6 address.
+        #[arg(long, value_name = "IP")]
+        src_ip: Option<String>,
+        /// Destination IPv4/IPv6 address.
+        #[arg(long, value_name = "IP")]
+        dst_ip: Option<String>,
+        /// tcp or udp.
+        #[arg(long, value_name = "PROTO")]
+        proto: Option<String>,
+        /// Source port.
+        #[arg(long, value_name = "N")]
+        src_port: Option<u16>,
+        /// Destination port.
+        #[arg(long, value_name = "N")]
+        dst_port: Option<u16>,
     },
 }
 
@@ -150,6 +194,38 @@ fn run(args: Args) -> Result<String, ClientError> {
         },
         Cmd::Vlan { .. } => Request::VlanShow,
         Cmd::Pmd { .. } => Request::PmdShow,
+        Cmd::Team {
+            cmd: None | Some(TeamCmd::Show { team: None }),
+        } => Request::TeamShow { team: None },
+        Cmd::Team {
+            cmd: Some(TeamCmd::Show { team }),
+        } => Request::TeamShow { team: team.clone() },
+        Cmd::Team {
+            cmd:
+                Some(TeamCmd::Explain {
+                    team,
+                    port,
+                    src_mac,
+                    dst_mac,
+                    src_ip,
+                    dst_ip,
+                    proto,
+                    src_port,
+                    dst_port,
+                }),
+        } => Request::TeamExplain {
+            team: team.clone(),
+            flow: vswitch::protocol::TeamFlow {
+                port: port.clone(),
+                src_mac: src_mac.clone(),
+                dst_mac: dst_mac.clone(),
+                src_ip: src_ip.clone(),
+                dst_ip: dst_ip.clone(),
+                proto: proto.clone(),
+                src_port: *src_port,
+                dst_port: *dst_port,
+            },
+        },
         // Local: no daemon involved.
         Cmd::Config {
             cmd: ConfigCmd::Check { file },
@@ -175,6 +251,8 @@ fn run(args: Args) -> Result<String, ClientError> {
         Request::FdbFlush { .. } => client::format_fdb_flush(&client::decode(v)?),
         Request::VlanShow => client::format_vlans(&client::decode(v)?),
         Request::PmdShow => client::format_pmds(&client::decode(v)?),
+        Request::TeamShow { .. } => client::format_teams(&client::decode(v)?),
+        Request::TeamExplain { .. } => client::format_team_explain(&client::decode(v)?),
         Request::Reload { .. } => client::format_reload(&client::decode(v)?),
         Request::Version => client::format_version(env!("CARGO_PKG_VERSION"), &client::decode(v)?),
     })
