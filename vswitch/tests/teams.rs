@@ -1,0 +1,659 @@
+//! Teams of uplinks, end to end, on network namespaces the test builds:
+//!
+//! ```text
+//!  ns g1..g4 (guests)         ns sw (vswitchd)                 ns ph ("physical switch")
+//!  tap g1 10.9.0.1 ─┐                                   ┌ p0 ─┐
+//!  tap g2 10.9.0.2 ─┤ internal ports ── team bond0 ─ u0 ┘     ├─ br0 (Linux bridge; for
+//!  tap g3 10.9.0.3 ─┤                              └ u1 ─ p1 ─┤   ip-hash a static bond
+//!  tap g4 10.9.0.4 ─┘                                         │   of p0+p1 under it)
+//!                                         ns r1 10.9.0.101 ───┤
+//!                                         ns r2 10.9.0.102 ───┘
+//! ```
+//!
+//! The guests are the switch's internal (TAP) ports, each moved into its
+//! own namespace; the uplinks are AF_PACKET sockets on veths whose peers
+//! sit in a Linux bridge. What the tests show, from the daemon's own
+//! per-member counters and `team show`, from the bridge's FDB and from
+//! captures: port-id spreads guests and pins each to one member; failover
+//! under traffic (loss window measured), RARPs out of the new member,
+//! failback on and off; ip-hash keeps each IP pair on one member and
+//! spreads pairs; a broadcast from the network reaches each guest once and
+//! a guest's broadcast does not loop back.
+//!
+//! Needs root, iproute2, the bridge and bonding modules, ping and tcpdump
+//! (`scripts/install-deps.sh`).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use vswitch::client;
+use vswitch::protocol::{Request, StatsReply, TeamShowReply, TeamStatus};
+
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn run(args: &[&str]) -> Output {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// How the physical switch joins the two members.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Physical {
+    /// Two independent bridge ports (port-id, src-mac, explicit-failover).
+    Bridge,
+    /// A static bond (balance-xor, the Linux "EtherChannel mode on")
+    /// under the bridge (ip-hash, l4-hash).
+    StaticBond,
+}
+
+/// The namespaces, links and daemon of one test. Everything is removed on
+/// drop.
+struct Lab {
+    tag: String,
+    dir: tempfile::TempDir,
+    daemon: Option<Child>,
+    socket: PathBuf,
+    log: PathBuf,
+}
+
+const GUESTS: usize = 4;
+
+impl Lab {
+    fn ns(&self, what: &str) -> String {
+        format!("{}{what}", self.tag)
+    }
+
+    fn new(policy: &str, failback: bool, physical: Physical) -> Lab {
+        let tag = format!("vt{}", std::process::id() % 100_000);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut lab = Lab {
+            socket: dir.path().join("vswitchd.sock"),
+            log: dir.path().join("vswitchd.log"),
+            tag,
+            dir,
+            daemon: None,
+        };
+        lab.cleanup();
+        let (sw, ph) = (lab.ns("sw"), lab.ns("ph"));
+        for n in [&sw, &ph] {
+            run(&["ip", "netns", "add", n]);
+            run(&["ip", "-n", n, "link", "set", "lo", "up"]);
+        }
+        run(&["ip", "-n", &ph, "link", "add", "br0", "type", "bridge"]);
+        run(&["ip", "-n", &ph, "link", "set", "br0", "up"]);
+        if physical == Physical::StaticBond {
+            run(&[
+                "ip",
+                "-n",
+                &ph,
+                "link",
+                "add",
+                "bond0",
+                "type",
+                "bond",
+                "mode",
+                "balance-xor",
+                "xmit_hash_policy",
+                "layer3+4",
+                "miimon",
+                "10",
+            ]);
+            run(&["ip", "-n", &ph, "link", "set", "bond0", "master", "br0"]);
+            run(&["ip", "-n", &ph, "link", "set", "bond0", "up"]);
+        }
+        for i in 0..2 {
+            let (u, p) = (format!("u{i}"), format!("p{i}"));
+            run(&[
+                "ip", "link", "add", &u, "netns", &sw, "type", "veth", "peer", "name", &p, "netns",
+                &ph,
+            ]);
+            let master = if physical == Physical::StaticBond {
+                "bond0"
+            } else {
+                "br0"
+            };
+            if physical == Physical::StaticBond {
+                run(&["ip", "-n", &ph, "link", "set", &p, "down"]);
+            }
+            run(&["ip", "-n", &ph, "link", "set", &p, "master", master]);
+            run(&["ip", "-n", &ph, "link", "set", &p, "up"]);
+            run(&["ip", "-n", &sw, "link", "set", &u, "up"]);
+        }
+        for r in 1..=2 {
+            let ns = lab.ns(&format!("r{r}"));
+            run(&["ip", "netns", "add", &ns]);
+            quiet_ipv6(&ns);
+            let (e, p) = ("eth0".to_string(), format!("r{r}p"));
+            run(&[
+                "ip", "link", "add", &e, "netns", &ns, "type", "veth", "peer", "name", &p, "netns",
+                &ph,
+            ]);
+            run(&["ip", "-n", &ph, "link", "set", &p, "master", "br0"]);
+            run(&["ip", "-n", &ph, "link", "set", &p, "up"]);
+            run(&[
+                "ip",
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("10.9.0.10{r}/24"),
+                "dev",
+                "eth0",
+            ]);
+            run(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
+            run(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+        }
+        // The daemon, with one internal port per guest.
+        let mut yaml = String::from("switches:\n  - name: sw0\n    ports:\n");
+        for g in 1..=GUESTS {
+            yaml.push_str(&format!(
+                "      - name: g{g}\n        type: internal\n        mac: 52:54:00:00:00:0{g}\n"
+            ));
+        }
+        yaml.push_str(&format!(
+            "    uplinks:\n      - name: u0\n        driver: af-packet\n      - name: u1\n        driver: af-packet\n    teams:\n      - name: bond0\n        policy: {policy}\n        active: [u0, u1]\n        failback: {failback}\n        notify-switches: true\n"
+        ));
+        let cfg = lab.dir.path().join("vswitch.yaml");
+        std::fs::write(&cfg, yaml).expect("config");
+        let log = File::create(&lab.log).expect("log");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &sw])
+            .arg(env!("CARGO_BIN_EXE_vswitchd"))
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--runtime-dir")
+            .arg(lab.dir.path())
+            .args(["--idle", "adaptive"])
+            .env("VSWITCH_LOG", "info")
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log)
+            .spawn()
+            .expect("vswitchd starts");
+        lab.daemon = Some(child);
+        let up = wait_until(Duration::from_secs(10), || {
+            std::fs::read_to_string(&lab.log).is_ok_and(|s| s.contains("vswitchd: running"))
+        });
+        assert!(up, "vswitchd did not start:\n{}", lab.log());
+        // Each guest: its TAP moved into its own namespace.
+        for g in 1..=GUESTS {
+            let ns = lab.ns(&format!("g{g}"));
+            run(&["ip", "netns", "add", &ns]);
+            quiet_ipv6(&ns);
+            let tap = format!("g{g}");
+            run(&["ip", "-n", &sw, "link", "set", &tap, "netns", &ns]);
+            run(&[
+                "ip",
+                "-n",
+                &ns,
+                "link",
+                "set",
+                &tap,
+                "address",
+                &format!("52:54:00:00:00:0{g}"),
+            ]);
+            run(&[
+                "ip",
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("10.9.0.{g}/24"),
+                "dev",
+                &tap,
+            ]);
+            run(&["ip", "-n", &ns, "link", "set", &tap, "up"]);
+            run(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+        }
+        // Both members up in the team before the tests start.
+        let ready = wait_until(Duration::from_secs(5), || {
+            lab.team().members.iter().all(|m| m.link_up && m.present)
+        });
+        assert!(
+            ready,
+            "members not up: {:?}\n{}",
+            lab.team().members,
+            lab.log()
+        );
+        lab
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn team(&self) -> TeamStatus {
+        let v = client::request(&self.socket, &Request::TeamShow { team: None })
+            .unwrap_or_else(|e| panic!("team show: {e}\n{}", self.log()));
+        let mut r: TeamShowReply = client::decode(v).expect("team show reply");
+        assert_eq!(r.teams.len(), 1);
+        r.teams.remove(0)
+    }
+
+    /// tx packets per member.
+    fn member_tx(&self) -> Vec<u64> {
+        self.team().members.iter().map(|m| m.tx_packets).collect()
+    }
+
+    /// Port counters by name.
+    fn port_stats(&self) -> BTreeMap<String, (u64, u64)> {
+        let v = client::request(&self.socket, &Request::Stats).expect("stats");
+        let r: StatsReply = client::decode(v).expect("stats reply");
+        r.switches[0]
+            .ports
+            .iter()
+            .map(|p| (p.name.clone(), (p.rx_packets, p.tx_packets)))
+            .collect()
+    }
+
+    /// The member guest `g`'s traffic uses, by `team show`.
+    fn member_of(&self, g: usize) -> Option<String> {
+        let mac = format!("52:54:00:00:00:0{g}");
+        self.team()
+            .guests
+            .iter()
+            .find(|x| x.mac == mac)
+            .and_then(|x| x.member.clone())
+    }
+
+    fn ping(&self, from: &str, to: &str, count: u32, interval: &str) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns(from), "ping", "-n", "-q", "-c"])
+            .arg(count.to_string())
+            .args(["-i", interval, "-W", "1", to])
+            .output()
+            .expect("ping runs")
+    }
+
+    fn cleanup(&mut self) {
+        if let Some(mut c) = self.daemon.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for what in ["sw", "ph", "r1", "r2", "g1", "g2", "g3", "g4"] {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &self.ns(what)])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.cleanup();
+    }
+}
+
+/// No IPv6 chatter (router solicitations, MLD) to blur exact counts.
+fn quiet_ipv6(ns: &str) {
+    run(&[
+        "ip",
+        "netns",
+        "exec",
+        ns,
+        "sysctl",
+        "-q",
+        "-w",
+        "net.ipv6.conf.all.disable_ipv6=1",
+    ]);
+    run(&[
+        "ip",
+        "netns",
+        "exec",
+        ns,
+        "sysctl",
+        "-q",
+        "-w",
+        "net.ipv6.conf.default.disable_ipv6=1",
+    ]);
+}
+
+fn ping_ok(out: &Output) -> bool {
+    out.status.success()
+}
+
+/// Received ICMP sequence numbers from `ping` without -q.
+fn replies(out: &Output) -> Vec<u32> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let s = l.split("icmp_seq=").nth(1)?;
+            s.split_whitespace().next()?.parse().ok()
+        })
+        .collect()
+}
+
+/// A capture on `dev` in namespace `ns` of frames matching `filter`,
+/// stopped after `secs` seconds; returns tcpdump's `-e` lines.
+fn capture(ns: &str, dev: &str, filter: &str, secs: u32) -> Child {
+    Command::new("timeout")
+        .arg(secs.to_string())
+        .args([
+            "ip", "netns", "exec", ns, "tcpdump", "-l", "-n", "-e", "-i", dev, filter,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tcpdump runs")
+}
+
+fn captured(c: Child) -> Vec<String> {
+    let out = c.wait_with_output().expect("tcpdump ends");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn port_id_spreads_and_pins_guests_fails_over_under_traffic_announces_and_fails_back() {
+    let _s = serial();
+    let lab = Lab::new("port-id", true, Physical::Bridge);
+    for g in 1..=GUESTS {
+        let out = lab.ping(&format!("g{g}"), "10.9.0.101", 3, "0.2");
+        assert!(ping_ok(&out), "g{g} cannot reach r1:\n{}", lab.log());
+    }
+    // Each guest on exactly one member, guests spread over both.
+    let members: Vec<String> = (1..=GUESTS)
+        .map(|g| {
+            lab.member_of(g)
+                .unwrap_or_else(|| panic!("g{g} has a member: {:?}", lab.team()))
+        })
+        .collect();
+    assert!(
+        members.contains(&"u0".to_string()) && members.contains(&"u1".to_string()),
+        "{members:?}"
+    );
+    let tx = lab.member_tx();
+    assert!(
+        tx.iter().all(|&n| n > 0),
+        "both members carry traffic: {tx:?}"
+    );
+    // The physical switch learned each guest on its member's peer port.
+    let fdb = String::from_utf8_lossy(
+        &run(&["bridge", "-n", &lab.ns("ph"), "fdb", "show", "br", "br0"]).stdout,
+    )
+    .to_string();
+    for (g, m) in members.iter().enumerate() {
+        let mac = format!("52:54:00:00:00:0{}", g + 1);
+        let want = format!("dev p{}", &m[1..]);
+        let line = fdb
+            .lines()
+            .find(|l| l.starts_with(&mac))
+            .unwrap_or_else(|| panic!("{mac} not learned:\n{fdb}"));
+        assert!(
+            line.contains(&want),
+            "{mac} on the wrong port: {line} (member {m})"
+        );
+    }
+
+    // Failover under traffic: a guest on u0 pings every 5 ms while p0 (u0's
+    // peer) goes down.
+    let g = members
+        .iter()
+        .position(|m| m == "u0")
+        .expect("a guest on u0")
+        + 1;
+    let mac = format!("52:54:00:00:00:0{g}");
+    let rarps = capture(&lab.ns("ph"), "p1", "ether proto 0x8035", 4);
+    std::thread::sleep(Duration::from_millis(500));
+    let pinger = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.ns(&format!("g{g}")),
+            "ping",
+            "-n",
+            "-i",
+            "0.005",
+            "-c",
+            "500",
+            "-W",
+            "1",
+            "10.9.0.101",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("ping");
+    std::thread::sleep(Duration::from_millis(1000));
+    run(&["ip", "-n", &lab.ns("ph"), "link", "set", "p0", "down"]);
+    let out = pinger.wait_with_output().expect("ping ends");
+    let seqs = replies(&out);
+    let mut worst = 0;
+    for w in seqs.windows(2) {
+        worst = worst.max(w[1] - w[0] - 1);
+    }
+    let lost = 500 - seqs.len() as u32;
+    eprintln!(
+        "failover: {lost} of 500 pings lost, longest gap {worst} pings = {} ms at a 5 ms interval",
+        worst * 5
+    );
+    assert!(
+        seqs.len() > 400,
+        "traffic did not survive the failover: {} replies\n{}",
+        seqs.len(),
+        lab.log()
+    );
+    assert!(worst * 5 < 1000, "loss window {} ms", worst * 5);
+    assert_eq!(lab.member_of(g).as_deref(), Some("u1"), "{:?}", lab.team());
+    let lines = captured(rarps);
+    assert!(
+        lines.iter().any(|l| l.contains(&mac)),
+        "no RARP for {mac} on p1: {lines:?}"
+    );
+    let t = lab.team();
+    assert!(
+        t.events.iter().any(|e| e.what == "u0 link down"),
+        "{:?}",
+        t.events
+    );
+    assert!(t.announcements_sent > 0);
+
+    // Failback: u0 comes back and takes its guests back.
+    run(&["ip", "-n", &lab.ns("ph"), "link", "set", "p0", "up"]);
+    assert!(
+        wait_until(Duration::from_secs(5), || lab.member_of(g).as_deref()
+            == Some("u0")),
+        "no failback: {:?}",
+        lab.team()
+    );
+    assert!(ping_ok(&lab.ping(&format!("g{g}"), "10.9.0.101", 3, "0.2")));
+}
+
+#[test]
+fn without_failback_a_recovered_member_stays_idle() {
+    let _s = serial();
+    let lab = Lab::new("port-id", false, Physical::Bridge);
+    let g = (1..=GUESTS)
+        .find(|&g| lab.member_of(g).as_deref() == Some("u0"))
+        .expect("a guest on u0");
+    run(&["ip", "-n", &lab.ns("ph"), "link", "set", "p0", "down"]);
+    assert!(wait_until(Duration::from_secs(5), || lab
+        .member_of(g)
+        .as_deref()
+        == Some("u1")));
+    run(&["ip", "-n", &lab.ns("ph"), "link", "set", "p0", "up"]);
+    assert!(wait_until(Duration::from_secs(5), || lab.team().members[0].link_up));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(lab.member_of(g).as_deref(), Some("u1"), "{:?}", lab.team());
+    assert!(
+        ping_ok(&lab.ping(&format!("g{g}"), "10.9.0.101", 3, "0.2")),
+        "{}",
+        lab.log()
+    );
+    let before = lab.member_tx();
+    assert!(ping_ok(&lab.ping(&format!("g{g}"), "10.9.0.101", 5, "0.1")));
+    let after = lab.member_tx();
+    assert!(
+        after[1] >= before[1] + 5 && after[0] == before[0],
+        "{before:?} -> {after:?}"
+    );
+}
+
+#[test]
+fn ip_hash_keeps_each_ip_pair_on_one_member_and_spreads_pairs() {
+    let _s = serial();
+    let lab = Lab::new("ip-hash", true, Physical::StaticBond);
+    // Warm ARP (non-IP frames take the MAC hash) before counting.
+    for g in 1..=GUESTS {
+        for r in ["10.9.0.101", "10.9.0.102"] {
+            assert!(
+                ping_ok(&lab.ping(&format!("g{g}"), r, 1, "0.2")),
+                "g{g} -> {r}:\n{}",
+                lab.log()
+            );
+        }
+    }
+    let mut used = [0usize; 2];
+    for g in 1..=GUESTS {
+        for r in ["10.9.0.101", "10.9.0.102"] {
+            let before = lab.member_tx();
+            assert!(ping_ok(&lab.ping(&format!("g{g}"), r, 10, "0.02")));
+            let after = lab.member_tx();
+            let d: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+            // All 10 requests on one member, none on the other.
+            let one = d.iter().filter(|&&x| x == 0).count() == 1 && d.iter().any(|&x| x >= 10);
+            assert!(one, "pair g{g} -> {r} split over members: {d:?}");
+            used[usize::from(d[1] > 0)] += 1;
+            // team explain agrees.
+            let v = client::request(
+                &lab.socket,
+                &Request::TeamExplain {
+                    team: "bond0".into(),
+                    flow: vswitch::protocol::TeamFlow {
+                        port: format!("g{g}"),
+                        src_ip: Some(format!("10.9.0.{g}")),
+                        dst_ip: Some(r.to_string()),
+                        ..Default::default()
+                    },
+                },
+            )
+            .expect("explain");
+            let e: vswitch::protocol::TeamExplainReply = client::decode(v).expect("reply");
+            let want = if d[0] > 0 { "u0" } else { "u1" };
+            assert_eq!(e.member.as_deref(), Some(want), "{}", e.why);
+        }
+    }
+    eprintln!(
+        "ip-hash: 8 IP pairs, {} on u0 and {} on u1",
+        used[0], used[1]
+    );
+    assert!(
+        used[0] > 0 && used[1] > 0,
+        "all pairs on one member: {used:?}"
+    );
+}
+
+#[test]
+fn a_broadcast_from_the_network_reaches_each_guest_once_and_a_guests_broadcast_does_not_loop() {
+    let _s = serial();
+    let lab = Lab::new("port-id", true, Physical::Bridge);
+    // Let start-up chatter (announcements, ARP) settle.
+    std::thread::sleep(Duration::from_millis(500));
+    let before = lab.port_stats();
+    let filtered_before: u64 = lab.team().members.iter().map(|m| m.rx_filtered).sum();
+    // 20 broadcast pings from r1: the bridge floods each to p0 and p1.
+    let _ = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.ns("r1"),
+            "ping",
+            "-b",
+            "-n",
+            "-q",
+            "-c",
+            "20",
+            "-i",
+            "0.02",
+            "-W",
+            "1",
+            "10.9.0.255",
+        ])
+        .output()
+        .expect("ping -b");
+    std::thread::sleep(Duration::from_millis(300));
+    let after = lab.port_stats();
+    for g in 1..=GUESTS {
+        let name = format!("g{g}");
+        let d = after[&name].1 - before[&name].1;
+        assert_eq!(d, 20, "guest {name} got {d} copies of 20 broadcasts");
+    }
+    let filtered: u64 = lab
+        .team()
+        .members
+        .iter()
+        .map(|m| m.rx_filtered)
+        .sum::<u64>()
+        - filtered_before;
+    assert!(
+        filtered >= 20,
+        "the non-designated member dropped {filtered} of the 20 duplicates"
+    );
+
+    // g1 broadcasts 20 times: the other guests get each once, the copy the
+    // bridge floods back in on the other member goes nowhere, and nothing
+    // keeps circulating.
+    let before = lab.port_stats();
+    let _ = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.ns("g1"),
+            "ping",
+            "-b",
+            "-n",
+            "-q",
+            "-c",
+            "20",
+            "-i",
+            "0.02",
+            "-W",
+            "1",
+            "10.9.0.255",
+        ])
+        .output()
+        .expect("ping -b");
+    std::thread::sleep(Duration::from_millis(500));
+    let mid = lab.port_stats();
+    for g in 2..=GUESTS {
+        let name = format!("g{g}");
+        let d = mid[&name].1 - before[&name].1;
+        assert_eq!(d, 20, "guest {name} got {d} copies of g1's 20 broadcasts");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let later = lab.port_stats();
+    assert_eq!(
+        later["bond0"].0, mid["bond0"].0,
+        "frames still arriving: a loop"
+    );
+}
