@@ -39,6 +39,9 @@ use crate::backends::{self, Netdevs};
 use crate::protocol::{self, Request, Response};
 use crate::translate::{PortIds, TranslateError, switch_spec};
 
+/// How often [`Daemon::housekeeping`] runs.
+pub const HOUSEKEEPING_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Runtime directory when neither the command line nor the file gives one.
 pub const DEFAULT_RUNTIME_DIR: &str = config::DEFAULT_RUNTIME_DIR;
 
@@ -224,6 +227,8 @@ struct VhostPort {
     socket: PathBuf,
     role: SocketRole,
     rx_pmd: usize,
+    /// Connected at the last housekeeping pass.
+    was_connected: bool,
 }
 
 /// A running switch and the backends of its ports.
@@ -321,6 +326,7 @@ fn create_vhost(
             socket: socket.clone(),
             role,
             rx_pmd,
+            was_connected: false,
         },
         queues,
     )))
@@ -508,6 +514,35 @@ impl Daemon {
             }
         }
         Ok(daemon)
+    }
+
+    /// Periodic upkeep, every [`HOUSEKEEPING_INTERVAL`]: a vhost-user port
+    /// whose frontend went away forgets the MACs learned on it. Its guest
+    /// may be running elsewhere now (live migration): its frames then come
+    /// in from an uplink, and while the MAC still pointed at the local port
+    /// they would be dropped as reflections and local guests would keep
+    /// sending to the empty port until ageing (300 s). Configured MACs are
+    /// static and stay.
+    pub fn housekeeping(&mut self) {
+        let Daemon { switches, ids, .. } = self;
+        for r in switches.values_mut() {
+            for (name, v) in r.vhost.iter_mut() {
+                let now = v.handle.connected();
+                if v.was_connected
+                    && !now
+                    && let Some(id) = ids.get(name)
+                {
+                    match r.switch.flush_macs(None, Some(id)) {
+                        Ok(n) => tracing::info!(
+                            port = %name,
+                            "frontend disconnected: {n} learned MAC(s) forgotten"
+                        ),
+                        Err(e) => tracing::warn!(port = %name, "cannot flush MACs: {e}"),
+                    }
+                }
+                v.was_connected = now;
+            }
+        }
     }
 
     /// The configuration in force.

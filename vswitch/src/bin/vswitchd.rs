@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -86,6 +87,19 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     let control = listener
         .serve(Arc::new(shared.clone()))
         .context("serving the control socket")?;
+    let upkeep_stop = Arc::new(AtomicBool::new(false));
+    let upkeep = {
+        let (shared, stop) = (shared.clone(), upkeep_stop.clone());
+        std::thread::Builder::new()
+            .name("housekeeping".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(daemon::HOUSEKEEPING_INTERVAL);
+                    shared.lock().housekeeping();
+                }
+            })
+            .context("starting the housekeeping thread")?
+    };
     println!(
         "vswitchd: running; control socket {}; SIGHUP reloads; SIGTERM or Ctrl-C stops it",
         control.path().display()
@@ -101,6 +115,8 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     tracing::info!("shutting down");
+    upkeep_stop.store(true, Ordering::Relaxed);
+    let _ = upkeep.join();
     drop(control);
     for line in shared.lock().shutdown() {
         println!("{line}");
