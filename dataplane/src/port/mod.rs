@@ -12,7 +12,12 @@ mod mem;
 pub mod tap;
 pub mod team;
 
+pub use af_packet::{
+    AfPacketConfig, AfPacketPort, AfPacketRxMode, NetdevCounters, NetdevCountersSnapshot,
+    NetdevError,
+};
 pub use mem::{MemPortPeer, MemPortQueue, mem_port};
+pub use tap::TapPort;
 
 use crate::packet::{Packet, PacketPool};
 
