@@ -16,6 +16,7 @@ pub use af_packet::{
     AfPacketConfig, AfPacketPort, AfPacketRxMode, NetdevCounters, NetdevCountersSnapshot,
     NetdevError,
 };
+pub use af_xdp::{AfXdpConfig, AfXdpPort};
 pub use mem::{MemPortPeer, MemPortQueue, mem_port};
 pub use tap::TapPort;
 

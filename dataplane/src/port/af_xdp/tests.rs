@@ -1,0 +1,255 @@
+//! AF_XDP port tests on veth pairs, each in its own network namespace.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use super::*;
+use crate::packet::HEADROOM;
+use crate::port::af_packet::NetdevCountersSnapshot;
+use crate::port::af_packet::testnet::{
+    RawSock, assert_frames, collect, frame, in_netns, ip, packets, tagged, veth,
+};
+
+const WAIT: Duration = Duration::from_secs(3);
+const LINGER: Duration = Duration::from_millis(150);
+
+fn xdp_attached(ifname: &str) -> bool {
+    let out = std::process::Command::new("ip")
+        .args(["-d", "link", "show", ifname])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).contains("xdpgeneric")
+}
+
+#[test]
+fn both_directions_exact_and_detached_on_drop() {
+    in_netns(|| {
+        veth("va", "vb");
+        let mut port = AfXdpPort::open("va").unwrap();
+        assert!(xdp_attached("va"));
+        let peer = RawSock::open("vb");
+        let mut pool = PacketPool::new(512, HEADROOM + 2048);
+        let frames: Vec<Vec<u8>> = (0..300u32)
+            .map(|i| frame(i, 60 + (i as usize * 37) % 1455))
+            .collect();
+
+        peer.send_all(&frames);
+        let got = collect(&mut port, &mut pool, frames.len(), WAIT, LINGER);
+        assert_frames(&got, &frames);
+
+        let mut pkts = packets(&mut pool, &frames);
+        let out = port.tx_burst(&mut pkts, &mut pool);
+        assert_eq!(
+            out,
+            TxOutcome {
+                sent: frames.len(),
+                bytes: frames.iter().map(Vec::len).sum(),
+                dropped: 0
+            }
+        );
+        assert_frames(&peer.collect(frames.len(), WAIT, LINGER), &frames);
+        // Our own transmissions do not come back.
+        assert!(collect(&mut port, &mut pool, 0, LINGER, LINGER).is_empty());
+        assert_eq!(
+            port.counters().snapshot(),
+            NetdevCountersSnapshot::default()
+        );
+        assert_eq!(port.kernel_rx_dropped(), 0);
+
+        drop(port);
+        assert!(!xdp_attached("va"), "XDP program left attached");
+        // With the program gone, frames reach the kernel stack again, and
+        // the interface can be opened anew.
+        let mut again = AfXdpPort::open("va").unwrap();
+        peer.send_all(&frames[..10]);
+        assert_frames(
+            &collect(&mut again, &mut pool, 10, WAIT, LINGER),
+            &frames[..10],
+        );
+    });
+}
+
+#[test]
+fn vlan_tag_arrives_intact() {
+    in_netns(|| {
+        veth("va", "vb");
+        let mut port = AfXdpPort::open("va").unwrap();
+        let peer = RawSock::open("vb");
+        let mut pool = PacketPool::new(64, HEADROOM + 2048);
+        let frames = vec![
+            tagged(&frame(1, 100), 0x8100, 0x2064),
+            frame(2, 100),
+            tagged(&frame(3, 1514), 0x8100, 0x0fff),
+            tagged(&frame(4, 64), 0x88a8, 0x0005),
+        ];
+        peer.send_all(&frames);
+        assert_frames(
+            &collect(&mut port, &mut pool, frames.len(), WAIT, LINGER),
+            &frames,
+        );
+        // And out: tags leave as they are.
+        let mut pkts = packets(&mut pool, &frames);
+        assert_eq!(port.tx_burst(&mut pkts, &mut pool).sent, frames.len());
+        assert_frames(&peer.collect(frames.len(), WAIT, LINGER), &frames);
+    });
+}
+
+#[test]
+fn tx_only_handle_receives_nothing() {
+    in_netns(|| {
+        veth("va", "vb");
+        let mut port = AfXdpPort::open("va").unwrap();
+        let mut txq = AfXdpPort::open_tx_only("va").unwrap();
+        assert!(!txq.receives());
+        let peer = RawSock::open("vb");
+        let mut pool = PacketPool::new(256, HEADROOM + 2048);
+        let frames: Vec<Vec<u8>> = (0..50u32).map(|i| frame(i, 200)).collect();
+        peer.send_all(&frames);
+        assert_frames(&collect(&mut port, &mut pool, 50, WAIT, LINGER), &frames);
+        assert!(collect(&mut txq, &mut pool, 0, LINGER, LINGER).is_empty());
+
+        let out_frames: Vec<Vec<u8>> = (100..120u32).map(|i| frame(i, 300)).collect();
+        let mut pkts = packets(&mut pool, &out_frames);
+        assert_eq!(txq.tx_burst(&mut pkts, &mut pool).sent, 20);
+        assert_frames(&peer.collect(20, WAIT, LINGER), &out_frames);
+        assert!(collect(&mut port, &mut pool, 0, LINGER, LINGER).is_empty());
+    });
+}
+
+#[test]
+fn link_down_and_interface_gone_count_drops() {
+    in_netns(|| {
+        veth("va", "vb");
+        let mut port = AfXdpPort::open("va").unwrap();
+        let mut pool = PacketPool::new(64, HEADROOM + 2048);
+        let frames: Vec<Vec<u8>> = (0..10u32).map(|i| frame(i, 100)).collect();
+
+        ip(&["link", "set", "vb", "down"]);
+        let mut pkts = packets(&mut pool, &frames);
+        let out = port.tx_burst(&mut pkts, &mut pool);
+        assert_eq!((out.sent, out.dropped, out.bytes), (0, 10, 0));
+        assert_eq!(port.counters().snapshot().tx_dropped(), 10);
+        assert!(collect(&mut port, &mut pool, 0, LINGER, LINGER).is_empty());
+
+        // Back up: frames flow again, none of the old ones linger.
+        ip(&["link", "set", "vb", "up"]);
+        let peer = RawSock::open("vb");
+        let deadline = std::time::Instant::now() + WAIT;
+        let mut sent = 0;
+        while sent == 0 && std::time::Instant::now() < deadline {
+            let mut pkts = packets(&mut pool, &[frame(77, 100)]);
+            sent = port.tx_burst(&mut pkts, &mut pool).sent;
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(sent, 1, "link did not come back");
+        assert_frames(&peer.collect(1, WAIT, LINGER), &[frame(77, 100)]);
+
+        // The interface disappears: no panic, everything dropped.
+        ip(&["link", "del", "va"]);
+        for _ in 0..2 {
+            let before = port.counters().snapshot().tx_dropped();
+            let mut pkts = packets(&mut pool, &frames);
+            let out = port.tx_burst(&mut pkts, &mut pool);
+            assert_eq!((out.sent, out.dropped), (0, 10));
+            assert_eq!(port.counters().snapshot().tx_dropped() - before, 10);
+        }
+        assert!(collect(&mut port, &mut pool, 0, LINGER, LINGER).is_empty());
+        drop(port);
+    });
+}
+
+#[test]
+fn oversize_frame_dropped_and_counted() {
+    in_netns(|| {
+        veth("va", "vb");
+        let mut port = AfXdpPort::open("va").unwrap();
+        let peer = RawSock::open("vb");
+        let mut pool = PacketPool::new(64, HEADROOM + 256);
+        let frames = vec![frame(1, 200), frame(2, 1000), frame(3, 257), frame(4, 256)];
+        peer.send_all(&frames);
+        let got = collect(&mut port, &mut pool, 2, WAIT, LINGER);
+        assert_frames(&got, &[frames[0].clone(), frames[3].clone()]);
+        assert_eq!(port.counters().snapshot().rx_oversize, 2);
+    });
+}
+
+#[test]
+fn errors_name_the_interface_and_step() {
+    in_netns(|| {
+        let e = AfXdpPort::open("nosuch0").unwrap_err();
+        assert_eq!(e.to_string(), "nosuch0: no such interface");
+
+        veth("va", "vb");
+        let _first = AfXdpPort::open("va").unwrap();
+        // A second program on the same interface is refused, not replaced.
+        let e = AfXdpPort::open("va").unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.starts_with("va: "),
+            "error does not name the interface: {text}"
+        );
+        assert!(xdp_attached("va"), "first port's program was removed");
+    });
+}
+
+#[test]
+fn wake_fd_becomes_readable() {
+    in_netns(|| {
+        veth("va", "vb");
+        let mut port = AfXdpPort::open("va").unwrap();
+        let fd = port.wake_fd().unwrap();
+        assert!(!port.set_rx_notify(true));
+        assert!(!crate::sys::poll_readable(&[fd], 0).unwrap());
+        RawSock::open("vb").send_all(&[frame(1, 64)]);
+        assert!(crate::sys::poll_readable(&[fd], 2000).unwrap());
+        assert!(port.set_rx_notify(true));
+    });
+}
+
+#[test]
+fn attach_failure_names_interface_and_step() {
+    in_netns(|| {
+        ip(&[
+            "link",
+            "add",
+            "va",
+            "numrxqueues",
+            "2",
+            "numtxqueues",
+            "2",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "vb",
+            "numrxqueues",
+            "2",
+            "numtxqueues",
+            "2",
+        ]);
+        ip(&["link", "set", "va", "up"]);
+        ip(&["link", "set", "vb", "up"]);
+        let _first = AfXdpPort::open("va").unwrap();
+        // Queue 1 needs a program of its own, but one is attached already:
+        // ours is refused (never replaces it) and the error says where,
+        // which step and why.
+        let e = AfXdpPort::open_with(
+            "va",
+            &AfXdpConfig {
+                queue: 1,
+                ..AfXdpConfig::default()
+            },
+        )
+        .unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.starts_with("va: XDP attach in skb mode failed"),
+            "{text}"
+        );
+        assert!(matches!(
+            e,
+            NetdevError::Refused { .. } | NetdevError::Os { .. }
+        ));
+        assert!(xdp_attached("va"), "first port's program was removed");
+    });
+}
