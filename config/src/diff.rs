@@ -233,7 +233,8 @@ pub enum Change {
         /// The new PF.
         pf: SriovPf,
     },
-    /// An SR-IOV PF is no longer managed.
+    /// An SR-IOV PF is no longer managed: its configured VFs are released
+    /// (clean settings, host driver); the VF count is left as it is.
     SriovPfRemoved {
         /// PF name.
         pf: String,
@@ -581,13 +582,32 @@ fn vf_summary(v: &SriovVf) -> String {
         on_off(v.trust),
         on_off(v.spoof_check)
     );
+    if v.qos != 0 {
+        s.push_str(&format!(", qos {}", v.qos));
+    }
+    if v.vlan_protocol != VfVlanProtocol::Dot1Q {
+        s.push_str(&format!(", {}", v.vlan_protocol));
+    }
+    if let Some(l) = v.link_state {
+        s.push_str(&format!(", link-state {l}"));
+    }
     if v.min_tx_rate_mbps != 0 || v.max_tx_rate_mbps != 0 {
         s.push_str(&format!(
             ", rate {}-{} Mbit/s",
             v.min_tx_rate_mbps, v.max_tx_rate_mbps
         ));
     }
+    if v.vfio {
+        s.push_str(", vfio-pci");
+    }
+    if let Some(m) = v.release_mac {
+        s.push_str(&format!(", release-mac {m}"));
+    }
     s
+}
+
+fn opt_link_state(l: Option<VfLinkState>) -> String {
+    l.map_or_else(|| "unset".to_string(), |l| l.to_string())
 }
 
 impl fmt::Display for Change {
@@ -749,7 +769,10 @@ impl fmt::Display for Change {
                 pf.vfs.len()
             ),
             Change::SriovPfRemoved { pf } => {
-                write!(f, "sriov {pf}: no longer managed (VFs left as they are)")
+                write!(
+                    f,
+                    "sriov {pf}: no longer managed (configured VFs released, VF count left)"
+                )
             }
             Change::SriovNumVfsChanged { pf, old, new } => {
                 write!(f, "sriov {pf}: VFs {old} -> {new} (all VFs are re-created)")
@@ -794,6 +817,23 @@ impl fmt::Display for Change {
                             "port group",
                             o.port_group.clone().unwrap_or_else(|| "none".into()),
                             n.port_group.clone().unwrap_or_else(|| "none".into())
+                        ),
+                        ("qos", o.qos.to_string(), n.qos.to_string()),
+                        (
+                            "VLAN protocol",
+                            o.vlan_protocol.to_string(),
+                            n.vlan_protocol.to_string()
+                        ),
+                        (
+                            "link state",
+                            opt_link_state(o.link_state),
+                            opt_link_state(n.link_state)
+                        ),
+                        ("vfio", on_off(o.vfio).into(), on_off(n.vfio).into()),
+                        (
+                            "release MAC",
+                            opt_mac(o.release_mac),
+                            opt_mac(n.release_mac)
                         ),
                     ])
                 ),

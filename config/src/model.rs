@@ -688,7 +688,8 @@ impl fmt::Display for FailureDetection {
     }
 }
 
-/// An SR-IOV physical function (placeholder model: its own issue fills it in).
+/// An SR-IOV physical function: how many VFs it has, and the settings of
+/// the VFs the file names (the others are left as the kernel made them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SriovPf {
     /// Netdev name of the PF.
@@ -710,14 +711,64 @@ pub struct SriovVf {
     pub port_group: Option<String>,
     /// Access VLAN the NIC tags with; `None`: untagged or guest tagging.
     pub vlan: Option<VlanId>,
+    /// 802.1p priority of the VF VLAN (0-7; 0 without a VLAN).
+    pub qos: u8,
+    /// Tag protocol of the VF VLAN.
+    pub vlan_protocol: VfVlanProtocol,
     /// VF trust (may change MAC, enter promiscuous mode).
     pub trust: bool,
     /// MAC spoof checking by the NIC.
     pub spoof_check: bool,
+    /// Administrative link state; `None`: left as it is.
+    pub link_state: Option<VfLinkState>,
     /// Guaranteed TX rate in Mbit/s (0: none).
     pub min_tx_rate_mbps: u32,
     /// TX rate cap in Mbit/s (0: none).
     pub max_tx_rate_mbps: u32,
+    /// Hand the VF to vfio-pci for passthrough (else the host driver).
+    pub vfio: bool,
+    /// MAC the VF gets when released (`None`: zero, no MAC).
+    pub release_mac: Option<MacAddr>,
+}
+
+/// The tag protocol of a VF VLAN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum VfVlanProtocol {
+    /// 802.1Q (C-tag, 0x8100).
+    #[default]
+    Dot1Q,
+    /// 802.1ad (S-tag, 0x88a8): QinQ, where the driver supports it.
+    Dot1Ad,
+}
+
+impl fmt::Display for VfVlanProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            VfVlanProtocol::Dot1Q => "802.1Q",
+            VfVlanProtocol::Dot1Ad => "802.1ad",
+        })
+    }
+}
+
+/// The administrative link state of a VF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VfLinkState {
+    /// Follows the PF.
+    Auto,
+    /// Always up.
+    Enable,
+    /// Always down.
+    Disable,
+}
+
+impl fmt::Display for VfLinkState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            VfLinkState::Auto => "auto",
+            VfLinkState::Enable => "enable",
+            VfLinkState::Disable => "disable",
+        })
+    }
 }
 
 #[cfg(test)]

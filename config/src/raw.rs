@@ -209,6 +209,24 @@ pub(crate) struct RawVf {
     pub spoof_check: Option<S<bool>>,
     #[serde(default)]
     pub rate: Option<S<RawRate>>,
+    #[serde(default)]
+    pub qos: Option<S<i64>>,
+    #[serde(default)]
+    pub vlan_protocol: Option<S<String>>,
+    #[serde(default)]
+    pub link_state: Option<S<RawLinkState>>,
+    #[serde(default)]
+    pub release_mac: Option<S<String>>,
+    #[serde(default)]
+    pub vfio: Option<S<bool>>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum RawLinkState {
+    Auto,
+    Enable,
+    Disable,
 }
 
 #[derive(Debug, Default, Deserialize)]

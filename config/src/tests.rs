@@ -637,6 +637,53 @@ fn error_table() {
                 "16:15: sriov[0].vfs[3].rate: min-mbps 100 is above max-mbps 10",
             ],
         ),
+        (
+            "sriov VF settings",
+            "
+            switches:
+              - name: sw0
+                port-groups:
+                  - name: v10
+                    vlan: 10
+                  - name: all
+                    vlan: all
+            sriov:
+              - pf: enp1s0f0
+                num-vfs: 4
+                vfs:
+                  - index: 0
+                    port-group: v10
+                    qos: 8
+                    vlan-protocol: 802.1x
+                  - index: 1
+                    qos: 3
+                    vlan-protocol: 802.1ad
+                    release-mac: 01:00:5e:00:00:01
+                  - index: 2
+                    port-group: all
+                    qos: 1
+            ",
+            &[
+                "14:14: sriov[0].vfs[0].qos: 8 is out of range (0-7)",
+                "15:24: sriov[0].vfs[0].vlan-protocol: unknown VLAN protocol `802.1x` (expected 802.1Q or 802.1ad)",
+                "17:14: sriov[0].vfs[1].qos: qos needs a VF VLAN: give the VF a port group with an access VLAN",
+                "18:24: sriov[0].vfs[1].vlan-protocol: vlan-protocol 802.1ad needs a VF VLAN: give the VF a port group with an access VLAN",
+                "19:22: sriov[0].vfs[1].release-mac: 01:00:5e:00:00:01 is a multicast address; a VF MAC must be unicast (even first byte)",
+                "22:14: sriov[0].vfs[2].qos: qos needs a VF VLAN: the VF's port group has none",
+            ],
+        ),
+        (
+            "sriov VF link state",
+            "
+            sriov:
+              - pf: enp1s0f0
+                num-vfs: 1
+                vfs:
+                  - index: 0
+                    link-state: up
+            ",
+            &["6:21: sriov[0].vfs[0].link-state: unknown value `up` (expected one of: auto, enable, disable)"],
+        ),
     ];
     let mut failures = Vec::new();
     for (name, yaml, want) in cases {
@@ -1128,8 +1175,86 @@ fn diff_switches_and_sriov() {
             "sriov p0: VFs 2 -> 4 (all VFs are re-created)",
             "sriov p0 VF 0: trust off -> on",
             "sriov p0 VF 3: configured (mac 02:00:00:00:00:03, vlan none, trust off, spoof-check on)",
-            "sriov p1: no longer managed (VFs left as they are)",
+            "sriov p1: no longer managed (configured VFs released, VF count left)",
             "sriov p2: added (1 VF, 0 configured)",
+        ]
+    );
+}
+
+#[test]
+fn sriov_vf_settings_parse_and_diff() {
+    let old = "
+        switches:
+          - name: sw0
+            port-groups:
+              - { name: v100, vlan: 100 }
+        sriov:
+          - pf: enp1s0
+            num-vfs: 2
+            vfs:
+              - index: 0
+                port-group: v100
+                qos: 3
+                link-state: enable
+                vfio: true
+                release-mac: 02:00:00:00:99:00
+              - index: 1
+                port-group: v100
+                vlan-protocol: 802.1AD
+    ";
+    let c = ok(old);
+    let vf = &c.sriov[0].vfs[0];
+    assert_eq!(vf.vlan, VlanId::new(100));
+    assert_eq!(vf.qos, 3);
+    assert_eq!(vf.vlan_protocol, VfVlanProtocol::Dot1Q);
+    assert_eq!(vf.link_state, Some(VfLinkState::Enable));
+    assert!(vf.vfio);
+    assert_eq!(vf.release_mac, "02:00:00:00:99:00".parse().ok());
+    let vf1 = &c.sriov[0].vfs[1];
+    assert_eq!(vf1.vlan_protocol, VfVlanProtocol::Dot1Ad);
+    assert!(!vf1.vfio && vf1.link_state.is_none() && vf1.release_mac.is_none());
+    assert_eq!(vf1.qos, 0);
+
+    let new = "
+        switches:
+          - name: sw0
+            port-groups:
+              - { name: v100, vlan: 100 }
+        sriov:
+          - pf: enp1s0
+            num-vfs: 2
+            vfs:
+              - index: 0
+                port-group: v100
+                qos: 5
+                link-state: auto
+              - index: 1
+                port-group: v100
+                vlan-protocol: 802.1ad
+                vfio: true
+                rate: { max-mbps: 100 }
+    ";
+    assert_eq!(
+        change_words(old, new),
+        [
+            "sriov enp1s0 VF 0: qos 3 -> 5, link state enable -> auto, vfio on -> off, release MAC 02:00:00:00:99:00 -> none",
+            "sriov enp1s0 VF 1: max rate 0 Mbit/s -> 100 Mbit/s, vfio off -> on",
+        ]
+    );
+    let added = "
+        switches:
+          - name: sw0
+            port-groups:
+              - { name: v100, vlan: 100 }
+        sriov:
+          - pf: enp1s0
+            num-vfs: 2
+    ";
+    assert_eq!(
+        change_words(added, old),
+        [
+            "sriov enp1s0 VF 0: configured (mac none, vlan 100, trust off, spoof-check on, qos 3, link-state enable, vfio-pci, release-mac 02:00:00:00:99:00)",
+            "sriov enp1s0 VF 1: configured (mac none, vlan 100, trust off, spoof-check on, 802.1ad)",
         ]
     );
 }

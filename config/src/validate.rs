@@ -1058,15 +1058,85 @@ fn sriov_pf(
                 );
             }
         }
+        let qos = match &v.qos {
+            None => 0,
+            Some(q) => {
+                let qos = int_in(ctx, q, &join(&p, "qos"), 0, 7).map_or(0, to_u16);
+                if qos != 0 && vlan.is_none() && v.port_group.is_some() {
+                    ctx.err(
+                        at(q),
+                        &join(&p, "qos"),
+                        "qos needs a VF VLAN: the VF's port group has none".to_string(),
+                    );
+                } else if qos != 0 && v.port_group.is_none() {
+                    ctx.err(
+                        at(q),
+                        &join(&p, "qos"),
+                        "qos needs a VF VLAN: give the VF a port group with an access VLAN"
+                            .to_string(),
+                    );
+                }
+                u8::try_from(qos).unwrap_or(0)
+            }
+        };
+        let vlan_protocol = match &v.vlan_protocol {
+            None => VfVlanProtocol::Dot1Q,
+            Some(vp) => match vp.value.trim().to_ascii_lowercase().as_str() {
+                "802.1q" => VfVlanProtocol::Dot1Q,
+                "802.1ad" => {
+                    if v.port_group.is_none() {
+                        ctx.err(
+                            at(vp),
+                            &join(&p, "vlan-protocol"),
+                            "vlan-protocol 802.1ad needs a VF VLAN: give the VF a port group \
+                             with an access VLAN"
+                                .to_string(),
+                        );
+                    }
+                    VfVlanProtocol::Dot1Ad
+                }
+                _ => {
+                    ctx.err(
+                        at(vp),
+                        &join(&p, "vlan-protocol"),
+                        format!(
+                            "unknown VLAN protocol `{}` (expected 802.1Q or 802.1ad)",
+                            vp.value
+                        ),
+                    );
+                    VfVlanProtocol::Dot1Q
+                }
+            },
+        };
+        let release_mac = v.release_mac.as_ref().and_then(|m| {
+            // A default for release, not an address in use: no uniqueness.
+            self::mac(
+                ctx,
+                m,
+                &join(&p, "release-mac"),
+                "VF",
+                &owner,
+                &mut HashMap::new(),
+            )
+        });
         vfs.push(SriovVf {
             index: to_u16(idx.value),
             mac,
             port_group: v.port_group.as_ref().map(|r| r.value.clone()),
             vlan,
+            qos,
+            vlan_protocol,
             trust: v.trust.as_ref().is_some_and(|t| t.value),
             spoof_check: v.spoof_check.as_ref().is_none_or(|t| t.value),
+            link_state: v.link_state.as_ref().map(|l| match l.value {
+                RawLinkState::Auto => VfLinkState::Auto,
+                RawLinkState::Enable => VfLinkState::Enable,
+                RawLinkState::Disable => VfLinkState::Disable,
+            }),
             min_tx_rate_mbps: min,
             max_tx_rate_mbps: max,
+            vfio: v.vfio.as_ref().is_some_and(|t| t.value),
+            release_mac,
         });
     }
     vfs.sort_by_key(|v| v.index);
