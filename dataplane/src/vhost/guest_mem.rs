@@ -52,6 +52,24 @@ pub enum MemError {
         #[source]
         source: vhost::vhost_user::Error,
     },
+    /// A region's file is not a regular file (memfd, hugetlbfs or tmpfs
+    /// file), or the region reaches past the file's end. Mapping it would
+    /// succeed, but the first access past the end raises SIGBUS and kills
+    /// the whole switch.
+    #[error("memory region {index} is not inside its file")]
+    PastEof {
+        /// Position of the region in the table.
+        index: usize,
+    },
+    /// The region's file cannot be inspected.
+    #[error("cannot inspect the file of memory region {index}")]
+    Stat {
+        /// Position of the region in the table.
+        index: usize,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// Regions overlap or cannot form a memory map.
     #[error("memory regions overlap")]
     Layout(#[source] vm_memory::GuestRegionCollectionError),
@@ -103,6 +121,24 @@ fn spans_of(mem: &Mem) -> Vec<(u64, u64)> {
         .collect()
 }
 
+/// A region of `size` bytes at `offset` in `file` must lie inside a
+/// regular file: `vm-memory` maps past the end without complaint, and the
+/// first access there (a vring the frontend placed past the end) is a
+/// SIGBUS for the whole process.
+fn check_in_file(file: &File, offset: u64, size: u64, index: usize) -> Result<(), MemError> {
+    let meta = file
+        .metadata()
+        .map_err(|source| MemError::Stat { index, source })?;
+    let inside = offset
+        .checked_add(size)
+        .is_some_and(|end| end <= meta.len());
+    if meta.file_type().is_file() && inside {
+        Ok(())
+    } else {
+        Err(MemError::PastEof { index })
+    }
+}
+
 impl GuestMem {
     /// Maps the regions of a SET_MEM_TABLE message (one file per region).
     pub fn from_regions(
@@ -130,6 +166,7 @@ impl GuestMem {
             if !ok {
                 return Err(MemError::BadRegion { index });
             }
+            check_in_file(&f, r.mmap_offset, size, index)?;
             let mmap = r
                 .mmap_region::<()>(f)
                 .map_err(|source| MemError::Map { index, source })?;
@@ -333,5 +370,41 @@ mod tests {
         assert!(m.load_u16(GuestAddress(0x5000), Ordering::Acquire).is_err());
         assert!(!m.check_range(GuestAddress(0x11ff0), 0x1000));
         assert!(m.check_range(GuestAddress(0x11000), 0x1000));
+    }
+
+    /// A frontend that declares a region larger than its file (or at an
+    /// offset past its end, or backed by something that is not a regular
+    /// file) is refused at SET_MEM_TABLE: mapping it would succeed and the
+    /// first touch past the end would SIGBUS the switch
+    /// (vswitch/tests/hostile.rs found this).
+    #[test]
+    fn regions_must_lie_inside_their_file() {
+        let file = |len: u64| {
+            let f = tempfile::tempfile().expect("tempfile");
+            f.set_len(len).expect("set_len");
+            f
+        };
+        let region =
+            |size: u64, offset: u64| VhostUserMemoryRegion::new(0, size, 0x7f00_0000_0000, offset);
+        let mib = 1 << 20;
+        let ok = GuestMem::from_regions(&[region(mib, 0)], vec![file(mib)]);
+        assert!(ok.is_ok(), "{ok:?}");
+        let ok = GuestMem::from_regions(&[region(mib / 2, mib / 2)], vec![file(mib)]);
+        assert!(ok.is_ok(), "{ok:?}");
+        for (size, offset, len) in [
+            (64 * mib, 0, mib),
+            (mib, 2 * mib, mib),
+            (mib, 4096, mib),
+            (mib, u64::MAX - 4095, mib),
+        ] {
+            let r = GuestMem::from_regions(&[region(size, offset)], vec![file(len)]);
+            assert!(
+                matches!(r, Err(MemError::PastEof { index: 0 })),
+                "size {size} offset {offset} file {len}: {r:?}"
+            );
+        }
+        let (rd, _wr) = nix::unistd::pipe().expect("pipe");
+        let r = GuestMem::from_regions(&[region(mib, 0)], vec![File::from(rd)]);
+        assert!(matches!(r, Err(MemError::PastEof { index: 0 })), "{r:?}");
     }
 }

@@ -1,0 +1,763 @@
+//! Shared by the hardening tests (hostile.rs, bounds.rs, security.rs):
+//! `vswitchd` as a process with its config, log and counters; DPDK
+//! `dpdk-testpmd` with virtio-user ports as a well-behaved frontend with
+//! exact frame counts; and a raw vhost-user client that writes the wire
+//! format by hand (QEMU's docs/interop/vhost-user.rst: a 12-byte header
+//! `request u32, flags u32 (version 1), size u32`, then the body; fds ride
+//! along as SCM_RIGHTS), both for hostile messages and for a minimal
+//! well-behaved frontend that sends frames from a memfd "guest".
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, IoSlice, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::FileExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use vswitch::protocol::{PortStats, Request, StatsReply};
+
+/// Heavy tests of one file run one at a time.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn find_in_path(prog: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
+        .unwrap_or(false)
+}
+
+/// testpmd and stdbuf must be installed (scripts/install-deps.sh).
+pub fn require_testpmd() {
+    assert!(
+        find_in_path("dpdk-testpmd") && find_in_path("stdbuf"),
+        "dpdk-testpmd or stdbuf missing: run scripts/install-deps.sh (Debian dpdk-dev)"
+    );
+}
+
+/// Waits until `cond` holds or `timeout` passes; returns whether it held.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Removes ANSI colour sequences (the log is written by tracing's fmt).
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut it = s.chars().peekable();
+    while let Some(c) = it.next() {
+        if c == '\u{1b}' {
+            if it.peek() == Some(&'[') {
+                it.next();
+                for d in it.by_ref() {
+                    if d.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A running `vswitchd` (adaptive idle) with its own runtime directory,
+/// config and log; killed when dropped.
+pub struct Daemon {
+    child: Child,
+    pub dir: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    /// Writes `yaml` to DIR/vswitch.yaml and starts the daemon on it.
+    pub fn start(dir: &Path, yaml: &str) -> Daemon {
+        let config = dir.join("vswitch.yaml");
+        std::fs::write(&config, yaml).expect("write config");
+        let log = dir.join("vswitchd.log");
+        let out = File::create(&log).expect("daemon log");
+        let child = Command::new(env!("CARGO_BIN_EXE_vswitchd"))
+            .arg("--config")
+            .arg(&config)
+            .arg("--runtime-dir")
+            .arg(dir)
+            .args(["--idle", "adaptive"])
+            .env("VSWITCH_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log fd"))
+            .stderr(out)
+            .spawn()
+            .expect("vswitchd starts");
+        let d = Daemon {
+            child,
+            dir: dir.to_path_buf(),
+            log,
+        };
+        let ok = wait_until(Duration::from_secs(20), || {
+            d.log().contains("vswitchd: running")
+        });
+        assert!(ok, "vswitchd did not start:\n{}", d.log_tail());
+        d
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// True while the process runs.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The whole log, colours removed.
+    pub fn log(&self) -> String {
+        strip_ansi(&std::fs::read_to_string(&self.log).unwrap_or_default())
+    }
+
+    /// The last 40 lines of the log.
+    pub fn log_tail(&self) -> String {
+        let log = self.log();
+        let lines: Vec<&str> = log.lines().collect();
+        let from = lines.len().saturating_sub(40);
+        format!("--- vswitchd log ---\n{}", lines[from..].join("\n"))
+    }
+
+    pub fn socket(&self, port: &str) -> PathBuf {
+        self.dir.join(format!("{port}.sock"))
+    }
+
+    /// Every port's counters (through the control socket).
+    pub fn stats(&self) -> Vec<PortStats> {
+        let v = vswitch::client::request(&self.dir.join("vswitchd.sock"), &Request::Stats)
+            .unwrap_or_else(|e| panic!("stats: {e}\n{}", self.log_tail()));
+        let r: StatsReply = serde_json::from_value(v).expect("stats reply");
+        r.switches.into_iter().flat_map(|s| s.ports).collect()
+    }
+
+    /// One port's counters.
+    pub fn port(&self, name: &str) -> PortStats {
+        self.stats()
+            .into_iter()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("no port {name} in stats"))
+    }
+
+    /// Open file descriptors of the process.
+    pub fn fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// Resident set size, KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        s.lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------
+// dpdk-testpmd
+
+/// One port's `show port stats all` block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PmdPortStats {
+    pub rx: u64,
+    pub rx_missed: u64,
+    pub rx_errors: u64,
+    pub tx: u64,
+    pub tx_errors: u64,
+}
+
+fn field(line: &str, key: &str) -> Option<u64> {
+    let at = line.find(key)? + key.len();
+    line[at..].split_whitespace().next()?.parse().ok()
+}
+
+fn pump(r: impl Read + Send + 'static, tx: Sender<String>, prefix: &'static str) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(format!("{prefix}{}", line.trim_end())).is_err() {
+                break;
+            }
+        }
+    });
+}
+
+/// Interactive testpmd with virtio-user ports (no hugepages), commands on
+/// stdin, output read line by line; killed when dropped.
+pub struct Testpmd {
+    child: Child,
+    stdin: ChildStdin,
+    lines: Receiver<String>,
+    transcript: Vec<String>,
+    nports: usize,
+    prefix: String,
+}
+
+/// How long frames may take to cross the switch.
+const ARRIVAL: Duration = Duration::from_secs(20);
+
+impl Testpmd {
+    /// `ports`: (socket, own MAC, peer MAC: destination of what it sends).
+    /// `extra_vdevs` come first (e.g. a pcap port), then the virtio-user ones.
+    pub fn start(
+        ports: &[(PathBuf, &str, &str)],
+        extra_vdevs: &[String],
+        topology: &str,
+        tag: &str,
+    ) -> Testpmd {
+        let prefix = format!("vswitch-harden-{}-{tag}", std::process::id());
+        let mut cmd = Command::new("stdbuf");
+        cmd.args([
+            "-oL",
+            "-eL",
+            "dpdk-testpmd",
+            "-l",
+            "0,1",
+            "--main-lcore",
+            "0",
+        ])
+        .args([
+            "--no-pci",
+            "--no-huge",
+            "-m",
+            "512",
+            "--file-prefix",
+            &prefix,
+        ])
+        .args(["--log-level", "lib.eal:notice"]);
+        for v in extra_vdevs {
+            cmd.arg("--vdev").arg(v);
+        }
+        for (i, (sock, mac, _)) in ports.iter().enumerate() {
+            cmd.arg("--vdev").arg(format!(
+                "net_virtio_user{i},path={},mac={mac}",
+                sock.display()
+            ));
+        }
+        cmd.args(["--", "-i", "--nb-cores=1", "--total-num-mbufs=16384"])
+            .arg(format!("--port-topology={topology}"));
+        let skip = extra_vdevs.len();
+        for (i, (_, _, peer)) in ports.iter().enumerate() {
+            cmd.arg(format!("--eth-peer={},{peer}", i + skip));
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("dpdk-testpmd starts");
+        let (tx, lines) = channel();
+        pump(child.stdout.take().expect("stdout"), tx.clone(), "");
+        pump(child.stderr.take().expect("stderr"), tx, "stderr: ");
+        let stdin = child.stdin.take().expect("stdin");
+        let mut t = Testpmd {
+            child,
+            stdin,
+            lines,
+            transcript: Vec::new(),
+            nports: ports.len() + skip,
+            prefix,
+        };
+        let until = Instant::now() + Duration::from_secs(60);
+        t.expect_line(until, |l| l.contains("Checking link statuses"));
+        t.expect_line(until, |l| l.trim() == "Done");
+        t
+    }
+
+    pub fn fail(&self, what: &str) -> ! {
+        let from = self.transcript.len().saturating_sub(60);
+        panic!(
+            "{what}\n--- testpmd transcript ---\n{}",
+            self.transcript[from..].join("\n")
+        );
+    }
+
+    fn next_line(&mut self, until: Instant) -> Option<String> {
+        let left = until.saturating_duration_since(Instant::now());
+        match self.lines.recv_timeout(left) {
+            Ok(l) => {
+                self.transcript.push(l.clone());
+                Some(l)
+            }
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => self.fail("dpdk-testpmd exited"),
+        }
+    }
+
+    fn expect_line(&mut self, until: Instant, pred: impl Fn(&str) -> bool) -> String {
+        loop {
+            match self.next_line(until) {
+                Some(l) if pred(&l) => return l,
+                Some(_) => {}
+                None => self.fail("timed out waiting for testpmd"),
+            }
+        }
+    }
+
+    /// Sends `cmd` and waits for its echo after the prompt, then `done`.
+    pub fn run(&mut self, cmd: &str, done: Option<&str>) {
+        self.transcript.push(format!("> {cmd}"));
+        if let Err(e) = writeln!(self.stdin, "{cmd}").and_then(|()| self.stdin.flush()) {
+            self.fail(&format!("writing `{cmd}` to testpmd: {e}"));
+        }
+        let until = Instant::now() + Duration::from_secs(30);
+        self.expect_line(until, |l| l.starts_with("testpmd>") && l.ends_with(cmd));
+        if let Some(done) = done {
+            self.expect_line(until, |l| l.contains(done));
+        }
+    }
+
+    pub fn stats(&mut self) -> Vec<PmdPortStats> {
+        self.run("show port stats all", None);
+        let until = Instant::now() + Duration::from_secs(30);
+        let mut out = Vec::with_capacity(self.nports);
+        for port in 0..self.nports {
+            let header = format!("NIC statistics for port {port} ");
+            self.expect_line(until, |l| l.contains(&header));
+            let rx = self.expect_line(until, |l| l.contains("RX-packets:"));
+            let rx_err = self.expect_line(until, |l| l.contains("RX-errors:"));
+            let tx = self.expect_line(until, |l| l.contains("TX-packets:"));
+            let s = (|| {
+                Some(PmdPortStats {
+                    rx: field(&rx, "RX-packets:")?,
+                    rx_missed: field(&rx, "RX-missed:")?,
+                    rx_errors: field(&rx_err, "RX-errors:")?,
+                    tx: field(&tx, "TX-packets:")?,
+                    tx_errors: field(&tx, "TX-errors:")?,
+                })
+            })();
+            match s {
+                Some(s) => out.push(s),
+                None => self.fail("cannot parse `show port stats all`"),
+            }
+        }
+        out
+    }
+
+    /// Polls until every port has received `rx` and sent `tx` frames
+    /// (failing at once on more), then checks 300 ms later that nothing
+    /// else arrived.
+    pub fn wait_stats(&mut self, what: &str, rx: &[u64], tx: &[u64]) -> Vec<PmdPortStats> {
+        let until = Instant::now() + ARRIVAL;
+        let over = |g: &[u64], w: &[u64]| g.iter().zip(w).any(|(g, w)| g > w);
+        loop {
+            let s = self.stats();
+            let got_rx: Vec<u64> = s.iter().map(|p| p.rx).collect();
+            let got_tx: Vec<u64> = s.iter().map(|p| p.tx).collect();
+            if over(&got_rx, rx) || over(&got_tx, tx) {
+                self.fail(&format!(
+                    "{what}: more frames than expected: rx {got_rx:?} (want {rx:?}), tx {got_tx:?} (want {tx:?})"
+                ));
+            }
+            if got_rx == rx && got_tx == tx {
+                break;
+            }
+            if Instant::now() >= until {
+                self.fail(&format!(
+                    "{what}: frames missing: rx {got_rx:?} (want {rx:?}), tx {got_tx:?} (want {tx:?})"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let s = self.stats();
+        let got_rx: Vec<u64> = s.iter().map(|p| p.rx).collect();
+        let got_tx: Vec<u64> = s.iter().map(|p| p.tx).collect();
+        if got_rx != rx || got_tx != tx {
+            self.fail(&format!(
+                "{what}: counters moved after the expected frames: rx {got_rx:?} (want {rx:?}), tx {got_tx:?} (want {tx:?})"
+            ));
+        }
+        s
+    }
+
+    pub fn quit(mut self) {
+        self.transcript.push("> quit".into());
+        let _ = writeln!(self.stdin, "quit").and_then(|()| self.stdin.flush());
+        let until = Instant::now() + Duration::from_secs(20);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < until {
+            let _ = self.lines.recv_timeout(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Testpmd {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(Path::new("/var/run/dpdk").join(&self.prefix));
+    }
+}
+
+// ---------------------------------------------------------------------
+// vhost-user on the wire
+
+/// Request codes (vhost-user.rst, "Front-end message types").
+pub mod req {
+    pub const GET_FEATURES: u32 = 1;
+    pub const SET_FEATURES: u32 = 2;
+    pub const SET_OWNER: u32 = 3;
+    pub const RESET_OWNER: u32 = 4;
+    pub const SET_MEM_TABLE: u32 = 5;
+    pub const SET_VRING_NUM: u32 = 8;
+    pub const SET_VRING_ADDR: u32 = 9;
+    pub const SET_VRING_BASE: u32 = 10;
+    pub const GET_VRING_BASE: u32 = 11;
+    pub const SET_VRING_KICK: u32 = 12;
+    pub const SET_VRING_CALL: u32 = 13;
+    pub const GET_PROTOCOL_FEATURES: u32 = 15;
+    pub const SET_PROTOCOL_FEATURES: u32 = 16;
+    pub const GET_QUEUE_NUM: u32 = 17;
+    pub const SET_VRING_ENABLE: u32 = 18;
+}
+
+/// Header flags: version 1.
+pub const VERSION_1: u32 = 0x1;
+/// VIRTIO_F_VERSION_1.
+pub const F_VERSION_1: u64 = 1 << 32;
+
+/// A header (request, flags, size) followed by `body`.
+pub fn message(request: u32, flags: u32, size: u32, body: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(12 + body.len());
+    m.extend_from_slice(&request.to_le_bytes());
+    m.extend_from_slice(&flags.to_le_bytes());
+    m.extend_from_slice(&size.to_le_bytes());
+    m.extend_from_slice(body);
+    m
+}
+
+/// A well-formed request.
+pub fn msg(request: u32, body: &[u8]) -> Vec<u8> {
+    let size = u32::try_from(body.len()).expect("small body");
+    message(request, VERSION_1, size, body)
+}
+
+pub fn u64_body(v: u64) -> Vec<u8> {
+    v.to_le_bytes().to_vec()
+}
+
+/// struct vhost_vring_state.
+pub fn state(index: u32, num: u32) -> Vec<u8> {
+    let mut b = index.to_le_bytes().to_vec();
+    b.extend_from_slice(&num.to_le_bytes());
+    b
+}
+
+/// struct vhost_vring_addr: index, flags, desc, used, avail, log (user
+/// addresses).
+pub fn vring_addr(index: u32, desc: u64, used: u64, avail: u64) -> Vec<u8> {
+    let mut b = index.to_le_bytes().to_vec();
+    b.extend_from_slice(&0u32.to_le_bytes());
+    for v in [desc, used, avail, 0] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    b
+}
+
+/// One region of a memory table: (guest physical address, size, user
+/// address, mmap offset).
+pub type Region = (u64, u64, u64, u64);
+
+/// struct VhostUserMemory with `regions`.
+pub fn mem_table(regions: &[Region]) -> Vec<u8> {
+    let n = u32::try_from(regions.len()).expect("few regions");
+    let mut b = n.to_le_bytes().to_vec();
+    b.extend_from_slice(&0u32.to_le_bytes());
+    for &(gpa, size, va, off) in regions {
+        for v in [gpa, size, va, off] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    b
+}
+
+/// A raw client connection.
+pub struct Raw {
+    pub s: UnixStream,
+}
+
+impl Raw {
+    /// Connects, retrying for up to 5 s (the port may be re-listening).
+    pub fn connect(path: &Path) -> Raw {
+        let until = Instant::now() + Duration::from_secs(5);
+        loop {
+            match UnixStream::connect(path) {
+                Ok(s) => {
+                    s.set_write_timeout(Some(Duration::from_secs(5)))
+                        .expect("write timeout");
+                    return Raw { s };
+                }
+                Err(e) if Instant::now() > until => panic!("connect {}: {e}", path.display()),
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+
+    /// Writes `bytes` with `fds` attached (SCM_RIGHTS).
+    pub fn send_with(&self, bytes: &[u8], fds: &[RawFd]) -> std::io::Result<()> {
+        use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+        let iov = [IoSlice::new(bytes)];
+        let cmsg = [ControlMessage::ScmRights(fds)];
+        let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &cmsg };
+        let n = sendmsg::<()>(
+            self.s.as_raw_fd(),
+            &iov,
+            cmsgs,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map_err(std::io::Error::from)?;
+        if n < bytes.len() {
+            (&self.s).write_all(&bytes[n..])?;
+        }
+        Ok(())
+    }
+
+    pub fn send(&self, bytes: &[u8]) -> std::io::Result<()> {
+        self.send_with(bytes, &[])
+    }
+
+    /// Reads one reply (header + body) within `timeout`.
+    pub fn reply(&self, timeout: Duration) -> std::io::Result<(u32, Vec<u8>)> {
+        self.s.set_read_timeout(Some(timeout))?;
+        let mut h = [0u8; 12];
+        (&self.s).read_exact(&mut h)?;
+        let word = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+        let size = word(8) as usize;
+        if size > 4096 {
+            return Err(std::io::Error::other(format!("reply of {size} bytes")));
+        }
+        let mut body = vec![0u8; size];
+        (&self.s).read_exact(&mut body)?;
+        Ok((word(0), body))
+    }
+
+    /// Waits for the daemon to close the connection (discarding anything
+    /// it sends); true if it did within `timeout`.
+    pub fn closed_by_peer(&self, timeout: Duration) -> bool {
+        let until = Instant::now() + timeout;
+        let mut buf = [0u8; 256];
+        while Instant::now() < until {
+            let _ = self.s.set_read_timeout(Some(Duration::from_millis(50)));
+            match (&self.s).read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(_) => {}
+            }
+        }
+        false
+    }
+}
+
+/// A memfd of `size` bytes.
+pub fn memfd(size: u64) -> File {
+    use nix::sys::memfd::{MFdFlags, memfd_create};
+    let fd = memfd_create(c"vswitch-test-guest", MFdFlags::MFD_CLOEXEC).expect("memfd_create");
+    let f = File::from(fd);
+    f.set_len(size).expect("size memfd");
+    f
+}
+
+/// A non-blocking eventfd.
+pub fn eventfd() -> nix::sys::eventfd::EventFd {
+    use nix::sys::eventfd::{EfdFlags, EventFd};
+    EventFd::from_value_and_flags(0, EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)
+        .expect("eventfd")
+}
+
+/// Guest memory size of [`GoodFrontend`].
+pub const GUEST_MEM: u64 = 1 << 20;
+/// Where the fake frontend says the guest memory is mapped.
+pub const FRONTEND_VA: u64 = 0x7f00_0000_0000;
+/// Ring size of [`GoodFrontend`].
+pub const QSIZE: u16 = 256;
+
+/// desc, avail, used of vring `q` (guest physical).
+pub fn ring_gpa(q: u64) -> (u64, u64, u64) {
+    let base = 0x1_0000 * q;
+    (base, base + 0x1000, base + 0x2000)
+}
+
+/// The messages of a correct set-up of ring `q` (size QSIZE, base 0,
+/// addresses per [`ring_gpa`]), without the kick.
+pub fn ring_setup(q: u32) -> Vec<Vec<u8>> {
+    let (d, a, u) = ring_gpa(u64::from(q));
+    vec![
+        msg(req::SET_VRING_NUM, &state(q, u32::from(QSIZE))),
+        msg(
+            req::SET_VRING_ADDR,
+            &vring_addr(q, FRONTEND_VA + d, FRONTEND_VA + u, FRONTEND_VA + a),
+        ),
+        msg(req::SET_VRING_BASE, &state(q, 0)),
+    ]
+}
+
+/// A minimal, correct vhost-user frontend and virtio-net driver written on
+/// the raw wire: VERSION_1 only (no protocol features: rings start on
+/// their kick), 1 MiB of memfd guest memory, two rings of 256. It sends
+/// frames on its TX ring (vring 1) and does not post RX buffers.
+pub struct GoodFrontend {
+    pub raw: Raw,
+    pub mem: File,
+    kicks: [nix::sys::eventfd::EventFd; 2],
+    calls: [nix::sys::eventfd::EventFd; 2],
+    tx_next: u16,
+}
+
+impl GoodFrontend {
+    /// Connects and sets up both rings; Err if the daemon refuses any of it.
+    pub fn connect(path: &Path) -> Result<GoodFrontend, String> {
+        let raw = Raw::connect(path);
+        let mem = memfd(GUEST_MEM);
+        let g = GoodFrontend {
+            raw,
+            mem,
+            kicks: [eventfd(), eventfd()],
+            calls: [eventfd(), eventfd()],
+            tx_next: 0,
+        };
+        g.handshake().map_err(|e| format!("handshake: {e}"))?;
+        Ok(g)
+    }
+
+    fn handshake(&self) -> std::io::Result<()> {
+        let r = &self.raw;
+        r.send(&msg(req::SET_OWNER, &[]))?;
+        r.send(&msg(req::GET_FEATURES, &[]))?;
+        let (code, body) = r.reply(Duration::from_secs(5))?;
+        if code != req::GET_FEATURES || body.len() != 8 {
+            return Err(std::io::Error::other("bad GET_FEATURES reply"));
+        }
+        let offered = u64::from_le_bytes(body.try_into().expect("8 bytes"));
+        if offered & F_VERSION_1 == 0 {
+            return Err(std::io::Error::other("no VERSION_1"));
+        }
+        r.send(&msg(req::SET_FEATURES, &u64_body(F_VERSION_1)))?;
+        r.send_with(
+            &msg(
+                req::SET_MEM_TABLE,
+                &mem_table(&[(0, GUEST_MEM, FRONTEND_VA, 0)]),
+            ),
+            &[self.mem.as_raw_fd()],
+        )?;
+        for q in 0..2u32 {
+            for m in ring_setup(q) {
+                r.send(&m)?;
+            }
+            let i = q as usize;
+            r.send_with(
+                &msg(req::SET_VRING_CALL, &u64_body(u64::from(q))),
+                &[self.calls[i].as_raw_fd()],
+            )?;
+            r.send_with(
+                &msg(req::SET_VRING_KICK, &u64_body(u64::from(q))),
+                &[self.kicks[i].as_raw_fd()],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn write(&self, gpa: u64, bytes: &[u8]) {
+        self.mem
+            .write_all_at(bytes, gpa)
+            .expect("write guest memory");
+    }
+
+    fn read_u16(&self, gpa: u64) -> u16 {
+        let mut b = [0u8; 2];
+        self.mem
+            .read_exact_at(&mut b, gpa)
+            .expect("read guest memory");
+        u16::from_le_bytes(b)
+    }
+
+    /// Puts `frames` on the TX ring (one descriptor each: a 12-byte
+    /// virtio-net header, then the frame), kicks, and waits until the
+    /// switch has used them all.
+    pub fn send_frames(&mut self, frames: &[Vec<u8>]) -> Result<(), String> {
+        let (desc, avail, used) = ring_gpa(1);
+        let start = self.tx_next;
+        for f in frames {
+            let slot = self.tx_next % QSIZE;
+            let buf = 0x4_0000 + 2048 * u64::from(slot);
+            let mut data = vec![0u8; 12];
+            data.extend_from_slice(f);
+            self.write(buf, &data);
+            let mut d = buf.to_le_bytes().to_vec();
+            d.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            d.extend_from_slice(&0u16.to_le_bytes()); // flags
+            d.extend_from_slice(&0u16.to_le_bytes()); // next
+            self.write(desc + 16 * u64::from(slot), &d);
+            self.write(avail + 4 + 2 * u64::from(slot), &slot.to_le_bytes());
+            self.tx_next = self.tx_next.wrapping_add(1);
+        }
+        self.write(avail + 2, &self.tx_next.to_le_bytes());
+        let want = self.tx_next;
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            let _ = self.kicks[1].write(1);
+            if self.read_u16(used + 2) == want {
+                return Ok(());
+            }
+            if Instant::now() > until {
+                return Err(format!(
+                    "switch used {} of {} frames",
+                    self.read_u16(used + 2).wrapping_sub(start),
+                    frames.len()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// A 60-byte Ethernet frame (IPv4 ethertype, zero payload).
+pub fn eth_frame(dst: [u8; 6], src: [u8; 6]) -> Vec<u8> {
+    let mut f = vec![0u8; 60];
+    f[0..6].copy_from_slice(&dst);
+    f[6..12].copy_from_slice(&src);
+    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    f
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff`.
+pub fn mac(s: &str) -> [u8; 6] {
+    let mut m = [0u8; 6];
+    for (i, p) in s.split(':').enumerate() {
+        m[i] = u8::from_str_radix(p, 16).expect("hex");
+    }
+    m
+}

@@ -1,0 +1,519 @@
+//! A hostile vhost-user frontend against a running `vswitchd`.
+//!
+//! Three server ports in one switch: `a` and `b` carry DPDK testpmd
+//! (virtio-user) traffic with exact frame counts, `h` takes a raw Unix
+//! socket client that writes the vhost-user wire format by hand, one
+//! malformed or out-of-order scenario per connection. After each one:
+//! the daemon is alive, `a` and `b` exchanged every frame of a round
+//! sent while the hostile connection was open, the log says why `h` was
+//! reset (or that its frontend left), and a well-behaved frontend then
+//! connects on `h`'s socket and its frame reaches `a` and `b`.
+//!
+//! Needs root and `dpdk-testpmd` (scripts/install-deps.sh).
+
+#[path = "harden/mod.rs"]
+mod harden;
+
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use harden::*;
+
+const MAC_A: &str = "02:00:00:00:0a:01";
+const MAC_B: &str = "02:00:00:00:0b:01";
+/// Source of the well-behaved frontend's frames on `h`.
+const MAC_H: [u8; 6] = [0x02, 0, 0, 0, 0x0c, 0x01];
+
+const CONFIG: &str = "switches:
+  - name: sw0
+    ports:
+      - name: a
+      - name: b
+      - name: h
+";
+
+/// What the daemon must do with the hostile connection.
+#[derive(Clone, Copy, Debug)]
+enum Expect {
+    /// Close it, logging `resetting the port` and this text.
+    Reset(&'static str),
+    /// Keep it (the messages are legal or harmless); the test hangs up.
+    Kept,
+    /// The client hangs up mid-message: `frontend disconnected`.
+    Hangup,
+}
+
+struct Scenario {
+    name: &'static str,
+    send: Box<dyn Fn(&Raw)>,
+    expect: Expect,
+}
+
+fn scenario(name: &'static str, expect: Expect, send: impl Fn(&Raw) + 'static) -> Scenario {
+    Scenario {
+        name,
+        send: Box::new(send),
+        expect,
+    }
+}
+
+/// Writes, ignoring errors: the daemon may hang up at any point.
+fn put(r: &Raw, m: &[u8]) {
+    let _ = r.send(m);
+}
+
+fn put_fds(r: &Raw, m: &[u8], fds: &[std::os::fd::RawFd]) {
+    let _ = r.send_with(m, fds);
+}
+
+/// The good start of a session: owner, features (VERSION_1), a memory
+/// table of one 1 MiB memfd (returned: it must stay open).
+fn good_start(r: &Raw) -> std::fs::File {
+    let mem = memfd(GUEST_MEM);
+    put(r, &msg(req::SET_OWNER, &[]));
+    put(r, &msg(req::SET_FEATURES, &u64_body(F_VERSION_1)));
+    put_fds(
+        r,
+        &msg(
+            req::SET_MEM_TABLE,
+            &mem_table(&[(0, GUEST_MEM, FRONTEND_VA, 0)]),
+        ),
+        &[mem.as_raw_fd()],
+    );
+    mem
+}
+
+/// Ring 1 set up with these user addresses and size, then kicked.
+fn ring_with(r: &Raw, num: u32, desc: u64, used: u64, avail: u64, base: u32) {
+    let kick = eventfd();
+    put(r, &msg(req::SET_VRING_NUM, &state(1, num)));
+    put(
+        r,
+        &msg(req::SET_VRING_ADDR, &vring_addr(1, desc, used, avail)),
+    );
+    put(r, &msg(req::SET_VRING_BASE, &state(1, base)));
+    put_fds(
+        r,
+        &msg(req::SET_VRING_KICK, &u64_body(1)),
+        &[kick.as_raw_fd()],
+    );
+    // Keep the kick fd open until the daemon has read the message.
+    std::thread::sleep(Duration::from_millis(100));
+}
+
+fn memory_scenarios() -> Vec<Scenario> {
+    use Expect::*;
+    let one = |r: &Raw, regions: &[Region], files: &[&std::fs::File]| {
+        put(r, &msg(req::SET_OWNER, &[]));
+        put(r, &msg(req::SET_FEATURES, &u64_body(F_VERSION_1)));
+        let fds: Vec<_> = files.iter().map(|f| f.as_raw_fd()).collect();
+        put_fds(r, &msg(req::SET_MEM_TABLE, &mem_table(regions)), &fds);
+    };
+    vec![
+        scenario(
+            "SET_MEM_TABLE: an fd that cannot be mapped (a pipe)",
+            Reset("SET_MEM_TABLE refused"),
+            move |r| {
+                let (rd, _wr) = nix::unistd::pipe().expect("pipe");
+                put(r, &msg(req::SET_OWNER, &[]));
+                put_fds(
+                    r,
+                    &msg(
+                        req::SET_MEM_TABLE,
+                        &mem_table(&[(0, GUEST_MEM, FRONTEND_VA, 0)]),
+                    ),
+                    &[rd.as_raw_fd()],
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            },
+        ),
+        scenario("SET_MEM_TABLE: two regions, one fd", Reset(""), move |r| {
+            let m = memfd(GUEST_MEM);
+            one(
+                r,
+                &[
+                    (0, GUEST_MEM, FRONTEND_VA, 0),
+                    (GUEST_MEM, GUEST_MEM, FRONTEND_VA + GUEST_MEM, 0),
+                ],
+                &[&m],
+            );
+        }),
+        scenario("SET_MEM_TABLE: a region and no fd", Reset(""), move |r| {
+            one(r, &[(0, GUEST_MEM, FRONTEND_VA, 0)], &[]);
+        }),
+        scenario(
+            "SET_MEM_TABLE: a 64 MiB region on a 1 MiB file, rings past its end",
+            Reset("SET_MEM_TABLE refused"),
+            move |r| {
+                let m = memfd(GUEST_MEM);
+                one(r, &[(0, 64 << 20, FRONTEND_VA, 0)], &[&m]);
+                let at = FRONTEND_VA + (32 << 20);
+                ring_with(r, 256, at, at + 0x2000, at + 0x1000, 0);
+            },
+        ),
+        scenario(
+            "SET_MEM_TABLE: mmap offset past the end of the file",
+            Reset("SET_MEM_TABLE refused"),
+            move |r| {
+                let m = memfd(GUEST_MEM);
+                one(r, &[(0, GUEST_MEM, FRONTEND_VA, 2 * GUEST_MEM)], &[&m]);
+                ring_with(
+                    r,
+                    256,
+                    FRONTEND_VA,
+                    FRONTEND_VA + 0x2000,
+                    FRONTEND_VA + 0x1000,
+                    0,
+                );
+            },
+        ),
+        scenario("SET_MEM_TABLE: a zero-sized region", Reset(""), move |r| {
+            let m = memfd(GUEST_MEM);
+            one(r, &[(0, 0, FRONTEND_VA, 0)], &[&m]);
+        }),
+        scenario(
+            "SET_MEM_TABLE: overlapping regions",
+            Reset("SET_MEM_TABLE refused"),
+            move |r| {
+                let (m1, m2) = (memfd(GUEST_MEM), memfd(GUEST_MEM));
+                one(
+                    r,
+                    &[
+                        (0, GUEST_MEM, FRONTEND_VA, 0),
+                        (GUEST_MEM / 2, GUEST_MEM, FRONTEND_VA + (4 << 20), 0),
+                    ],
+                    &[&m1, &m2],
+                );
+            },
+        ),
+        scenario(
+            "SET_MEM_TABLE: 40 regions with 40 fds (at most 32 fds ride on a message)",
+            Reset(""),
+            move |r| {
+                let files: Vec<_> = (0..40).map(|_| memfd(4096)).collect();
+                let regions: Vec<Region> = (0..40u64)
+                    .map(|i| (i << 20, 4096, FRONTEND_VA + (i << 20), 0))
+                    .collect();
+                let refs: Vec<&std::fs::File> = files.iter().collect();
+                one(r, &regions, &refs);
+            },
+        ),
+        scenario(
+            "SET_MEM_TABLE: guest address + size overflows 64 bits",
+            Reset(""),
+            move |r| {
+                let m = memfd(GUEST_MEM);
+                one(r, &[(u64::MAX - 0xfff, GUEST_MEM, FRONTEND_VA, 0)], &[&m]);
+            },
+        ),
+        scenario(
+            "SET_VRING_ADDR outside guest memory, then kick",
+            Reset("resetting the port"),
+            move |r| {
+                let _m = good_start(r);
+                let at = FRONTEND_VA + 2 * GUEST_MEM;
+                ring_with(r, 256, at, at + 0x2000, at + 0x1000, 0);
+            },
+        ),
+        scenario(
+            "SET_VRING_ADDR: used ring straddles the end of guest memory",
+            Reset("resetting the port"),
+            move |r| {
+                let _m = good_start(r);
+                let end = FRONTEND_VA + GUEST_MEM;
+                ring_with(r, 256, FRONTEND_VA, end - 16, FRONTEND_VA + 0x1000, 0);
+            },
+        ),
+        scenario(
+            "SET_VRING_ADDR: guest-physical instead of user addresses",
+            Reset("resetting the port"),
+            move |r| {
+                let _m = good_start(r);
+                ring_with(r, 256, 0, 0x2000, 0x1000, 0);
+            },
+        ),
+        scenario("SET_VRING_NUM 0", Reset(""), move |r| {
+            let _m = good_start(r);
+            put(r, &msg(req::SET_VRING_NUM, &state(0, 0)));
+        }),
+        scenario(
+            "SET_VRING_NUM 100 (not a power of two)",
+            Reset(""),
+            move |r| {
+                let _m = good_start(r);
+                put(r, &msg(req::SET_VRING_NUM, &state(0, 100)));
+            },
+        ),
+        scenario("SET_VRING_NUM 65536 (huge)", Reset(""), move |r| {
+            let _m = good_start(r);
+            put(r, &msg(req::SET_VRING_NUM, &state(1, 65536)));
+        }),
+        scenario("SET_VRING_NUM 2^31", Reset(""), move |r| {
+            let _m = good_start(r);
+            put(r, &msg(req::SET_VRING_NUM, &state(1, 1 << 31)));
+        }),
+        scenario(
+            "SET_VRING_NUM on vring 7 (there are 2)",
+            Reset(""),
+            move |r| {
+                let _m = good_start(r);
+                put(r, &msg(req::SET_VRING_NUM, &state(7, 256)));
+            },
+        ),
+        scenario(
+            "SET_VRING_BASE 0x10000 (beyond a 16-bit ring index)",
+            Reset(""),
+            move |r| {
+                let _m = good_start(r);
+                put(r, &msg(req::SET_VRING_BASE, &state(1, 0x1_0000)));
+            },
+        ),
+        scenario(
+            "SET_VRING_BASE 300 on an empty ring of 256 (base ahead of the guest)",
+            Reset("guest corrupted a vring"),
+            move |r| {
+                let m = good_start(r);
+                ring_with(
+                    r,
+                    256,
+                    FRONTEND_VA,
+                    FRONTEND_VA + 0x2000,
+                    FRONTEND_VA + 0x1000,
+                    300,
+                );
+                // Keep the memory until the PMD has looked at the ring.
+                std::thread::sleep(Duration::from_millis(300));
+                drop(m);
+            },
+        ),
+    ]
+}
+
+fn framing_scenarios() -> Vec<Scenario> {
+    use Expect::*;
+    vec![
+        scenario(
+            "header size bigger than the body sent, then silence",
+            Reset("stalled mid-message"),
+            |r| {
+                put(r, &msg(req::SET_OWNER, &[]));
+                put(
+                    r,
+                    &message(req::SET_VRING_NUM, VERSION_1, 8, &1u32.to_le_bytes()),
+                );
+            },
+        ),
+        scenario(
+            "header size smaller than the body sent",
+            Reset("resetting the port"),
+            |r| {
+                put(r, &msg(req::SET_OWNER, &[]));
+                put(
+                    r,
+                    &message(req::SET_VRING_NUM, VERSION_1, 4, &state(0, 256)),
+                );
+            },
+        ),
+        scenario(
+            "header size 4 GiB - 1",
+            Reset("announces a 4294967295-byte body"),
+            |r| {
+                put(
+                    r,
+                    &message(req::SET_MEM_TABLE, VERSION_1, u32::MAX, &[0; 64]),
+                );
+            },
+        ),
+        scenario(
+            "a 1 MiB body actually sent",
+            Reset("announces a 1048576-byte body"),
+            |r| {
+                let body = vec![0x5a; 1 << 20];
+                let m = message(req::SET_MEM_TABLE, VERSION_1, 1 << 20, &body);
+                put(r, &m);
+            },
+        ),
+        scenario("unknown request code 0xdead", Reset(""), |r| {
+            put(r, &msg(0xdead, &[0; 8]));
+        }),
+        scenario("request code 0", Reset(""), |r| {
+            put(r, &msg(0, &[]));
+        }),
+        scenario("protocol version 0 in the flags", Reset(""), |r| {
+            put(r, &message(req::SET_OWNER, 0, 0, &[]));
+        }),
+        scenario(
+            "SET_VRING_KICK (with an fd) before SET_MEM_TABLE",
+            Kept,
+            |r| {
+                let kick = eventfd();
+                put(r, &msg(req::SET_OWNER, &[]));
+                put_fds(
+                    r,
+                    &msg(req::SET_VRING_KICK, &u64_body(1)),
+                    &[kick.as_raw_fd()],
+                );
+                put(r, &msg(req::SET_VRING_NUM, &state(1, 256)));
+                std::thread::sleep(Duration::from_millis(100));
+            },
+        ),
+        scenario("SET_VRING_ADDR before SET_FEATURES", Kept, |r| {
+            put(r, &msg(req::SET_OWNER, &[]));
+            for m in ring_setup(0) {
+                put(r, &m);
+            }
+        }),
+        scenario("GET_VRING_BASE of a ring never set up", Kept, |r| {
+            put(r, &msg(req::GET_VRING_BASE, &state(1, 0)));
+            let _ = r.reply(Duration::from_secs(2));
+        }),
+        scenario("disconnect mid-header", Hangup, |r| {
+            put(r, &msg(req::SET_OWNER, &[]));
+            put(r, &msg(req::GET_FEATURES, &[])[..6]);
+        }),
+        scenario(
+            "disconnect mid-body of SET_MEM_TABLE (fd attached)",
+            Hangup,
+            |r| {
+                let m = memfd(GUEST_MEM);
+                let full = msg(
+                    req::SET_MEM_TABLE,
+                    &mem_table(&[(0, GUEST_MEM, FRONTEND_VA, 0)]),
+                );
+                put_fds(r, &full[..20], &[m.as_raw_fd()]);
+                std::thread::sleep(Duration::from_millis(50));
+            },
+        ),
+    ]
+}
+
+/// Runs `scenarios` one connection each against port `h`, with testpmd
+/// traffic between `a` and `b`; see the module doc for what is checked.
+fn run_scenarios(tag: &str, scenarios: Vec<Scenario>) {
+    require_testpmd();
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut d = Daemon::start(dir.path(), CONFIG);
+    let mut pmd = Testpmd::start(
+        &[(d.socket("a"), MAC_A, MAC_B), (d.socket("b"), MAC_B, MAC_A)],
+        &[],
+        "paired",
+        tag,
+    );
+    pmd.run("set fwd rxonly", None);
+    pmd.run("start", None);
+    let round = 4 * 32;
+    let mut sent = 0u64;
+    let mut from_h = 0u64;
+    let mut report = Vec::new();
+    for sc in scenarios {
+        let log_from = d.log().len();
+        let raw = Raw::connect(&d.socket("h"));
+        (sc.send)(&raw);
+
+        // a <-> b keep forwarding, every frame, while `h` misbehaves.
+        pmd.run("stop", Some("Done."));
+        pmd.run("start tx_first 4", None);
+        sent += round;
+        let s = pmd.wait_stats(
+            &format!("a<->b during `{}`", sc.name),
+            &[sent + from_h, sent + from_h],
+            &[sent, sent],
+        );
+        for p in &s {
+            assert_eq!((p.rx_missed, p.rx_errors, p.tx_errors), (0, 0, 0), "{s:?}");
+        }
+
+        let want = match sc.expect {
+            Expect::Reset(_) => {
+                assert!(
+                    raw.closed_by_peer(Duration::from_secs(6)),
+                    "`{}`: the daemon kept the connection\n{}",
+                    sc.name,
+                    d.log_tail()
+                );
+                "resetting the port"
+            }
+            Expect::Kept => {
+                assert!(
+                    !raw.closed_by_peer(Duration::from_millis(300)),
+                    "`{}`: the daemon dropped a legal session\n{}",
+                    sc.name,
+                    d.log_tail()
+                );
+                drop(raw);
+                "frontend disconnected"
+            }
+            Expect::Hangup => {
+                drop(raw);
+                "frontend disconnected"
+            }
+        };
+        assert!(
+            d.alive(),
+            "`{}` killed the daemon\n{}",
+            sc.name,
+            d.log_tail()
+        );
+        let mut why = String::new();
+        let logged = wait_until(Duration::from_secs(5), || {
+            let log = d.log();
+            let new = &log[log_from.min(log.len())..];
+            let hit = new
+                .lines()
+                .find(|l| l.contains("port=h") && l.contains(want));
+            why = hit.unwrap_or_default().to_string();
+            hit.is_some()
+                && match sc.expect {
+                    Expect::Reset(text) => new.contains(text),
+                    _ => true,
+                }
+        });
+        assert!(
+            logged,
+            "`{}`: no `{want}` line for port h{}\n{}",
+            sc.name,
+            match sc.expect {
+                Expect::Reset(t) => format!(" (with `{t}`)"),
+                _ => String::new(),
+            },
+            d.log_tail()
+        );
+
+        // A well-behaved frontend on the same socket passes traffic: one
+        // broadcast reaches a and b.
+        let mut good = GoodFrontend::connect(&d.socket("h"))
+            .unwrap_or_else(|e| panic!("after `{}`: {e}\n{}", sc.name, d.log_tail()));
+        good.send_frames(&[eth_frame([0xff; 6], MAC_H)])
+            .unwrap_or_else(|e| panic!("after `{}`: {e}\n{}", sc.name, d.log_tail()));
+        from_h += 1;
+        pmd.wait_stats(
+            &format!("h's broadcast after `{}`", sc.name),
+            &[sent + from_h, sent + from_h],
+            &[sent, sent],
+        );
+        drop(good);
+        let reason = why
+            .split_once("resetting the port")
+            .map(|(_, r)| r.trim())
+            .unwrap_or(want);
+        report.push(format!("{:<72} -> {want} {reason}", sc.name));
+    }
+    pmd.run("stop", Some("Done."));
+    pmd.quit();
+    assert!(d.alive(), "daemon died\n{}", d.log_tail());
+    let h = d.port("h");
+    println!("port h counters after the scenarios: {h:?}");
+    println!("{}", report.join("\n"));
+    assert_eq!(h.rx_packets, from_h, "h: {h:?}");
+}
+
+#[test]
+fn malformed_memory_tables_and_vrings_reset_only_that_port() {
+    run_scenarios("mem", memory_scenarios());
+}
+
+#[test]
+fn lying_unknown_and_out_of_order_messages_reset_only_that_port() {
+    run_scenarios("framing", framing_scenarios());
+}
