@@ -60,6 +60,7 @@ if [ "${VSWITCH_SKIP_APT:-0}" != 1 ]; then
     command -v xz >/dev/null || need+=(xz-utils)
     command -v ethtool >/dev/null || need+=(ethtool)
     command -v tcpdump >/dev/null || need+=(tcpdump)
+    command -v ping >/dev/null || need+=(iputils-ping)
     command -v dpdk-testpmd >/dev/null || need+=(dpdk-dev)
     [ -f /usr/share/seabios/bios.bin ] || need+=(seabios)
     qemu_ok=0

@@ -64,8 +64,42 @@ pub fn open_queues(
     pmds: usize,
     rx_pmd: usize,
 ) -> Result<OpenedQueues, String> {
-    let _ = (kind, name, pmds, rx_pmd);
-    Err("kernel-backed ports are not built yet".to_string())
+    use dataplane::port::af_packet::AfPacketPort;
+    use dataplane::port::tap::TapPort;
+    let mut out: Vec<Box<dyn Port>> = Vec::with_capacity(pmds);
+    let mut note = None;
+    match kind {
+        NetdevKind::Internal => {
+            let main = TapPort::create(name).map_err(|e| e.to_string())?;
+            let mut txs = (1..pmds)
+                .map(|_| main.tx_handle().map_err(|e| e.to_string()))
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter();
+            let mut main = Some(main);
+            for i in 0..pmds {
+                let q = if i == rx_pmd { main.take() } else { txs.next() };
+                out.extend(q.map(|q| Box::new(q) as Box<dyn Port>));
+            }
+        }
+        NetdevKind::Uplink(driver) => {
+            if driver == config::UplinkDriver::AfXdp {
+                note = Some("af-xdp is not available in this build: using af-packet".to_string());
+                tracing::warn!(
+                    uplink = name,
+                    "af-xdp is not available in this build: using af-packet"
+                );
+            }
+            for i in 0..pmds {
+                let q = if i == rx_pmd {
+                    AfPacketPort::open(name)
+                } else {
+                    AfPacketPort::open_tx_only(name)
+                };
+                out.push(Box::new(q.map_err(|e| e.to_string())?));
+            }
+        }
+    }
+    Ok((out, note))
 }
 
 /// The kernel-backed ports and teams of a running switch.
