@@ -93,6 +93,18 @@ impl Lab {
     }
 
     fn new(policy: &str, failback: bool, physical: Physical) -> Lab {
+        Lab::with(policy, failback, physical, 2, "link")
+    }
+
+    /// A lab with `members` uplinks u0.. in the team and the given failure
+    /// detection (`link` or `beacon`).
+    fn with(
+        policy: &str,
+        failback: bool,
+        physical: Physical,
+        members: usize,
+        detection: &str,
+    ) -> Lab {
         let tag = format!("vt{}", std::process::id() % 100_000);
         let dir = tempfile::tempdir().expect("tempdir");
         let mut lab = Lab {
@@ -147,7 +159,7 @@ impl Lab {
             }
             Physical::Bridge
         };
-        for i in 0..2 {
+        for i in 0..members {
             let (u, p) = (format!("u{i}"), format!("p{i}"));
             run(&[
                 "ip", "link", "add", &u, "netns", &sw, "type", "veth", "peer", "name", &p, "netns",
@@ -196,8 +208,14 @@ impl Lab {
                 "      - name: g{g}\n        type: internal\n        mac: 52:54:00:00:00:0{g}\n"
             ));
         }
+        yaml.push_str("    uplinks:\n");
+        let names: Vec<String> = (0..members).map(|i| format!("u{i}")).collect();
+        for u in &names {
+            yaml.push_str(&format!("      - name: {u}\n        driver: af-packet\n"));
+        }
         yaml.push_str(&format!(
-            "    uplinks:\n      - name: u0\n        driver: af-packet\n      - name: u1\n        driver: af-packet\n    teams:\n      - name: bond0\n        policy: {policy}\n        active: [u0, u1]\n        failback: {failback}\n        notify-switches: true\n"
+            "    teams:\n      - name: bond0\n        policy: {policy}\n        active: [{}]\n        failback: {failback}\n        failure-detection: {detection}\n        notify-switches: true\n",
+            names.join(", ")
         ));
         let cfg = lab.dir.path().join("vswitch.yaml");
         std::fs::write(&cfg, yaml).expect("config");
@@ -677,5 +695,71 @@ fn a_broadcast_from_the_network_reaches_each_guest_once_and_a_guests_broadcast_d
     assert_eq!(
         later["bond0"].0, mid["bond0"].0,
         "frames still arriving: a loop"
+    );
+}
+
+#[test]
+fn beacon_probing_fails_a_member_whose_path_breaks_beyond_the_first_hop() {
+    let _s = serial();
+    let lab = Lab::with("port-id", true, Physical::Bridge, 3, "beacon");
+    // Beacons flow: every member hears the others within a few intervals.
+    let heard = wait_until(Duration::from_secs(5), || {
+        lab.team().members.iter().all(|m| m.rx_beacons >= 2)
+    });
+    assert!(heard, "beacons not heard: {:?}", lab.team().members);
+    let g = (1..=GUESTS)
+        .find(|&g| lab.member_of(g).as_deref() == Some("u2"))
+        .unwrap_or_else(|| panic!("a guest on u2: {:?}", lab.team()));
+    // u2 keeps its carrier, but its peer leaves the bridge: the break is one
+    // hop away, invisible to link state.
+    let t0 = Instant::now();
+    run(&["ip", "-n", &lab.ns("ph"), "link", "set", "p2", "nomaster"]);
+    let failed = wait_until(Duration::from_secs(10), || {
+        let t = lab.team();
+        let u2 = &t.members[2];
+        u2.link_up && !u2.usable
+    });
+    let took = t0.elapsed();
+    let t = lab.team();
+    assert!(
+        failed,
+        "beacon probing did not fail u2: {t:?}\n{}",
+        lab.log()
+    );
+    eprintln!(
+        "beacon probing: u2 failed {} ms after its path broke (1 s beacons, 3 misses)",
+        took.as_millis()
+    );
+    assert!(
+        t.members[2]
+            .beacon
+            .as_deref()
+            .is_some_and(|b| b.starts_with("failed")),
+        "{:?}",
+        t.members[2]
+    );
+    assert!(t.members[..2].iter().all(|m| m.usable), "{:?}", t.members);
+    assert_ne!(lab.member_of(g).as_deref(), Some("u2"));
+    assert!(
+        ping_ok(&lab.ping(&format!("g{g}"), "10.9.0.101", 3, "0.2")),
+        "{}",
+        lab.log()
+    );
+    // The path heals: u2 recovers and, with failback, takes its guests back.
+    run(&[
+        "ip",
+        "-n",
+        &lab.ns("ph"),
+        "link",
+        "set",
+        "p2",
+        "master",
+        "br0",
+    ]);
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.member_of(g).as_deref()
+            == Some("u2")),
+        "u2 did not recover: {:?}",
+        lab.team()
     );
 }
