@@ -243,6 +243,11 @@ impl ErrorLog {
         }
     }
 
+    /// The interface name.
+    pub(crate) fn ifname(&self) -> &str {
+        &self.ifname
+    }
+
     /// Notes a failed `what` with `errno`; logs it if the last line is old
     /// enough.
     #[cold]
@@ -282,6 +287,27 @@ pub(crate) fn ifindex(ifname: &str) -> Result<u32, NetdevError> {
         ifname: ifname.to_owned(),
         source: io::Error::from(e),
     })
+}
+
+/// Whether interface `ifname` is up with carrier (`IFF_RUNNING`), asked
+/// through socket `fd` (of the interface's namespace); `None` if the
+/// kernel does not say (interface gone, bad name).
+pub(crate) fn link_running(fd: RawFd, ifname: &str) -> Option<bool> {
+    let name = c_ifname(ifname).ok()?;
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut ifr: libc::ifreq = unsafe { zeroed() };
+    for (d, s) in ifr.ifr_name.iter_mut().zip(name.to_bytes()) {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS reads the name and writes the flags of `ifr`,
+    // a valid, exclusively borrowed ifreq, during the call only.
+    let rc = unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS as libc::Ioctl, &raw mut ifr) };
+    if rc < 0 {
+        return None;
+    }
+    // SAFETY: SIOCGIFFLAGS succeeded, so it filled `ifru_flags`.
+    let flags = unsafe { ifr.ifr_ifru.ifru_flags };
+    Some(i32::from(flags) & libc::IFF_RUNNING != 0)
 }
 
 /// `setsockopt(fd, level, name, &value)`.
@@ -639,8 +665,16 @@ pub(crate) fn send_burst(
                     break;
                 }
                 TxFailure::QueueFull | TxFailure::Interrupted => {
+                    // With the qdisc bypassed, a link without carrier
+                    // also says ENOBUFS: ask which it is (failure path
+                    // only, one ioctl per burst).
                     let rest = pkts.len() - i;
-                    counters.tx_queue_full.add(rest as u64);
+                    if e == libc::ENOBUFS && link_running(fd, log.ifname()) == Some(false) {
+                        counters.tx_link_down.add(rest as u64);
+                        log.note("sendmmsg", e);
+                    } else {
+                        counters.tx_queue_full.add(rest as u64);
+                    }
                     out.dropped += rest;
                     break;
                 }
@@ -1073,3 +1107,6 @@ pub(crate) mod testnet;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod bench;

@@ -467,6 +467,14 @@ impl Port for AfXdpPort {
         if !self.dead && self.tx.pending() > 0 {
             let _ = self.kick();
         }
+        // Take no more than the pool can hold: the rest waits in the ring.
+        let max = max.min(pool.available());
+        if max == 0 {
+            if self.rx.available() > 0 {
+                self.counters.rx_no_buffer.inc();
+            }
+            return 0;
+        }
         let mut n = 0;
         {
             let mut r = self.rx.receive(max.min(u32::MAX as usize) as u32);

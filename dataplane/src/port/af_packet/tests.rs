@@ -152,6 +152,7 @@ fn link_down_counts_drops(mode: AfPacketRxMode) {
             let mut pkts = packets(&mut pool, &frames);
             let out = q.tx_burst(&mut pkts, &mut pool);
             assert_eq!((out.sent, out.dropped, out.bytes), (0, 10, 0));
+            assert_eq!(q.counters().snapshot().tx_link_down, 10);
             assert_eq!(q.counters().snapshot().tx_dropped(), 10);
         }
         assert!(collect(&mut port, &mut pool, 0, LINGER, LINGER).is_empty());
