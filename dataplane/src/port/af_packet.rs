@@ -310,6 +310,24 @@ pub(crate) fn link_running(fd: RawFd, ifname: &str) -> Option<bool> {
     Some(i32::from(flags) & libc::IFF_RUNNING != 0)
 }
 
+/// Reads (and so clears) a pending socket error (`SO_ERROR`); returns it.
+pub(crate) fn take_socket_error(fd: RawFd) -> i32 {
+    let mut err: i32 = 0;
+    let mut len = size_of::<i32>() as libc::socklen_t;
+    // SAFETY: `err` and `len` are valid, exclusively borrowed locals for
+    // the call and `len` holds the size of `err`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&raw mut err).cast(),
+            &raw mut len,
+        )
+    };
+    if rc == 0 { err } else { 0 }
+}
+
 /// `setsockopt(fd, level, name, &value)`.
 pub(crate) fn setsockopt<T>(fd: RawFd, level: i32, name: i32, value: &T) -> io::Result<()> {
     // SAFETY: `value` is a valid, initialised `T` borrowed for the whole
@@ -729,6 +747,12 @@ impl Port for AfPacketPort {
     fn set_rx_notify(&mut self, on: bool) -> bool {
         if !on {
             return false;
+        }
+        // A link that went down (or away) leaves an error on the socket
+        // that keeps poll() returning at once: read it, which clears it,
+        // so a sleeping PMD really sleeps.
+        if !matches!(self.rx, Rx::None) {
+            take_socket_error(self.fd.as_raw_fd());
         }
         match &mut self.rx {
             Rx::None => false,

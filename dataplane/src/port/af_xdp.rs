@@ -71,6 +71,7 @@ use xdpilone::{DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, 
 
 use super::af_packet::{
     AfPacketPort, ErrorLog, NetdevCounters, NetdevError, TxFailure, classify_tx_errno, ifindex,
+    take_socket_error,
 };
 use super::{Port, TxOutcome};
 use crate::packet::{Packet, PacketPool};
@@ -632,11 +633,20 @@ impl Port for AfXdpPort {
     }
 
     fn wake_fd(&self) -> Option<RawFd> {
-        Some(self.rx.as_raw_fd())
+        (!self.dead).then(|| self.rx.as_raw_fd())
     }
 
     fn set_rx_notify(&mut self, on: bool) -> bool {
-        on && self.rx.available() > 0
+        if !on {
+            return false;
+        }
+        // The kernel flags the socket with ENETDOWN when the interface
+        // goes away, and poll() would then return at once forever: read
+        // (and clear) the error, and stop offering a wake fd.
+        if take_socket_error(self.rx.as_raw_fd()) == libc::ENETDOWN {
+            self.dead = true;
+        }
+        self.rx.available() > 0
     }
 }
 

@@ -40,6 +40,9 @@ pub struct TapPort {
     fd: OwnedFd,
     /// Receive scratch space; `None` for transmit-only handles.
     overflow: Option<Box<[u8]>>,
+    /// The device was deleted under us (EBADFD): its fd only reports
+    /// errors now, so it offers no wake fd.
+    dead: bool,
     counters: Arc<NetdevCounters>,
     log: ErrorLog,
 }
@@ -125,6 +128,7 @@ impl TapPort {
             ifname: Arc::from(actual.as_str()),
             fd,
             overflow: Some(vec![0u8; OVERFLOW].into_boxed_slice()),
+            dead: false,
             counters: Arc::default(),
             log: ErrorLog::new(&actual),
         })
@@ -141,6 +145,7 @@ impl TapPort {
             ifname: Arc::clone(&self.ifname),
             fd,
             overflow: None,
+            dead: false,
             counters: Arc::default(),
             log: ErrorLog::new(&self.ifname),
         })
@@ -197,6 +202,7 @@ impl Port for TapPort {
                 pool.free(p);
                 let e = io::Error::last_os_error().raw_os_error().unwrap_or(0);
                 if e != libc::EAGAIN && e != libc::EINTR {
+                    self.dead |= e == libc::EBADFD;
                     self.counters.rx_errors.inc();
                     self.log.note("TAP read", e);
                 }
@@ -243,6 +249,7 @@ impl Port for TapPort {
             let e = io::Error::last_os_error().raw_os_error().unwrap_or(0);
             match classify_tx_errno(e) {
                 TxFailure::LinkDown => {
+                    self.dead |= e == libc::EBADFD;
                     self.counters.tx_link_down.inc();
                     self.log.note("TAP write", e);
                     stop = Some(TxFailure::LinkDown);
@@ -263,7 +270,10 @@ impl Port for TapPort {
     }
 
     fn wake_fd(&self) -> Option<RawFd> {
-        self.overflow.as_ref().map(|_| self.fd.as_raw_fd())
+        match (&self.overflow, self.dead) {
+            (Some(_), false) => Some(self.fd.as_raw_fd()),
+            _ => None,
+        }
     }
 }
 

@@ -180,6 +180,11 @@ fn link_down_counts_drops(mode: AfPacketRxMode) {
             assert_eq!(q.counters().snapshot().tx_dropped() - before, 10);
         }
         assert!(collect(&mut port, &mut pool, 0, LINGER, LINGER).is_empty());
+        // The socket's error is cleared before sleeping: poll() does not
+        // return at once forever (a PMD in adaptive idle would spin).
+        assert!(!port.set_rx_notify(true));
+        let fd = port.wake_fd().unwrap();
+        assert!(!crate::sys::poll_readable(&[fd], 50).unwrap());
     });
 }
 

@@ -127,3 +127,22 @@ fn kernel_numbered_name() {
         assert!(link_exists("vsint0"));
     });
 }
+
+#[test]
+fn deleted_device_counts_drops_and_offers_no_wake_fd() {
+    in_netns(|| {
+        let mut port = TapPort::create("vstap0").unwrap();
+        let mut txh = port.tx_handle().unwrap();
+        let mut pool = PacketPool::new(64, HEADROOM + 2048);
+        ip(&["link", "del", "vstap0"]);
+        let frames: Vec<Vec<u8>> = (0..10u32).map(|i| frame(i, 100)).collect();
+        for q in [&mut port, &mut txh] {
+            let mut pkts = packets(&mut pool, &frames);
+            let out = q.tx_burst(&mut pkts, &mut pool);
+            assert_eq!((out.sent, out.dropped), (0, 10));
+            assert_eq!(q.counters().snapshot().tx_link_down, 10);
+        }
+        assert!(collect(&mut port, &mut pool, 0, LINGER, LINGER).is_empty());
+        assert_eq!(port.wake_fd(), None);
+    });
+}
