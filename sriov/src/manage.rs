@@ -677,6 +677,16 @@ impl<L: VfLink, V: Vfio> Sriov<L, V> {
                         _ => s.to_string(),
                     });
                 }
+                Err(e)
+                    if is_unsupported(&e)
+                        && matches!(s, VfSetting::Vlan { id, .. } if *id != 0) =>
+                {
+                    // Not a mere warning: the VF is not isolated.
+                    tracing::error!("sriov {pf} VF {index}: {s}: not supported by the driver");
+                    out.refused.push(format!(
+                        "{s}: not supported by the driver ({e}); the VF is not in that VLAN"
+                    ));
+                }
                 Err(e) if is_unsupported(&e) => {
                     tracing::warn!("sriov {pf} VF {index}: {s}: not supported by the driver");
                     out.unsupported
@@ -897,6 +907,12 @@ impl<L: VfLink, V: Vfio> Sriov<L, V> {
             if let Some(h) = self.holder_of(&vf) {
                 // A VMM has it: it is as handed over as it gets.
                 tracing::debug!("sriov {}: in use by {h}", vf.name());
+                return Ok(());
+            }
+            if on_vfio {
+                // Handed over earlier (and proven then): do not open the
+                // group again under a VMM that may be starting.
+                self.check_group(&vf)?;
                 return Ok(());
             }
             let (change, proof) = self.bind_vfio(&vf)?;

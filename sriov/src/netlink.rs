@@ -231,7 +231,7 @@ pub trait VfLink {
 /// The real [`VfLink`]: a synchronous rtnetlink socket.
 #[derive(Debug)]
 pub struct RtNetlink {
-    socket: Socket,
+    socket: Option<Socket>,
     seq: u32,
     buf: Vec<u8>,
 }
@@ -239,17 +239,31 @@ pub struct RtNetlink {
 /// Receive buffer: a PF's reply with per-VF stats is a few KiB per VF.
 const RECV_BUF: usize = 256 * 1024;
 
+fn open_socket() -> io::Result<Socket> {
+    let mut socket = Socket::new(NETLINK_ROUTE)?;
+    socket.bind_auto()?;
+    socket.connect(&SocketAddr::new(0, 0))?;
+    Ok(socket)
+}
+
 impl RtNetlink {
-    /// Opens and binds the socket.
+    /// Opens and binds the socket now.
     pub fn new() -> io::Result<RtNetlink> {
-        let mut socket = Socket::new(NETLINK_ROUTE)?;
-        socket.bind_auto()?;
-        socket.connect(&SocketAddr::new(0, 0))?;
         Ok(RtNetlink {
-            socket,
+            socket: Some(open_socket()?),
             seq: 0,
             buf: vec![0; RECV_BUF],
         })
+    }
+
+    /// Opens the socket on first use (a daemon without SR-IOV in its
+    /// config never opens it); an open failure is the first call's error.
+    pub fn lazy() -> RtNetlink {
+        RtNetlink {
+            socket: None,
+            seq: 0,
+            buf: Vec::new(),
+        }
     }
 
     /// Sends one request and collects the replies up to the ack (or the
@@ -259,6 +273,15 @@ impl RtNetlink {
         msg: RouteNetlinkMessage,
         flags: u16,
     ) -> io::Result<Vec<RouteNetlinkMessage>> {
+        if self.socket.is_none() {
+            self.socket = Some(open_socket()?);
+        }
+        if self.buf.len() < RECV_BUF {
+            self.buf.resize(RECV_BUF, 0);
+        }
+        let Some(socket) = self.socket.as_mut() else {
+            return Err(io::Error::from(io::ErrorKind::NotConnected));
+        };
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
         let mut header = NetlinkHeader::default();
@@ -268,12 +291,12 @@ impl RtNetlink {
         packet.finalize();
         let mut out = vec![0; packet.buffer_len()];
         packet.serialize(&mut out);
-        self.socket.send(&out, 0)?;
+        socket.send(&out, 0)?;
 
         let want_ack = flags & NLM_F_ACK != 0;
         let mut replies = Vec::new();
         loop {
-            let n = self.socket.recv(&mut &mut self.buf[..], 0)?;
+            let n = socket.recv(&mut &mut self.buf[..], 0)?;
             let mut off = 0;
             while off < n {
                 let bytes = self.buf.get(off..n).unwrap_or_default();

@@ -339,16 +339,20 @@ fn unsupported_refused_and_mismatched_attributes_are_per_vf_outcomes() {
     assert_eq!(
         out.warning_lines(),
         [
-            format!("enp1s0 VF 0: vlan 100 proto 802.1ad: not supported by the driver ({eproto})"),
             format!("enp1s0 VF 0: link-state enable: not supported by the driver ({eopnotsupp})"),
             "enp1s0 VF 0: trust on: reads back as trust off".to_string(),
         ]
     );
+    // A VLAN the driver cannot apply is an error: the VF is not isolated.
     assert_eq!(
         out.error_lines(),
-        [format!(
-            "enp1s0 VF 0: rate min 0 max 100 Mbit/s: refused by the driver ({einval})"
-        )]
+        [
+            format!(
+                "enp1s0 VF 0: vlan 100 proto 802.1ad: not supported by the driver ({eproto}); \
+                 the VF is not in that VLAN"
+            ),
+            format!("enp1s0 VF 0: rate min 0 max 100 Mbit/s: refused by the driver ({einval})"),
+        ]
     );
     // The rest was applied.
     assert_eq!(

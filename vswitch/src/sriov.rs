@@ -1,1 +1,646 @@
-//! SR-IOV in the daemon (placeholder: filled in by the SR-IOV work).
+//! SR-IOV in the daemon: the config's `sriov:` section applied at start
+//! and on reload, `vswitchctl sriov show|attach-info|release`, and the
+//! clean-up at shutdown.
+//!
+//! [`SriovService`] translates the config model into `sriov` specs and
+//! remembers what it applied, so a reload knows which VFs left the config
+//! (they are released: clean settings, host driver). Every apply returns a
+//! [`SriovReport`] (changes, warnings, errors as lines); nothing here makes
+//! the daemon fail: an SR-IOV problem is a line in the report and a log.
+//!
+//! Semantics:
+//! - start: every configured PF gets its VF count and every configured VF
+//!   its settings; settings the driver reports differently (drift) are
+//!   reported and corrected; `vfio: true` VFs are handed to vfio-pci and
+//!   proven through VFIO.
+//! - reload: the same, plus the VFs (and PFs) no longer in the config are
+//!   released. The VF count is never changed under a VM.
+//! - `release VF`: clean settings and host driver now; the config still
+//!   decides at the next reload.
+//! - shutdown: configured VFs that no VM holds are released; VFs in use
+//!   are left to their VM (a line in the report says so).
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use sriov::{
+    AttachInfo, KernelVfio, LinkState, Mac, PfReport, PfSpec, PfView, RtNetlink, Sriov, Sysfs,
+    VfLink, VfOutcome, VfSpec, Vfio, VlanProto, VlanSpec,
+};
+
+/// What an SR-IOV command can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum SriovError {
+    /// The VF's PF is not in the config's `sriov` section.
+    #[error("{pf} is not managed by vswitchd (not in the config's sriov section)")]
+    NotManaged {
+        /// The PF.
+        pf: String,
+    },
+    /// Discovery, sysfs, netlink or VFIO failed.
+    #[error(transparent)]
+    Sriov(#[from] sriov::Error),
+}
+
+/// What an apply (start, reload), a release or the shutdown did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SriovReport {
+    /// Per configured PF.
+    pub pfs: Vec<PfReport>,
+    /// VFs released (left the config, CLI release, shutdown).
+    pub released: Vec<VfOutcome>,
+    /// Failures outside a PF's report (a release that failed).
+    pub errors: Vec<String>,
+    /// VFs left alone because a VM holds them (shutdown).
+    pub in_use: Vec<String>,
+}
+
+impl SriovReport {
+    /// Changes, one line each.
+    pub fn changes(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.pfs.iter().flat_map(PfReport::change_lines).collect();
+        out.extend(self.released.iter().flat_map(VfOutcome::change_lines));
+        out
+    }
+
+    /// Warnings (unsupported attributes, read-back mismatches, VFs in use).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.pfs.iter().flat_map(PfReport::warning_lines).collect();
+        out.extend(self.released.iter().flat_map(VfOutcome::warning_lines));
+        out.extend(self.in_use.iter().cloned());
+        out
+    }
+
+    /// Errors.
+    pub fn errors(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.pfs.iter().flat_map(PfReport::error_lines).collect();
+        out.extend(self.released.iter().flat_map(VfOutcome::error_lines));
+        out.extend(self.errors.iter().cloned());
+        out
+    }
+
+    /// Logs every line: changes at info, warnings at warn, errors at error.
+    pub fn log(&self) {
+        for l in self.changes() {
+            tracing::info!("sriov: {l}");
+        }
+        for l in self.warnings() {
+            tracing::warn!("sriov: {l}");
+        }
+        for l in self.errors() {
+            tracing::error!("sriov: {l}");
+        }
+    }
+}
+
+/// A PF in `vswitchctl sriov show`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ShowPf {
+    /// Whether the config's `sriov` section names it.
+    pub managed: bool,
+    /// VF indexes the config has settings for.
+    pub configured: Vec<u16>,
+    /// What sysfs and the PF's driver report.
+    #[serde(flatten)]
+    pub view: PfView,
+}
+
+/// `vswitchctl sriov show`: the configured PFs, then the machine's other
+/// SR-IOV PFs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SriovShow {
+    /// PFs, configured ones first.
+    pub pfs: Vec<ShowPf>,
+}
+
+/// The daemon's SR-IOV state: the manager and what it last applied.
+#[derive(Debug)]
+pub struct SriovService<L = RtNetlink, V = KernelVfio> {
+    sriov: Sriov<L, V>,
+    applied: Vec<PfSpec>,
+}
+
+impl SriovService<RtNetlink, KernelVfio> {
+    /// On the machine: `/sys`, `/proc`, rtnetlink (opened on first use, so
+    /// a config without SR-IOV touches nothing), `/dev/vfio`.
+    pub fn system() -> SriovService<RtNetlink, KernelVfio> {
+        SriovService::new(Sriov::new(
+            Sysfs::new("/sys"),
+            RtNetlink::lazy(),
+            KernelVfio,
+        ))
+    }
+}
+
+impl<L: VfLink, V: Vfio> SriovService<L, V> {
+    /// A service on `sriov` (tests give it a fake kernel).
+    pub fn new(sriov: Sriov<L, V>) -> SriovService<L, V> {
+        SriovService {
+            sriov,
+            applied: Vec::new(),
+        }
+    }
+
+    /// The manager.
+    pub fn sriov(&mut self) -> &mut Sriov<L, V> {
+        &mut self.sriov
+    }
+
+    /// The config's `sriov` section as `sriov` specs.
+    pub fn specs(cfg: &config::Config) -> Vec<PfSpec> {
+        cfg.sriov.iter().map(pf_spec).collect()
+    }
+
+    /// Brings the machine to the config (start and reload): releases the
+    /// VFs that left the config, then applies every configured PF.
+    pub fn apply(&mut self, cfg: &config::Config) -> SriovReport {
+        let specs = Self::specs(cfg);
+        let mut report = SriovReport::default();
+        for old in std::mem::take(&mut self.applied) {
+            let new = specs.iter().find(|s| s.pf == old.pf);
+            for vf in &old.vfs {
+                if new.is_some_and(|n| n.vfs.iter().any(|v| v.index == vf.index)) {
+                    continue;
+                }
+                // Gone with the count change: nothing left to release.
+                if new.is_some_and(|n| vf.index >= n.num_vfs) {
+                    continue;
+                }
+                self.release_into(&old.pf, vf, &mut report);
+            }
+        }
+        for spec in &specs {
+            report.pfs.push(self.sriov.apply_pf(spec));
+        }
+        self.applied = specs;
+        report
+    }
+
+    fn release_into(&mut self, pf: &str, vf: &VfSpec, report: &mut SriovReport) {
+        let info = match self.sriov.vf(pf, vf.index) {
+            Ok(i) => i,
+            Err(e) => {
+                report.errors.push(format!("{pf} VF {}: {e}", vf.index));
+                return;
+            }
+        };
+        match self.sriov.release(&info, vf.release_mac) {
+            Ok(out) => report.released.push(out),
+            Err(sriov::Error::InUse { holder, .. }) => report.in_use.push(format!(
+                "{pf} VF {}: in use by {holder}, left to its VM",
+                vf.index
+            )),
+            Err(e) => report.errors.push(format!("{pf} VF {}: {e}", vf.index)),
+        }
+    }
+
+    /// `vswitchctl sriov show`.
+    pub fn show(&mut self) -> SriovShow {
+        let mut names: Vec<String> = self.applied.iter().map(|s| s.pf.clone()).collect();
+        let managed = names.len();
+        match self.sriov.pfs() {
+            Ok(pfs) => {
+                for p in pfs {
+                    if !names.contains(&p.name) {
+                        names.push(p.name);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("sriov show: cannot list PFs: {e}"),
+        }
+        let views = self.sriov.show(&names);
+        SriovShow {
+            pfs: views
+                .into_iter()
+                .enumerate()
+                .map(|(i, view)| ShowPf {
+                    managed: i < managed,
+                    configured: self
+                        .applied
+                        .iter()
+                        .find(|s| s.pf == view.name)
+                        .map(|s| s.vfs.iter().map(|v| v.index).collect())
+                        .unwrap_or_default(),
+                    view,
+                })
+                .collect(),
+        }
+    }
+
+    /// `vswitchctl sriov attach-info VF` (`PF/INDEX` or a PCI address).
+    pub fn attach_info(&self, vf: &str) -> Result<AttachInfo, SriovError> {
+        let info = self.sriov.find_vf(vf)?;
+        Ok(self.sriov.attach_info(&info))
+    }
+
+    /// `vswitchctl sriov release VF`: clean settings (the configured
+    /// release MAC, else zero) and the host driver, now. Only VFs of
+    /// managed PFs; refused while a VM holds the VF.
+    pub fn release(&mut self, vf: &str) -> Result<VfOutcome, SriovError> {
+        let info = self.sriov.find_vf(vf)?;
+        let Some(spec) = self.applied.iter().find(|s| s.pf == info.pf) else {
+            return Err(SriovError::NotManaged { pf: info.pf });
+        };
+        let release_mac = spec
+            .vfs
+            .iter()
+            .find(|v| v.index == info.index)
+            .and_then(|v| v.release_mac);
+        Ok(self.sriov.release(&info, release_mac)?)
+    }
+
+    /// At daemon shutdown: releases every configured VF no VM holds.
+    pub fn shutdown(&mut self) -> SriovReport {
+        let mut report = SriovReport::default();
+        for pf in std::mem::take(&mut self.applied) {
+            for vf in &pf.vfs {
+                self.release_into(&pf.pf, vf, &mut report);
+            }
+        }
+        report
+    }
+}
+
+fn pf_spec(pf: &config::SriovPf) -> PfSpec {
+    PfSpec {
+        pf: pf.pf.clone(),
+        num_vfs: pf.num_vfs,
+        vfs: pf.vfs.iter().map(vf_spec).collect(),
+    }
+}
+
+fn vf_spec(v: &config::SriovVf) -> VfSpec {
+    VfSpec {
+        index: v.index,
+        mac: v.mac.map(|m| Mac(m.0)),
+        vlan: v.vlan.map(|id| VlanSpec {
+            id: id.get(),
+            qos: v.qos,
+            proto: match v.vlan_protocol {
+                config::VfVlanProtocol::Dot1Q => VlanProto::Dot1Q,
+                config::VfVlanProtocol::Dot1Ad => VlanProto::Dot1Ad,
+            },
+        }),
+        spoof_check: v.spoof_check,
+        trust: v.trust,
+        link_state: v.link_state.map(|l| match l {
+            config::VfLinkState::Auto => LinkState::Auto,
+            config::VfLinkState::Enable => LinkState::Enable,
+            config::VfLinkState::Disable => LinkState::Disable,
+        }),
+        min_tx_rate_mbps: v.min_tx_rate_mbps,
+        max_tx_rate_mbps: v.max_tx_rate_mbps,
+        vfio: v.vfio,
+        release_mac: v.release_mac.map(|m| Mac(m.0)),
+    }
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b { "on" } else { "off" }
+}
+
+/// `vswitchctl sriov show` as text.
+pub fn render_show(show: &SriovShow) -> String {
+    let mut s = String::new();
+    if show.pfs.is_empty() {
+        s.push_str("no SR-IOV PFs\n");
+        return s;
+    }
+    for pf in &show.pfs {
+        let v = &pf.view;
+        let _ = write!(s, "PF {}", v.name);
+        if let Some(pci) = v.pci {
+            let _ = write!(
+                s,
+                " ({pci}, {}): {} of {} VFs",
+                v.driver.as_deref().unwrap_or("no driver"),
+                v.num_vfs,
+                v.total_vfs
+            );
+        }
+        s.push_str(if pf.managed {
+            ", managed\n"
+        } else {
+            ", not in the config\n"
+        });
+        if let Some(e) = &v.error {
+            let _ = writeln!(s, "  error: {e}");
+        }
+        if v.vfs.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            s,
+            "  {:<3} {:<13} {:<6} {:<17} {:<10} {:<5} {:<5} {:<7} {:<9} OWNER",
+            "VF", "PCI", "GROUP", "MAC", "VLAN", "SPOOF", "TRUST", "LINK", "RATE"
+        );
+        for vf in &v.vfs {
+            let (mac, vlan, spoof, trust, link, rate) = match &vf.settings {
+                Some(st) => (
+                    st.mac.to_string(),
+                    match (st.vlan, st.qos, st.vlan_proto) {
+                        (0, _, _) => "-".to_string(),
+                        (id, q, Some(VlanProto::Dot1Ad)) => format!("{id}/{q} ad"),
+                        (id, 0, _) => id.to_string(),
+                        (id, q, _) => format!("{id}/{q}"),
+                    },
+                    on_off(st.spoof_check),
+                    on_off(st.trust),
+                    st.link_state.map_or("-".to_string(), |l| l.to_string()),
+                    if st.min_tx_rate_mbps == 0 && st.max_tx_rate_mbps == 0 {
+                        "-".to_string()
+                    } else {
+                        format!("{}-{}", st.min_tx_rate_mbps, st.max_tx_rate_mbps)
+                    },
+                ),
+                None => (
+                    "?".to_string(),
+                    "?".to_string(),
+                    "?",
+                    "?",
+                    "?".to_string(),
+                    "?".to_string(),
+                ),
+            };
+            let configured = if pf.configured.contains(&vf.index) {
+                "*"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                s,
+                "  {:<3} {:<13} {:<6} {:<17} {:<10} {:<5} {:<5} {:<7} {:<9} {}",
+                format!("{}{configured}", vf.index),
+                vf.pci.to_string(),
+                vf.iommu_group.map_or("-".to_string(), |g| g.to_string()),
+                mac,
+                vlan,
+                spoof,
+                trust,
+                link,
+                rate,
+                vf.owner
+            );
+        }
+    }
+    s.push_str("(* configured; RATE min-max Mbit/s; VLAN id/qos)\n");
+    s
+}
+
+/// `vswitchctl sriov attach-info VF` as text.
+pub fn render_attach_info(a: &AttachInfo) -> String {
+    let mut s = format!("VF {} ({})", a.vf, a.pci);
+    match &a.vfio_group {
+        Some(g) => {
+            let _ = write!(s, ", IOMMU group {g}");
+        }
+        None => s.push_str(", no IOMMU group"),
+    }
+    let _ = writeln!(s, ", driver {}", a.driver.as_deref().unwrap_or("none"));
+    match &a.problem {
+        None => s.push_str("ready for a VM\n"),
+        Some(p) => {
+            let _ = writeln!(s, "NOT ready: {p}");
+        }
+    }
+    let _ = writeln!(s, "\nQEMU:\n  {}", a.qemu);
+    let _ = writeln!(s, "\nlibvirt (domain <devices>):");
+    for l in a.libvirt.lines() {
+        let _ = writeln!(s, "  {l}");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::time::Duration;
+
+    use sriov::testing::{FakeKernel, FakeLink, FakeVfio};
+
+    use super::*;
+
+    const PF: &str = "enp1s0";
+
+    struct Env {
+        _dir: tempfile::TempDir,
+        kernel: FakeKernel,
+        link: FakeLink,
+        proc_root: std::path::PathBuf,
+        svc: SriovService<FakeLink, FakeVfio>,
+    }
+
+    fn env() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let kernel = FakeKernel::new(&dir.path().join("sys"));
+        kernel.add_pf(PF, "0000:01:00.0".parse().unwrap(), 7, Some("igbvf"));
+        let proc_root = dir.path().join("proc");
+        std::fs::create_dir_all(&proc_root).unwrap();
+        let link = FakeLink::new();
+        link.set_vfs(PF, 7);
+        link.unsupported("link-state");
+        let svc = SriovService::new(
+            Sriov::new(kernel.sysfs(), link.clone(), FakeVfio::new())
+                .with_proc_root(&proc_root)
+                .with_timeout(Duration::from_millis(100)),
+        );
+        Env {
+            _dir: dir,
+            kernel,
+            link,
+            proc_root,
+            svc,
+        }
+    }
+
+    fn cfg(yaml: &str) -> config::Config {
+        config::parse_str(yaml, "test.yaml").unwrap()
+    }
+
+    const BASE: &str = "
+switches:
+  - name: sw0
+    port-groups:
+      - { name: v100, vlan: 100 }
+      - { name: v200, vlan: 200 }
+sriov:
+  - pf: enp1s0
+    num-vfs: 3
+    vfs:
+      - index: 0
+        mac: 02:00:00:00:00:10
+        port-group: v100
+        qos: 3
+        spoof-check: false
+        trust: true
+        link-state: enable
+        rate: { max-mbps: 100 }
+      - index: 1
+        mac: 02:00:00:00:00:11
+        port-group: v200
+        vfio: true
+        release-mac: 02:00:00:00:99:01
+";
+
+    #[test]
+    fn start_reload_release_and_shutdown() {
+        let mut e = env();
+        let r = e.svc.apply(&cfg(BASE));
+        assert!(r.errors().is_empty(), "{:?}", r.errors());
+        let changes = r.changes();
+        assert_eq!(changes[0], "enp1s0: VFs 0 -> 3");
+        assert!(changes.contains(&"enp1s0 VF 0: vlan 100 qos 3 (was vlan 0)".to_string()));
+        assert!(changes.contains(&"enp1s0 VF 1: igbvf -> vfio-pci".to_string()));
+        assert_eq!(r.warnings().len(), 1, "{:?}", r.warnings());
+        assert!(r.warnings()[0].starts_with("enp1s0 VF 0: link-state enable: not supported"));
+        let s = e.link.state(PF, 1).unwrap();
+        assert_eq!((s.vlan, s.spoof_check, s.trust), (200, true, false));
+
+        // Reload with the same config: nothing changes.
+        let r = e.svc.apply(&cfg(BASE));
+        assert!(r.changes().is_empty(), "{:?}", r.changes());
+
+        // show: configured PF first, settings as read back, owners.
+        let show = e.svc.show();
+        let pf = &show.pfs[0];
+        assert!(pf.managed);
+        assert_eq!(pf.configured, [0, 1]);
+        assert_eq!(pf.view.vfs.len(), 3);
+        assert_eq!(pf.view.vfs[1].owner, "vfio-pci (free)");
+        let text = render_show(&show);
+        assert!(
+            text.contains("PF enp1s0 (0000:01:00.0, igb): 3 of 7 VFs, managed"),
+            "{text}"
+        );
+        assert!(text.contains("02:00:00:00:00:10"), "{text}");
+        let json = serde_json::to_value(&show).unwrap();
+        assert_eq!(json["pfs"][0]["name"], "enp1s0");
+        assert_eq!(json["pfs"][0]["vfs"][0]["settings"]["vlan"], 100);
+
+        // attach-info by name and by PCI address.
+        let a = e.svc.attach_info("enp1s0/1").unwrap();
+        assert!(a.ready);
+        assert_eq!(a.qemu, "-device vfio-pci,host=0000:01:10.1");
+        assert_eq!(e.svc.attach_info("0000:01:10.1").unwrap(), a);
+        assert!(render_attach_info(&a).contains("-device vfio-pci,host=0000:01:10.1"));
+
+        // CLI release: the configured release MAC, VLAN 0, host driver.
+        let out = e.svc.release("enp1s0/1").unwrap();
+        assert!(out.driver.contains(&"vfio-pci -> igbvf".to_string()));
+        let s = e.link.state(PF, 1).unwrap();
+        assert_eq!(s.mac.to_string(), "02:00:00:00:99:01");
+        assert_eq!(s.vlan, 0);
+
+        // VF 0 leaves the config: released on reload (MAC zero).
+        let less = BASE.replace(
+            "      - index: 0\n        mac: 02:00:00:00:00:10\n        port-group: v100\n        qos: 3\n        spoof-check: false\n        trust: true\n        link-state: enable\n        rate: { max-mbps: 100 }\n",
+            "",
+        );
+        assert_ne!(less, BASE);
+        let r = e.svc.apply(&cfg(&less));
+        assert!(
+            r.changes()
+                .contains(&"enp1s0 VF 0: vlan 0 (was vlan 100 qos 3)".to_string()),
+            "{:?}",
+            r.changes()
+        );
+        assert!(e.link.state(PF, 0).unwrap().mac.is_zero());
+        // VF 1 is handed to vfio-pci again: the config decides.
+        assert!(
+            r.changes()
+                .contains(&"enp1s0 VF 1: igbvf -> vfio-pci".to_string())
+        );
+
+        // Shutdown releases the configured VFs no VM holds.
+        let r = e.svc.shutdown();
+        assert_eq!(r.released.len(), 1);
+        assert_eq!(
+            e.kernel
+                .driver_of("0000:01:10.1".parse().unwrap())
+                .as_deref(),
+            Some("igbvf")
+        );
+    }
+
+    #[test]
+    fn a_vm_keeps_its_vf_through_reload_and_shutdown() {
+        let mut e = env();
+        e.svc.apply(&cfg(BASE));
+        let group = e.svc.sriov().vf(PF, 1).unwrap().iommu_group.unwrap();
+        let p = e.proc_root.join("900");
+        std::fs::create_dir_all(p.join("fd")).unwrap();
+        std::fs::write(p.join("comm"), "qemu-system-x86\n").unwrap();
+        std::os::unix::fs::symlink(format!("/dev/vfio/{group}"), p.join("fd/20")).unwrap();
+
+        let r = e.svc.apply(&cfg(&BASE.replace("num-vfs: 3", "num-vfs: 4")));
+        assert_eq!(
+            r.errors(),
+            [
+                "enp1s0: the VF count cannot change while VF 1 (0000:01:10.1) is in use by pid 900 (qemu-system-x86)"
+            ]
+        );
+        assert_eq!(
+            e.svc.release("enp1s0/1").unwrap_err().to_string(),
+            "VF 0000:01:10.1 is in use by pid 900 (qemu-system-x86); stop the VM first"
+        );
+        let show = e.svc.show();
+        assert_eq!(
+            show.pfs[0].view.vfs[1].owner,
+            "vfio-pci (pid 900 (qemu-system-x86))"
+        );
+        let r = e.svc.shutdown();
+        assert_eq!(
+            r.in_use,
+            ["enp1s0 VF 1: in use by pid 900 (qemu-system-x86), left to its VM"]
+        );
+        assert_eq!(r.released.len(), 1);
+    }
+
+    #[test]
+    fn errors_are_report_lines_and_command_errors() {
+        let mut e = env();
+        let r = e.svc.apply(&cfg("
+sriov:
+  - pf: enp9s0
+    num-vfs: 2
+  - pf: enp1s0
+    num-vfs: 8
+"));
+        assert_eq!(
+            r.errors(),
+            [
+                "unknown PF `enp9s0`: no network interface of that name",
+                "enp1s0 supports at most 7 VFs (sriov_totalvfs), 8 requested",
+            ]
+        );
+        let show = e.svc.show();
+        assert_eq!(
+            show.pfs[0].view.error.as_deref(),
+            Some("unknown PF `enp9s0`: no network interface of that name")
+        );
+        assert!(render_show(&show).contains("error: unknown PF `enp9s0`"));
+
+        // A PF that is not in the config cannot be released through us.
+        e.svc.apply(&cfg("sriov: []"));
+        e.svc.sriov().set_num_vfs(PF, 1).unwrap();
+        assert_eq!(
+            e.svc.release("enp1s0/0").unwrap_err().to_string(),
+            "enp1s0 is not managed by vswitchd (not in the config's sriov section)"
+        );
+        assert_eq!(
+            e.svc.attach_info("nope/1").unwrap_err().to_string(),
+            "unknown PF `nope`: no network interface of that name"
+        );
+        let show = e.svc.show();
+        assert!(!show.pfs[0].managed);
+        // No SR-IOV at all: nothing to show, nothing touched.
+        let dir = tempfile::tempdir().unwrap();
+        let k = FakeKernel::new(dir.path());
+        let mut svc = SriovService::new(Sriov::new(k.sysfs(), FakeLink::new(), FakeVfio::new()));
+        let r = svc.apply(&cfg("switches: [{ name: sw0 }]"));
+        assert_eq!(r, SriovReport::default());
+        assert_eq!(render_show(&svc.show()), "no SR-IOV PFs\n");
+        assert!(k.writes().is_empty());
+    }
+}
