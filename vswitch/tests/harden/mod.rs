@@ -235,6 +235,25 @@ impl Testpmd {
         topology: &str,
         tag: &str,
     ) -> Testpmd {
+        let mut vdevs = extra_vdevs.to_vec();
+        for (i, (sock, mac, _)) in ports.iter().enumerate() {
+            vdevs.push(format!(
+                "net_virtio_user{i},path={},mac={mac}",
+                sock.display()
+            ));
+        }
+        let skip = extra_vdevs.len();
+        let peers: Vec<String> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, _, peer))| format!("--eth-peer={},{peer}", i + skip))
+            .collect();
+        Self::start_vdevs(&vdevs, &peers, topology, tag)
+    }
+
+    /// testpmd on exactly these `--vdev`s (port ids in this order), with
+    /// extra testpmd arguments.
+    pub fn start_vdevs(vdevs: &[String], args: &[String], topology: &str, tag: &str) -> Testpmd {
         let prefix = format!("vswitch-harden-{}-{tag}", std::process::id());
         let mut cmd = Command::new("stdbuf");
         cmd.args([
@@ -255,21 +274,12 @@ impl Testpmd {
             &prefix,
         ])
         .args(["--log-level", "lib.eal:notice"]);
-        for v in extra_vdevs {
+        for v in vdevs {
             cmd.arg("--vdev").arg(v);
         }
-        for (i, (sock, mac, _)) in ports.iter().enumerate() {
-            cmd.arg("--vdev").arg(format!(
-                "net_virtio_user{i},path={},mac={mac}",
-                sock.display()
-            ));
-        }
         cmd.args(["--", "-i", "--nb-cores=1", "--total-num-mbufs=16384"])
-            .arg(format!("--port-topology={topology}"));
-        let skip = extra_vdevs.len();
-        for (i, (_, _, peer)) in ports.iter().enumerate() {
-            cmd.arg(format!("--eth-peer={},{peer}", i + skip));
-        }
+            .arg(format!("--port-topology={topology}"))
+            .args(args);
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -285,7 +295,7 @@ impl Testpmd {
             stdin,
             lines,
             transcript: Vec::new(),
-            nports: ports.len() + skip,
+            nports: vdevs.len(),
             prefix,
         };
         let until = Instant::now() + Duration::from_secs(60);
@@ -295,6 +305,9 @@ impl Testpmd {
     }
 
     pub fn fail(&self, what: &str) -> ! {
+        let full = std::env::temp_dir().join(format!("{}.transcript", self.prefix));
+        let _ = std::fs::write(&full, self.transcript.join("\n"));
+        eprintln!("full testpmd transcript: {}", full.display());
         let from = self.transcript.len().saturating_sub(60);
         panic!(
             "{what}\n--- testpmd transcript ---\n{}",
@@ -760,4 +773,41 @@ pub fn mac(s: &str) -> [u8; 6] {
         m[i] = u8::from_str_radix(p, 16).expect("hex");
     }
     m
+}
+
+/// Writes `frames` as a classic pcap file (Ethernet link type), the input
+/// of a DPDK `net_pcap` port (`rx_pcap=FILE`).
+pub fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
+    let mut out = Vec::new();
+    for v in [0xa1b2_c3d4u32] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    for v in [0u32, 0, 65535, 1] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    for f in frames {
+        let len = u32::try_from(f.len()).expect("frame length");
+        for v in [0u32, 0, len, len] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(f);
+    }
+    std::fs::write(path, out).expect("write pcap");
+}
+
+/// A 60-byte (before tags) frame with 802.1Q/802.1ad `tags` (TPID, VID)
+/// after the source MAC, outermost first.
+pub fn tagged_frame(dst: [u8; 6], src: [u8; 6], tags: &[(u16, u16)]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(60 + 4 * tags.len());
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    for &(tpid, vid) in tags {
+        f.extend_from_slice(&tpid.to_be_bytes());
+        f.extend_from_slice(&vid.to_be_bytes());
+    }
+    f.extend_from_slice(&0x0800u16.to_be_bytes());
+    f.resize(60 + 4 * tags.len(), 0);
+    f
 }
