@@ -779,9 +779,7 @@ pub fn mac(s: &str) -> [u8; 6] {
 /// of a DPDK `net_pcap` port (`rx_pcap=FILE`).
 pub fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
     let mut out = Vec::new();
-    for v in [0xa1b2_c3d4u32] {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
     out.extend_from_slice(&2u16.to_le_bytes());
     out.extend_from_slice(&4u16.to_le_bytes());
     for v in [0u32, 0, 65535, 1] {
