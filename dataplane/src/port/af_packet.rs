@@ -289,11 +289,30 @@ pub(crate) fn ifindex(ifname: &str) -> Result<u32, NetdevError> {
     })
 }
 
-/// Whether interface `ifname` is up with carrier (`IFF_RUNNING`), asked
-/// through socket `fd` (of the interface's namespace); `None` if the
-/// kernel does not say (interface gone, bad name).
+/// Whether interface `ifname` has carrier, asked through socket `fd` (of
+/// the interface's namespace): `ETHTOOL_GLINK` (the driver's view, updated
+/// at once), else `IFF_RUNNING` (which lags behind by the kernel's link
+/// watch, up to a second). `None` if the kernel does not say (interface
+/// gone, bad name).
 pub(crate) fn link_running(fd: RawFd, ifname: &str) -> Option<bool> {
+    const SIOCETHTOOL: libc::c_ulong = 0x8946;
+    const ETHTOOL_GLINK: u32 = 0x0000_000a;
     let name = c_ifname(ifname).ok()?;
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut ifr: libc::ifreq = unsafe { zeroed() };
+    for (d, s) in ifr.ifr_name.iter_mut().zip(name.to_bytes()) {
+        *d = *s as libc::c_char;
+    }
+    // struct ethtool_value { u32 cmd; u32 data; }
+    let mut value: [u32; 2] = [ETHTOOL_GLINK, 0];
+    ifr.ifr_ifru.ifru_data = value.as_mut_ptr().cast();
+    // SAFETY: SIOCETHTOOL with ETHTOOL_GLINK reads the name and writes
+    // the 8-byte ethtool_value `ifru_data` points to; both `ifr` and
+    // `value` are live, exclusively borrowed locals for the call.
+    let rc = unsafe { libc::ioctl(fd, SIOCETHTOOL as libc::Ioctl, &raw mut ifr) };
+    if rc == 0 {
+        return Some(value[1] != 0);
+    }
     // SAFETY: ifreq is plain old data; all-zero is a valid value.
     let mut ifr: libc::ifreq = unsafe { zeroed() };
     for (d, s) in ifr.ifr_name.iter_mut().zip(name.to_bytes()) {
