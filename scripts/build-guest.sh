@@ -4,7 +4,9 @@
 #   DIR/vmlinux            the Debian kernel as an ELF (booted through PVH,
 #                          which skips decompressing a bzImage under TCG)
 #   DIR/initramfs.cpio.gz  busybox, bash, ip, ethtool, netperf, iperf3, the
-#                          virtio-net and 802.1Q modules, and guest/init
+#                          virtio-net and 802.1Q modules, the SR-IOV ones
+#                          (igb, igbvf, vfio, vfio_iommu_type1, vfio-pci),
+#                          and guest/init
 # DIR is $VSWITCH_GUEST_DIR or target/guest. Rebuilds only when this script
 # or guest/init changed (a stamp holds their hash).
 #
@@ -66,7 +68,7 @@ copy_bin /sbin/modprobe /sbin/modprobe
 # Modules with their dependencies, resolved against the guest kernel.
 mods=$work/x/lib/modules/$kver
 depmod -b "$work/x" "$kver"
-for m in virtio_pci virtio_net 8021q; do
+for m in virtio_pci virtio_net 8021q igb igbvf vfio vfio_iommu_type1 vfio-pci; do
     modprobe -d "$work/x" -S "$kver" --show-depends "$m" | awk '$1 == "insmod" { print $2 }'
 done | sort -u | while read -r ko; do
     rel=${ko#"$work/x"}

@@ -575,7 +575,38 @@ impl<L: VfLink, V: Vfio> Sriov<L, V> {
             self.sysfs.write(&path, &want.to_string())?;
         }
         self.wait_for_vfs(pf, &dev, want)?;
+        self.wait_for_pf_link(pf);
         Ok(Some((info.num_vfs, want)))
+    }
+
+    /// Some PF drivers (igb) reset the PF when the VF count changes; a PF
+    /// that is administratively up gets its carrier back within the
+    /// timeout (bounded, not an error: it may have no cable). Settings
+    /// such as igb's VF rate need the link.
+    fn wait_for_pf_link(&self, pf: &str) {
+        let net = self.sysfs.net(pf);
+        let up = self
+            .sysfs
+            .read_hex(&net.join("flags"))
+            .is_ok_and(|f| f & 1 != 0);
+        if !up {
+            return;
+        }
+        let start = Instant::now();
+        while start.elapsed() < self.timeout {
+            if self
+                .sysfs
+                .read_opt(&net.join("carrier"))
+                .is_ok_and(|c| c.as_deref() == Some("1"))
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        tracing::warn!(
+            "sriov {pf}: no carrier {:?} after the VF count changed",
+            self.timeout
+        );
     }
 
     fn wait_for_vfs(&self, pf: &str, dev: &Path, want: u16) -> Result<(), Error> {
@@ -672,10 +703,13 @@ impl<L: VfLink, V: Vfio> Sriov<L, V> {
             match self.link.set_vf(pf, u32::from(index), s) {
                 Ok(()) => {
                     applied.push(*s);
-                    out.changed.push(match &was {
-                        Some((false, old)) => format!("{s} (was {old})"),
-                        _ => s.to_string(),
-                    });
+                    // A forced write of what the driver already reported
+                    // is not a change.
+                    match &was {
+                        Some((false, old)) => out.changed.push(format!("{s} (was {old})")),
+                        Some((true, _)) => {}
+                        None => out.changed.push(s.to_string()),
+                    }
                 }
                 Err(e)
                     if is_unsupported(&e)
