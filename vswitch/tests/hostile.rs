@@ -286,6 +286,29 @@ fn memory_scenarios() -> Vec<Scenario> {
                 drop(m);
             },
         ),
+        scenario(
+            "memory file shrunk to 0 after SET_MEM_TABLE, rings running",
+            Reset("guest memory"),
+            move |r| {
+                let m = good_start(r);
+                for q in 0..2u32 {
+                    let kick = eventfd();
+                    for msg in ring_setup(q) {
+                        put(r, &msg);
+                    }
+                    put_fds(
+                        r,
+                        &msg(req::SET_VRING_KICK, &u64_body(u64::from(q))),
+                        &[kick.as_raw_fd()],
+                    );
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                std::thread::sleep(Duration::from_millis(200));
+                m.set_len(0).expect("shrink the memory file");
+                // The PMD polls the (now missing) rings meanwhile.
+                std::thread::sleep(Duration::from_millis(300));
+            },
+        ),
     ]
 }
 
@@ -410,6 +433,7 @@ fn run_scenarios(tag: &str, scenarios: Vec<Scenario>) {
         let log_from = d.log().len();
         let raw = Raw::connect(&d.socket("h"));
         (sc.send)(&raw);
+        d.assert_alive(&format!("`{}`", sc.name));
 
         // a <-> b keep forwarding, every frame, while `h` misbehaves.
         pmd.run("stop", Some("Done."));
@@ -493,10 +517,21 @@ fn run_scenarios(tag: &str, scenarios: Vec<Scenario>) {
             &[sent, sent],
         );
         drop(good);
-        let reason = why
-            .split_once("resetting the port")
-            .map(|(_, r)| r.trim())
-            .unwrap_or(want);
+        // `...: MESSAGE; resetting the port port=h reason=WHY` or
+        // `...: WHY; resetting the port port=h`.
+        let reason = match why.split_once("resetting the port") {
+            Some((_, after)) if after.contains("reason=") => after.trim().to_string(),
+            Some((before, after)) => format!(
+                "{} ({})",
+                after.trim(),
+                before
+                    .rsplit(": ")
+                    .next()
+                    .unwrap_or("")
+                    .trim_end_matches("; ")
+            ),
+            None => want.to_string(),
+        };
         report.push(format!("{:<72} -> {want} {reason}", sc.name));
     }
     pmd.run("stop", Some("Done."));

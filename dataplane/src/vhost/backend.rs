@@ -203,9 +203,26 @@ impl PortCtl {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// True if the PMD found a ring the guest corrupted.
-    pub(crate) fn ring_broken(&self) -> bool {
-        (0..NUM_VRINGS).any(|i| lock(self.slot(i)).as_ref().is_some_and(|r| r.broken))
+    /// Why the port must be reset without a message from the frontend:
+    /// the PMD found a ring the guest corrupted, or guest memory vanished
+    /// (the frontend shrank its file: see [`super::sigbus`]).
+    pub(crate) fn broken(&self) -> Option<&'static str> {
+        let rings = (0..NUM_VRINGS).map(|i| lock(self.slot(i)));
+        let mut lost = self.mem.as_ref().is_some_and(|m| m.lost());
+        let mut broken = false;
+        for r in rings {
+            if let Some(r) = r.as_ref() {
+                broken |= r.broken;
+                lost |= r.mem.lost();
+            }
+        }
+        if lost {
+            Some("guest memory vanished (the frontend shrank its file; SIGBUS caught)")
+        } else if broken {
+            Some("guest corrupted a vring")
+        } else {
+            None
+        }
     }
 }
 

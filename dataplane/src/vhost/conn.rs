@@ -315,9 +315,9 @@ impl Worker {
                         .ctl
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
-                        .ring_broken();
-                    if broken {
-                        tracing::warn!(port = %self.spec.name, "guest corrupted a vring; resetting the port");
+                        .broken();
+                    if let Some(reason) = broken {
+                        tracing::warn!(port = %self.spec.name, "{reason}; resetting the port");
                         break;
                     }
                     continue;

@@ -106,6 +106,10 @@ pub struct AddrMap {
 /// Mapped guest memory plus the frontend-VA table.
 #[derive(Debug)]
 pub struct GuestMem {
+    /// The regions' host ranges, registered with the SIGBUS handler
+    /// ([`super::sigbus`]). First field: it must drop (unregister) before
+    /// `mem` unmaps them.
+    guard: super::sigbus::Guard,
     mem: Mem,
     maps: Vec<AddrMap>,
     /// Guest-physical `[start, end)` of each region, in `mem`'s order: the
@@ -181,14 +185,48 @@ impl GuestMem {
         }
         let mem = GuestMemoryMmap::from_regions(mapped).map_err(MemError::Layout)?;
         let spans = spans_of(&mem);
-        Ok(GuestMem { mem, maps, spans })
+        // A frontend may still shrink a file later: a touch past its new
+        // end is then caught and turned into zeros plus `lost()`.
+        let mut guard = super::sigbus::Guard::default();
+        for r in mem.iter() {
+            let start = r
+                .get_host_address(MemoryRegionAddress(0))
+                .map(|p| p.addr())
+                .unwrap_or(0);
+            let len = usize::try_from(r.len()).unwrap_or(0);
+            if !guard.register(start, len) {
+                tracing::warn!(
+                    start,
+                    len,
+                    "guest memory region not protected against SIGBUS"
+                );
+            }
+        }
+        Ok(GuestMem {
+            guard,
+            mem,
+            maps,
+            spans,
+        })
     }
 
     /// Wraps memory that is already mapped (tests, fuzzing), with the
     /// given frontend-VA table.
     pub fn from_mmap(mem: Mem, maps: Vec<AddrMap>) -> Self {
         let spans = spans_of(&mem);
-        GuestMem { mem, maps, spans }
+        GuestMem {
+            guard: super::sigbus::Guard::default(),
+            mem,
+            maps,
+            spans,
+        }
+    }
+
+    /// True if part of this memory vanished under the switch (the
+    /// frontend shrank a file after SET_MEM_TABLE): those pages now read
+    /// as zeros and the port must be reset.
+    pub fn lost(&self) -> bool {
+        self.guard.lost()
     }
 
     /// The region holding all of `addr..addr+len`, and the offset of
@@ -406,5 +444,40 @@ mod tests {
         let (rd, _wr) = nix::unistd::pipe().expect("pipe");
         let r = GuestMem::from_regions(&[region(mib, 0)], vec![File::from(rd)]);
         assert!(matches!(r, Err(MemError::PastEof { index: 0 })), "{r:?}");
+    }
+
+    /// A frontend that shrinks its memory file after SET_MEM_TABLE: the
+    /// next access used to be a SIGBUS that killed the switch
+    /// (vswitch/tests/hostile.rs found this). Now the access reads zeros
+    /// and the memory says it is lost.
+    #[test]
+    fn a_file_shrunk_after_mapping_reads_zeros_and_is_lost() {
+        let len = 64 * 1024u64;
+        let f = tempfile::tempfile().expect("tempfile");
+        f.set_len(len).expect("set_len");
+        let shrink = f.try_clone().expect("dup");
+        let region = VhostUserMemoryRegion::new(0, len, 0x7f00_0000_0000, 0);
+        let m = GuestMem::from_regions(&[region], vec![f]).expect("maps");
+        assert!(m.write(GuestAddress(0x1000), &[0xa5; 16]).is_ok());
+        assert!(!m.lost());
+        shrink.set_len(0).expect("shrink");
+        let mut buf = [0xffu8; 16];
+        assert!(m.read(GuestAddress(0x1000), &mut buf).is_ok());
+        assert_eq!(buf, [0u8; 16]);
+        assert!(m.lost());
+        // Writes land in the zero pages; nothing else is affected.
+        assert!(m.write(GuestAddress(0x2000), &[1u8; 16]).is_ok());
+        let other = GuestMem::from_regions(
+            &[VhostUserMemoryRegion::new(0, len, 0x7f00_0000_0000, 0)],
+            vec![{
+                let g = tempfile::tempfile().expect("tempfile");
+                g.set_len(len).expect("set_len");
+                g
+            }],
+        )
+        .expect("maps");
+        assert!(!other.lost());
+        drop(m);
+        drop(other);
     }
 }

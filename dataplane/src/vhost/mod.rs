@@ -12,8 +12,11 @@
 //!   reset and wait/reconnect after any error) and its handle
 //!   [`VhostUserPort`].
 //!
-//! No module here has `unsafe` code: guest memory is reached only through
-//! `vm-memory`'s checked, volatile accessors.
+//! - [`sigbus`]: guest memory that vanishes (a frontend shrinks its file):
+//!   a SIGBUS in a registered region becomes zero pages and a port reset.
+//!
+//! Only `sigbus` has `unsafe` code (its header lists the invariants): guest
+//! memory is reached only through `vm-memory`'s checked, volatile accessors.
 
 pub mod backend;
 pub mod conn;
@@ -21,6 +24,7 @@ pub mod conn;
 pub mod fuzzing;
 pub mod guest_mem;
 pub mod port;
+mod sigbus;
 pub mod split_ring;
 
 pub use conn::{SocketRole, VhostError, VhostUserPort, VhostUserSpec};

@@ -125,6 +125,13 @@ impl Daemon {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Panics, with the exit status and the log, if the daemon is gone.
+    pub fn assert_alive(&mut self, after: &str) {
+        if let Ok(Some(st)) = self.child.try_wait() {
+            panic!("vswitchd died after {after}: {st:?}\n{}", self.log_tail());
+        }
+    }
+
     /// The whole log, colours removed.
     pub fn log(&self) -> String {
         strip_ansi(&std::fs::read_to_string(&self.log).unwrap_or_default())
