@@ -31,6 +31,9 @@ fn igb_sriov_in_a_guest() {
 }
 
 /// The config the guest applies first (`PF` is replaced by the PF's name).
+/// VF 0 is trusted, so igbvf may set its own MAC when its link comes up
+/// (the PF then reports that MAC): VF 0 has no configured MAC, or every
+/// reload would see the guest's MAC as drift.
 const CONFIG: &str = "
 switches:
   - name: sw0
@@ -43,7 +46,6 @@ sriov:
     num-vfs: 3
     vfs:
       - index: 0
-        mac: 02:00:00:00:00:10
         port-group: v100
         qos: 3
         spoof-check: false
@@ -168,17 +170,43 @@ mod guest {
             ));
         }
         let s0 = vfs[0].settings.as_ref().expect("VF 0");
-        assert_eq!(s0.mac.to_string(), "02:00:00:00:00:10");
         assert_eq!(
             (s0.vlan, s0.qos, s0.spoof_check, s0.trust),
             (100, 3, false, true)
         );
         assert_eq!((s0.min_tx_rate_mbps, s0.max_tx_rate_mbps), (0, 100));
         let s1 = vfs[1].settings.as_ref().expect("VF 1");
+        assert_eq!(s1.mac.to_string(), "02:00:00:00:00:11");
         assert_eq!((s1.vlan, s1.spoof_check, s1.trust), (200, true, false));
         assert_eq!(vfs[1].owner, "vfio-pci (free)");
         assert!(vfs[0].owner.starts_with("host (igbvf"), "{}", vfs[0].owner);
         assert_eq!(vfs[2].settings.as_ref().map(|s| s.vlan), Some(0));
+
+        // Traffic: VF 0's frames must leave the PF tagged with VLAN 100,
+        // priority 3 (the host captures the igb's wire with filter-dump).
+        let dev = vfs[0].netdev.clone().expect("VF 0 has a netdev (igbvf)");
+        ip(&["link", "set", &dev, "up"]);
+        ip(&["addr", "add", "10.0.100.2/24", "dev", &dev]);
+        let vf_mac = fs::read_to_string(format!("/sys/class/net/{dev}/address"))
+            .expect("VF MAC")
+            .trim()
+            .to_string();
+        // igbvf reports link a few seconds after it is set up.
+        let carrier = format!("/sys/class/net/{dev}/carrier");
+        let until = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < until && !fs::read_to_string(&carrier).is_ok_and(|c| c.trim() == "1")
+        {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let _ = Command::new("/bin/ping")
+            .args(["-c", "3", "-W", "1", "10.0.100.1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        marker(&format!(
+            "traffic dev {dev} mac {vf_mac} carrier {}",
+            fs::read_to_string(&carrier).unwrap_or_default().trim()
+        ));
 
         // 4. How to attach it.
         let a = svc.attach_info(&format!("{pf}/1")).expect("attach-info");
@@ -391,6 +419,7 @@ VSWITCH_SRIOV_GUEST=1 VSWITCH_SRIOV_PF=$pf RUST_BACKTRACE=1 \
         all.extend(fs::read(&payload).expect("payload"));
         fs::write(&initrd, all).expect("initrd");
         let console = d.join("console.log");
+        let pcap = d.join("wire.pcap");
         let stderr = fs::File::create(d.join("qemu.stderr")).expect("stderr file");
         // SeaBIOS (QEMU's default), not qboot: under qboot the VF BARs
         // behind the root port are unreachable. A user-mode netdev with
@@ -417,6 +446,13 @@ VSWITCH_SRIOV_GUEST=1 VSWITCH_SRIOV_PF=$pf RUST_BACKTRACE=1 \
                 "console=ttyS0 panic=-1 quiet intel_iommu=on iommu=pt vs.run=/payload/run",
                 "-netdev",
                 "user,id=sn0,restrict=on",
+                "-object",
+            ])
+            .arg(format!(
+                "filter-dump,id=wire,netdev=sn0,file={}",
+                pcap.display()
+            ))
+            .args([
                 "-device",
                 "pcie-root-port,id=rp0,chassis=1,slot=1",
                 "-device",
@@ -484,6 +520,7 @@ VSWITCH_SRIOV_GUEST=1 VSWITCH_SRIOV_PF=$pf RUST_BACKTRACE=1 \
             "released VF1 mac 02:00:00:00:99:01 vlan 0 qos 0 spoof true trust false rate 0-0",
             "released VF0 mac 00:00:00:00:00:00 vlan 0 spoof true trust false rate 0-0",
             "smaller change eth0: VFs 3 -> 2",
+            "traffic dev eth",
             "sriov-guest ok",
         ] {
             assert!(
@@ -497,5 +534,78 @@ VSWITCH_SRIOV_GUEST=1 VSWITCH_SRIOV_PF=$pf RUST_BACKTRACE=1 \
             .find(|x| x.starts_with("vfio group"))
             .expect("vfio marker");
         assert!(vfio.contains("vendor 8086 device 10ca"), "{vfio}");
+
+        // On the wire: VF 0's frames carry its VLAN and priority.
+        let vf_mac = m
+            .iter()
+            .find_map(|x| x.strip_prefix("traffic dev "))
+            .and_then(|x| x.split(" mac ").nth(1))
+            .and_then(|x| x.split(' ').next())
+            .expect("traffic marker")
+            .to_string();
+        let frames = pcap_frames(&pcap);
+        let from_vf: Vec<&Frame> = frames.iter().filter(|f| f.src == vf_mac).collect();
+        eprintln!(
+            "wire: {} frames, {} from VF 0 ({vf_mac}): {:?}",
+            frames.len(),
+            from_vf.len(),
+            from_vf
+        );
+        assert!(
+            from_vf
+                .iter()
+                .any(|f| f.vlan == Some((100, 3)) && f.ethertype == 0x0806),
+            "no ARP from VF 0 tagged VLAN 100 priority 3 on the wire: {frames:?}"
+        );
+        assert!(
+            from_vf.iter().all(|f| f.vlan == Some((100, 3))),
+            "a frame from VF 0 left without its VLAN: {from_vf:?}"
+        );
+    }
+
+    /// A captured frame: source MAC, 802.1Q (VID, PCP), inner ethertype.
+    #[derive(Debug)]
+    struct Frame {
+        src: String,
+        vlan: Option<(u16, u8)>,
+        ethertype: u16,
+    }
+
+    /// The frames of a pcap file (QEMU's filter-dump: Ethernet, µs).
+    fn pcap_frames(path: &Path) -> Vec<Frame> {
+        let data = fs::read(path).unwrap_or_default();
+        let mut out = Vec::new();
+        let mut off = 24;
+        while let Some(hdr) = data.get(off..off + 16) {
+            let incl = u32::from_le_bytes([hdr[8], hdr[9], hdr[10], hdr[11]]) as usize;
+            let Some(f) = data.get(off + 16..off + 16 + incl) else {
+                break;
+            };
+            off += 16 + incl;
+            if f.len() < 14 {
+                continue;
+            }
+            let src = f[6..12]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(":");
+            let et = u16::from_be_bytes([f[12], f[13]]);
+            let (vlan, ethertype) = if et == 0x8100 && f.len() >= 18 {
+                let tci = u16::from_be_bytes([f[14], f[15]]);
+                (
+                    Some((tci & 0x0fff, (tci >> 13) as u8)),
+                    u16::from_be_bytes([f[16], f[17]]),
+                )
+            } else {
+                (None, et)
+            };
+            out.push(Frame {
+                src,
+                vlan,
+                ethertype,
+            });
+        }
+        out
     }
 }
