@@ -212,6 +212,31 @@ fn num_vfs_lifecycle_goes_through_zero() {
 }
 
 #[test]
+fn a_pf_that_is_up_gets_its_carrier_back_before_settings() {
+    let mut e = env();
+    let net = e
+        .kernel
+        .root()
+        .join("devices/pci0000:00/0000:01:00.0/net/enp1s0");
+    // Down: no wait at all.
+    fs::write(net.join("flags"), "0x1002\n").unwrap();
+    let t = std::time::Instant::now();
+    e.sriov.set_num_vfs(PF, 1).unwrap();
+    assert!(t.elapsed() < Duration::from_millis(90));
+    // Up with carrier: no wait.
+    fs::write(net.join("flags"), "0x1003\n").unwrap();
+    fs::write(net.join("carrier"), "1\n").unwrap();
+    let t = std::time::Instant::now();
+    e.sriov.set_num_vfs(PF, 2).unwrap();
+    assert!(t.elapsed() < Duration::from_millis(90));
+    // Up without carrier: waits for it (bounded by the timeout), no error.
+    fs::write(net.join("carrier"), "0\n").unwrap();
+    let t = std::time::Instant::now();
+    assert_eq!(e.sriov.set_num_vfs(PF, 3).unwrap(), Some((2, 3)));
+    assert!(t.elapsed() >= Duration::from_millis(100));
+}
+
+#[test]
 fn num_vfs_errors() {
     let mut e = env();
     assert_eq!(
