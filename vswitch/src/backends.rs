@@ -89,6 +89,17 @@ pub fn open_queues(
                     "af-xdp is not available in this build: using af-packet"
                 );
             }
+            match crate::netdev::LinkProbe::new().and_then(|p| p.disable_receive_offloads(name)) {
+                Ok(off) if !off.is_empty() => {
+                    tracing::info!(
+                        uplink = name,
+                        "turned off {} (frames must stay wire-sized)",
+                        off.join(", ")
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(uplink = name, "cannot turn off GRO/LRO: {e}"),
+            }
             for i in 0..pmds {
                 let q = if i == rx_pmd {
                     AfPacketPort::open(name)

@@ -96,6 +96,53 @@ impl LinkProbe {
     }
 }
 
+const ETHTOOL_GFLAGS: u32 = 0x25;
+const ETHTOOL_SFLAGS: u32 = 0x26;
+const ETHTOOL_GGRO: u32 = 0x2b;
+const ETHTOOL_SGRO: u32 = 0x2c;
+const ETH_FLAG_LRO: u32 = 1 << 15;
+
+#[repr(C)]
+struct EthtoolValue {
+    cmd: u32,
+    data: u32,
+}
+
+impl LinkProbe {
+    fn ethtool(&self, name: &str, cmd: u32, data: u32) -> io::Result<u32> {
+        let mut req = ifreq_for(name)?;
+        let mut v = EthtoolValue { cmd, data };
+        req.ifr_ifru.ifru_data = (&raw mut v).cast();
+        // SAFETY: SIOCETHTOOL reads the name and the ethtool_value that
+        // `ifru_data` points to (ours, alive for the call) and writes back
+        // into it; the pointers are valid for the call only.
+        let rc = unsafe { libc::ioctl(self.sock.as_raw_fd(), libc::SIOCETHTOOL, &mut req) };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(v.data)
+    }
+
+    /// Turns off GRO and LRO on `name`: an uplink's AF_PACKET socket must
+    /// see frames as they were on the wire, not merged into 64 KiB
+    /// super-frames it would have to drop. Returns what it turned off.
+    pub fn disable_receive_offloads(&self, name: &str) -> io::Result<Vec<&'static str>> {
+        let mut off = Vec::new();
+        if self.ethtool(name, ETHTOOL_GGRO, 0)? != 0 {
+            self.ethtool(name, ETHTOOL_SGRO, 0)?;
+            off.push("gro");
+        }
+        // LRO: not every driver has flags; absent means nothing to do.
+        if let Ok(flags) = self.ethtool(name, ETHTOOL_GFLAGS, 0)
+            && flags & ETH_FLAG_LRO != 0
+        {
+            self.ethtool(name, ETHTOOL_SFLAGS, flags & !ETH_FLAG_LRO)?;
+            off.push("lro");
+        }
+        Ok(off)
+    }
+}
+
 /// An AF_PACKET socket that only sends (protocol 0: it receives nothing),
 /// for control frames out of one interface.
 #[derive(Debug)]
@@ -184,5 +231,6 @@ mod tests {
         assert_eq!(p.hw_addr("lo"), Some([0; 6]));
         assert!(p.index("lo").is_some());
         assert!(FrameSender::open("no-such-if0").is_err());
+        assert!(p.disable_receive_offloads("no-such-if0").is_err());
     }
 }

@@ -176,6 +176,7 @@ impl Lab {
             run(&["ip", "-n", &ph, "link", "set", &p, "master", master]);
             run(&["ip", "-n", &ph, "link", "set", &p, "up"]);
             run(&["ip", "-n", &sw, "link", "set", &u, "up"]);
+            wire_sized(&ph, &p);
         }
         for r in 1..=2 {
             let ns = lab.ns(&format!("r{r}"));
@@ -200,6 +201,9 @@ impl Lab {
             ]);
             run(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
             run(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+            // A remote host is behind a wire: its frames are MTU-sized.
+            wire_sized(&ns, "eth0");
+            wire_sized(&ph, &p);
         }
         // The daemon, with one internal port per guest.
         let mut yaml = String::from("switches:\n  - name: sw0\n    ports:\n");
@@ -217,6 +221,11 @@ impl Lab {
             "    teams:\n      - name: bond0\n        policy: {policy}\n        active: [{}]\n        failback: {failback}\n        failure-detection: {detection}\n        notify-switches: true\n",
             names.join(", ")
         ));
+        // GRO on an uplink would merge frames into 64 KiB super-frames the
+        // switch cannot forward: the daemon must turn it off.
+        run(&[
+            "ip", "netns", "exec", &sw, "ethtool", "-K", "u0", "gro", "on",
+        ]);
         let cfg = lab.dir.path().join("vswitch.yaml");
         std::fs::write(&cfg, yaml).expect("config");
         let log = File::create(&lab.log).expect("log");
@@ -238,6 +247,13 @@ impl Lab {
             std::fs::read_to_string(&lab.log).is_ok_and(|s| s.contains("vswitchd: running"))
         });
         assert!(up, "vswitchd did not start:\n{}", lab.log());
+        let k = run(&["ip", "netns", "exec", &sw, "ethtool", "-k", "u0"]);
+        let k = String::from_utf8_lossy(&k.stdout).to_string();
+        assert!(
+            k.lines()
+                .any(|l| l.trim() == "generic-receive-offload: off"),
+            "GRO still on for u0:\n{k}"
+        );
         // Each guest: its TAP moved into its own namespace.
         for g in 1..=GUESTS {
             let ns = lab.ns(&format!("g{g}"));
@@ -346,6 +362,14 @@ impl Drop for Lab {
     fn drop(&mut self) {
         self.cleanup();
     }
+}
+
+/// A veth behaves like a wire: no TSO/GSO super-frames from its kernel
+/// side (a real NIC never puts one on the wire).
+fn wire_sized(ns: &str, dev: &str) {
+    run(&[
+        "ip", "netns", "exec", ns, "ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off",
+    ]);
 }
 
 /// No IPv6 chatter (router solicitations, MLD) to blur exact counts.
@@ -762,4 +786,85 @@ fn beacon_probing_fails_a_member_whose_path_breaks_beyond_the_first_hop() {
         "u2 did not recover: {:?}",
         lab.team()
     );
+}
+
+/// Forwarding rate through the team: 4 guests each send one iperf3 TCP
+/// stream (5 s) to a remote host at once, through a 1-member and a
+/// 2-member port-id team on AF_PACKET veths; prints Mbit/s per run and the
+/// per-member frame counts. A benchmark, not a check:
+/// `cargo test -p vswitch --test teams -- --ignored --nocapture`.
+#[test]
+#[ignore = "benchmark: run by hand, numbers go to BENCHMARKS.md"]
+fn bench_team_forwarding_rate() {
+    let _s = serial();
+    for members in [1, 2] {
+        let lab = Lab::with("port-id", true, Physical::Bridge, members, "link");
+        let mut servers = Vec::new();
+        for (r, ip) in [("r1", "10.9.0.101"), ("r2", "10.9.0.102")] {
+            for port in [5201, 5202] {
+                servers.push(
+                    Command::new("ip")
+                        .args(["netns", "exec", &lab.ns(r), "iperf3", "-s", "-1", "-p"])
+                        .arg(port.to_string())
+                        .stdout(Stdio::null())
+                        .spawn()
+                        .expect("iperf3 server"),
+                );
+                let _ = ip;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let targets = [
+            ("10.9.0.101", 5201),
+            ("10.9.0.101", 5202),
+            ("10.9.0.102", 5201),
+            ("10.9.0.102", 5202),
+        ];
+        let clients: Vec<Child> = (1..=GUESTS)
+            .map(|g| {
+                let (ip, port) = targets[g - 1];
+                Command::new("ip")
+                    .args([
+                        "netns",
+                        "exec",
+                        &lab.ns(&format!("g{g}")),
+                        "iperf3",
+                        "-c",
+                        ip,
+                        "-t",
+                        "5",
+                        "-J",
+                        "-p",
+                    ])
+                    .arg(port.to_string())
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .expect("iperf3 client")
+            })
+            .collect();
+        let mut total = 0.0;
+        for c in clients {
+            let out = c.wait_with_output().expect("iperf3 ends");
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            let bps = v["end"]["sum_received"]["bits_per_second"]
+                .as_f64()
+                .unwrap_or(0.0);
+            total += bps;
+        }
+        for mut s in servers {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+        let per: Vec<String> = lab
+            .team()
+            .members
+            .iter()
+            .map(|m| format!("{} tx {} frames", m.name, m.tx_packets))
+            .collect();
+        eprintln!(
+            "team of {members}: 4 TCP streams, aggregate {:.0} Mbit/s ({})",
+            total / 1e6,
+            per.join(", ")
+        );
+    }
 }
