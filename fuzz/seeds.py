@@ -70,6 +70,25 @@ put("vhost_messages", "ring-num-huge", msg(1) + msg(2, u64(features)) + msg(8, s
     + msg(8, state(7, 256)) + msg(10, state(0, 0xFFFF)))
 
 
+# With guest memory: the fuzz harness attaches a memfd per SET_MEM_TABLE
+# region (as large as the region asks) and an eventfd per kick/call, so
+# both rings start on a real mapping; then a live memory-table swap.
+VA = 0x7F00_0000_0000
+mem_table = lambda regions: struct.pack("<II", len(regions), 0) + b"".join(
+    struct.pack("<QQQQ", *r) for r in regions)
+def ring_at(q):
+    base = VA + 0x4000 * q
+    return struct.pack("<IIQQQQ", q, 0, base, base + 0x2000, base + 0x1000, 0)
+with_mem = msg(3) + msg(2, u64(1 << 32)) + msg(5, mem_table([(0, 0x10000, VA, 0)]))
+for q in (0, 1):
+    with_mem += (msg(8, state(q, 256)) + msg(9, ring_at(q)) + msg(10, state(q, 0))
+                 + msg(13, u64(q)) + msg(12, u64(q)))
+with_mem += msg(5, mem_table([(0, 0x10000, VA, 0)])) + msg(11, state(0, 0)) + msg(11, state(1, 0))
+put("vhost_messages", "with-memory", with_mem)
+put("vhost_messages", "memory-past-eof", msg(3) + msg(2, u64(1 << 32))
+    + msg(5, mem_table([(0, 64 << 20, VA, 0)])))
+
+
 # frames: (port, length, bytes)*
 def eth(dst, src, tags, payload=b"\x08\x00" + bytes(46)):
     out = bytes(dst) + bytes(src)

@@ -157,19 +157,120 @@ pub fn rings(data: &[u8]) {
     }
 }
 
+/// Largest memory file the message fuzzer hands out.
+const FUZZ_FILE_MAX: u64 = 4 << 20;
+/// Most fds one message-fuzzer input may carry in all.
+const FUZZ_FDS_MAX: usize = 64;
+
+/// The files a frontend would attach to the message `m` (header + as much
+/// of the body as there is): a memfd per SET_MEM_TABLE region, as long as
+/// the region and its offset ask for (a 4 KiB one when they ask for more
+/// than 4 MiB, which the switch must refuse), and an eventfd for
+/// SET_VRING_KICK/CALL/ERR without the no-fd flag. None when no memfd or
+/// eventfd can be made.
+fn fds_for(m: &[u8]) -> Option<Vec<std::os::fd::OwnedFd>> {
+    use nix::sys::eventfd::{EfdFlags, EventFd};
+    use nix::sys::memfd::{MFdFlags, memfd_create};
+    let word = |i: usize| -> Option<u64> {
+        let b = m.get(i..i + 8)?;
+        Some(u64::from_le_bytes(b.try_into().ok()?))
+    };
+    let request = u32::from_le_bytes(m.get(0..4)?.try_into().ok()?);
+    let mut fds = Vec::new();
+    match request {
+        // SET_MEM_TABLE: u32 count, u32 padding, then 32-byte regions
+        // (guest address, size, user address, mmap offset).
+        5 => {
+            let n = u32::from_le_bytes(m.get(12..16)?.try_into().ok()?) as usize;
+            for i in 0..n.min(8) {
+                let at = 20 + 32 * i;
+                let (Some(size), Some(offset)) = (word(at + 8), word(at + 24)) else {
+                    break;
+                };
+                let want = size.saturating_add(offset);
+                let len = if want <= FUZZ_FILE_MAX { want } else { 4096 };
+                let fd = memfd_create(c"fuzz-guest", MFdFlags::MFD_CLOEXEC).ok()?;
+                std::fs::File::from(fd.try_clone().ok()?)
+                    .set_len(len)
+                    .ok()?;
+                fds.push(fd);
+            }
+        }
+        // SET_VRING_KICK, CALL, ERR: u64 index, bit 8 = no fd.
+        12..=14 if word(12).is_some_and(|v| v & 0x100 == 0) => {
+            let e = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC).ok()?;
+            fds.push(e.into());
+        }
+        _ => {}
+    }
+    Some(fds)
+}
+
+/// Writes the frontend's byte stream message by message (by the sizes the
+/// headers announce), with the files [`fds_for`] makes attached to each
+/// message as SCM_RIGHTS. False if the socket refused it.
+fn send_stream(theirs: &mut UnixStream, data: &[u8]) -> bool {
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    use std::os::fd::AsRawFd;
+    let mut rest = data;
+    let mut budget = FUZZ_FDS_MAX;
+    while !rest.is_empty() {
+        let size = rest
+            .get(8..12)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, |b| u32::from_le_bytes(b) as usize);
+        let end = 12usize.saturating_add(size).min(rest.len());
+        let (m, tail) = rest.split_at(end);
+        rest = tail;
+        let fds = fds_for(m).unwrap_or_default();
+        let raw: Vec<i32> = fds.iter().map(AsRawFd::as_raw_fd).take(budget).collect();
+        budget -= raw.len();
+        let iov = [std::io::IoSlice::new(m)];
+        let cmsg = [ControlMessage::ScmRights(&raw)];
+        let cmsgs: &[ControlMessage] = if raw.is_empty() { &[] } else { &cmsg };
+        match sendmsg::<()>(theirs.as_raw_fd(), &iov, cmsgs, MsgFlags::empty(), None) {
+            Ok(n) if n == m.len() => {}
+            Ok(n) => {
+                if theirs.write_all(&m[n..]).is_err() {
+                    return false;
+                }
+            }
+            Err(_) => return false,
+        }
+        // Our copies of the fds close here; the ones in flight stay open.
+    }
+    true
+}
+
 /// Feeds `data` as the byte stream of a frontend to a port's protocol
 /// handler (the same loop as a connected port: the early
 /// SET_VRING_ENABLE filter, then the `vhost` crate's handler) until it
-/// errors or the stream ends. File descriptors cannot come from bytes, so
-/// fd-carrying requests fail: that is part of what is tested. Invariant:
-/// no panic, and a reset leaves a port that starts clean.
+/// errors or the stream ends. The files a frontend attaches are made up
+/// from the messages themselves ([`fds_for`]): real memfds for memory
+/// tables (so rings start on real mappings), eventfds for kicks.
+/// Invariant: no panic, and a reset leaves a port that starts clean.
 pub fn messages(data: &[u8]) {
+    let Some((shared, ctl)) = feed(data) else {
+        return;
+    };
+    let mut c = ctl
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    c.reset();
+    assert!(
+        lock(&shared.rx).is_none() && lock(&shared.tx).is_none(),
+        "reset stops both rings"
+    );
+}
+
+/// The request loop of [`messages`], without the final reset.
+fn feed(data: &[u8]) -> Option<(Arc<Shared>, Arc<Mutex<PortCtl>>)> {
     let data = &data[..data.len().min(32 * 1024)];
     let (ours, mut theirs) = UnixStream::pair().expect("socketpair");
     // The whole input fits the socket buffer; closing our end of the
     // frontend side makes the handler see end-of-stream afterwards.
-    if theirs.write_all(data).is_err() {
-        return;
+    if !send_stream(&mut theirs, data) {
+        return None;
     }
     drop(theirs);
     let shared = Arc::new(Shared::new().expect("eventfd and epoll"));
@@ -190,14 +291,7 @@ pub fn messages(data: &[u8]) {
             break;
         }
     }
-    let mut c = ctl
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    c.reset();
-    assert!(
-        lock(&shared.rx).is_none() && lock(&shared.tx).is_none(),
-        "reset stops both rings"
-    );
+    Some((shared, ctl))
 }
 
 /// Replays a fuzz target's committed corpus (`fuzz/corpus/NAME`), then
@@ -255,6 +349,46 @@ mod tests {
     #[test]
     fn message_corpus_and_mutations_keep_the_invariants() {
         assert!(replay_corpus("vhost_messages", 300, messages) > 4);
+    }
+
+    /// The message fuzzer attaches real files: a memory table maps, and
+    /// both rings start on it; a region past its file's end is refused.
+    #[test]
+    fn message_fuzzer_attaches_memory_and_kicks() {
+        let msg = |req: u32, body: &[u8]| {
+            let mut m = req.to_le_bytes().to_vec();
+            m.extend_from_slice(&1u32.to_le_bytes());
+            m.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            m.extend_from_slice(body);
+            m
+        };
+        let words = |w: &[u64]| -> Vec<u8> { w.iter().flat_map(|v| v.to_le_bytes()).collect() };
+        let va = 0x7f00_0000_0000u64;
+        let table = |size: u64| {
+            let mut b = vec![1, 0, 0, 0, 0, 0, 0, 0];
+            b.extend(words(&[0, size, va, 0]));
+            b
+        };
+        let state = |q: u32, n: u32| [q.to_le_bytes(), n.to_le_bytes()].concat();
+        let start = |size: u64| {
+            let mut s = msg(3, &[]);
+            s.extend(msg(2, &words(&[1 << 32])));
+            s.extend(msg(5, &table(size)));
+            for q in 0..2u32 {
+                let base = va + 0x4000 * u64::from(q);
+                let mut addr = [q.to_le_bytes(), 0u32.to_le_bytes()].concat();
+                addr.extend(words(&[base, base + 0x2000, base + 0x1000, 0]));
+                s.extend(msg(8, &state(q, 256)));
+                s.extend(msg(9, &addr));
+                s.extend(msg(10, &state(q, 0)));
+                s.extend(msg(12, &words(&[u64::from(q)])));
+            }
+            s
+        };
+        let (shared, _ctl) = feed(&start(0x1_0000)).expect("fed");
+        assert!(lock(&shared.rx).is_some() && lock(&shared.tx).is_some());
+        let (shared, _ctl) = feed(&start(64 << 20)).expect("fed");
+        assert!(lock(&shared.rx).is_none() && lock(&shared.tx).is_none());
     }
 
     #[test]
