@@ -453,6 +453,7 @@ pub struct AfPacketPort {
     tx: MsgBatch,
     counters: Arc<NetdevCounters>,
     log: ErrorLog,
+    kernel_drops: u64,
 }
 
 #[derive(Debug)]
@@ -513,6 +514,7 @@ impl AfPacketPort {
             tx: MsgBatch::new(false),
             counters: Arc::default(),
             log: ErrorLog::new(ifname),
+            kernel_drops: 0,
         })
     }
 
@@ -534,6 +536,7 @@ impl AfPacketPort {
             tx: MsgBatch::new(false),
             counters: Arc::default(),
             log: ErrorLog::new(ifname),
+            kernel_drops: 0,
         })
     }
 
@@ -550,6 +553,33 @@ impl AfPacketPort {
     /// This queue pair's error counters.
     pub fn counters(&self) -> Arc<NetdevCounters> {
         Arc::clone(&self.counters)
+    }
+
+    /// Frames the kernel dropped before we saw them (ring or socket queue
+    /// full), since the port was opened (`PACKET_STATISTICS`; a system
+    /// call, for the control path).
+    pub fn kernel_rx_dropped(&mut self) -> u64 {
+        let mut st = libc::tpacket_stats {
+            tp_packets: 0,
+            tp_drops: 0,
+        };
+        let mut len = size_of::<libc::tpacket_stats>() as libc::socklen_t;
+        // SAFETY: `st` and `len` are valid, exclusively borrowed locals and
+        // `len` holds the size of `st`; the kernel writes at most that.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_STATISTICS,
+                (&raw mut st).cast(),
+                &raw mut len,
+            )
+        };
+        // Reading resets the kernel's counters: keep the sum.
+        if rc == 0 {
+            self.kernel_drops += u64::from(st.tp_drops);
+        }
+        self.kernel_drops
     }
 
     fn rx_ring(&mut self, pool: &mut PacketPool, out: &mut Vec<Packet>, max: usize) -> usize {

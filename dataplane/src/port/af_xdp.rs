@@ -27,7 +27,7 @@
 //! queue 0 of the interface, with XDP attached in generic (skb) mode:
 //! this works on any netdev, veths included. [`AfXdpConfig`] selects the
 //! queue and driver mode (copy or zero-copy where the driver allows). The
-//! UMEM (frames of [`FRAME_SIZE`] bytes) is split in two: half the frames
+//! UMEM (frames of [`FRAME_SIZE`] bytes by default) is split in two: half the frames
 //! feed the fill ring, half are transmit buffers. Frames are copied between
 //! the UMEM and [`Packet`] buffers, once each way.
 //!
@@ -76,16 +76,16 @@ use super::af_packet::{
 use super::{Port, TxOutcome};
 use crate::packet::{Packet, PacketPool};
 
-/// Bytes per UMEM frame. In copy mode the kernel keeps 256 bytes of
-/// headroom in each, so frames up to 3840 bytes are received.
-pub const FRAME_SIZE: u32 = 4096;
+/// Default bytes per UMEM frame. The kernel keeps 256 bytes of headroom
+/// in each, so frames up to 1792 bytes are received (4096: up to 3840).
+pub const FRAME_SIZE: u32 = 2048;
+
+/// Headroom the kernel keeps in front of a received frame (XDP_PACKET_HEADROOM).
+const KERNEL_HEADROOM: usize = 256;
 
 /// How many times (10 ms apart) a bind that finds the queue busy is
 /// retried: the kernel releases a closed socket's queue asynchronously.
 const BIND_RETRIES: u32 = 100;
-
-/// Largest frame that fits a UMEM frame after the kernel's headroom.
-pub const MAX_FRAME: usize = FRAME_SIZE as usize - 256;
 
 /// Options of an AF_XDP port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,8 +95,12 @@ pub struct AfXdpConfig {
     /// Attach XDP in driver mode (needs driver support; zero-copy if the
     /// driver offers it) instead of generic skb mode with copies.
     pub native: bool,
-    /// UMEM frames for receive (and as many for transmit); a power of two.
+    /// UMEM frames for receive (and as many for transmit); rounded up to
+    /// a power of two. Also the size of each of the four rings.
     pub ring_frames: u32,
+    /// Bytes per UMEM frame: 2048 or 4096 (other values are rounded into
+    /// that range). The largest frame received is this minus 256.
+    pub frame_size: u32,
 }
 
 impl Default for AfXdpConfig {
@@ -104,7 +108,8 @@ impl Default for AfXdpConfig {
         AfXdpConfig {
             queue: 0,
             native: false,
-            ring_frames: 1024,
+            ring_frames: 2048,
+            frame_size: FRAME_SIZE,
         }
     }
 }
@@ -225,6 +230,7 @@ pub struct AfXdpPort {
     /// The interface is gone (socket unbound): drop without trying.
     dead: bool,
     queue: u32,
+    frame_size: u32,
     counters: Arc<NetdevCounters>,
     log: ErrorLog,
 }
@@ -272,12 +278,13 @@ impl AfXdpPort {
     pub fn open_with(ifname: &str, cfg: &AfXdpConfig) -> Result<AfXdpPort, NetdevError> {
         let index = ifindex(ifname)?;
         let frames = cfg.ring_frames.max(64).next_power_of_two();
+        let frame_size = cfg.frame_size.clamp(2048, 4096).next_power_of_two();
         let total = frames as usize * 2;
-        let area = UmemArea::new(ifname, total * FRAME_SIZE as usize)?;
+        let area = UmemArea::new(ifname, total * frame_size as usize)?;
         let umem_cfg = UmemConfig {
             fill_size: frames,
             complete_size: frames,
-            frame_size: FRAME_SIZE,
+            frame_size,
             headroom: 0,
             flags: 0,
         };
@@ -340,7 +347,7 @@ impl AfXdpPort {
 
         // Receive frames: the first half, all on the fill ring.
         let rx_frames: Vec<u64> = (0..u64::from(frames))
-            .map(|i| i * u64::from(FRAME_SIZE))
+            .map(|i| i * u64::from(frame_size))
             .collect();
         {
             let mut w = fq_cq.fill(frames);
@@ -355,7 +362,7 @@ impl AfXdpPort {
             }
         }
         let tx_free: Vec<u64> = (u64::from(frames)..2 * u64::from(frames))
-            .map(|i| i * u64::from(FRAME_SIZE))
+            .map(|i| i * u64::from(frame_size))
             .collect();
 
         let xskmap = bpf::create_xskmap(ifname, cfg.queue.max(63) + 1)?;
@@ -382,6 +389,7 @@ impl AfXdpPort {
             staged: Vec::with_capacity(64),
             dead: false,
             queue: cfg.queue,
+            frame_size,
             counters: Arc::default(),
             log: ErrorLog::new(ifname),
         })
@@ -402,6 +410,12 @@ impl AfXdpPort {
     /// This queue pair's error counters.
     pub fn counters(&self) -> Arc<NetdevCounters> {
         Arc::clone(&self.counters)
+    }
+
+    /// The largest frame this port receives (a UMEM frame less the
+    /// kernel's headroom); larger ones are dropped by the kernel.
+    pub fn max_frame(&self) -> usize {
+        self.frame_size as usize - KERNEL_HEADROOM
     }
 
     /// Frames the kernel dropped on receive (no fill buffer, too large for
@@ -521,7 +535,7 @@ impl Port for AfXdpPort {
         let mut bytes = 0;
         self.staged.clear();
         for p in pkts.iter() {
-            if p.len() > FRAME_SIZE as usize {
+            if p.len() > self.frame_size as usize {
                 self.counters.tx_oversize.inc();
                 out.dropped += 1;
                 continue;

@@ -247,6 +247,7 @@ fn ring_slot_truncation_dropped() {
         let got = collect(&mut port, &mut pool, 1, WAIT, LINGER);
         assert_frames(&got, &[frames[1].clone()]);
         assert_eq!(port.counters().snapshot().rx_oversize, 1);
+        assert_eq!(port.kernel_rx_dropped(), 0);
     });
 }
 

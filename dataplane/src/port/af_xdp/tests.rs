@@ -174,6 +174,17 @@ fn oversize_frame_dropped_and_counted() {
         let got = collect(&mut port, &mut pool, 2, WAIT, LINGER);
         assert_frames(&got, &[frames[0].clone(), frames[3].clone()]);
         assert_eq!(port.counters().snapshot().rx_oversize, 2);
+        assert_eq!(port.kernel_rx_dropped(), 0);
+
+        // Larger than a UMEM frame: the kernel drops it and says so.
+        ip(&["link", "set", "va", "mtu", "9000"]);
+        ip(&["link", "set", "vb", "mtu", "9000"]);
+        assert_eq!(port.max_frame(), 1792);
+        let mut big = PacketPool::new(64, HEADROOM + 4096);
+        peer.send_all(&[frame(5, 1793), frame(6, 1792)]);
+        let got = collect(&mut port, &mut big, 1, WAIT, LINGER);
+        assert_frames(&got, &[frame(6, 1792)]);
+        assert_eq!(port.kernel_rx_dropped(), 1);
     });
 }
 
