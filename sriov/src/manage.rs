@@ -807,15 +807,22 @@ impl<L: VfLink, V: Vfio> Sriov<L, V> {
                     &vf.pci.to_string(),
                 )?;
             }
-            self.sysfs
-                .write(&self.sysfs.drivers_probe(), &vf.pci.to_string())?;
-            let now = self.sysfs.link_name(&dev.join("driver"))?;
-            if now.as_deref() != Some(VFIO_PCI) {
-                return Err(Error::BindFailed {
+            let probed = self
+                .sysfs
+                .write(&self.sysfs.drivers_probe(), &vf.pci.to_string());
+            let now = self.sysfs.link_name(&dev.join("driver"));
+            let err = match (probed, now) {
+                (Ok(()), Ok(Some(d))) if d == VFIO_PCI => None,
+                (Err(e), _) | (Ok(()), Err(e)) => Some(Error::from(e)),
+                (Ok(()), Ok(now)) => Some(Error::BindFailed {
                     pci: vf.pci,
                     want: VFIO_PCI.to_string(),
                     got: now.unwrap_or_else(|| "no driver".to_string()),
-                });
+                }),
+            };
+            if let Some(err) = err {
+                self.roll_back(vf);
+                return Err(err);
             }
             change = Some(format!(
                 "{} -> {VFIO_PCI}",
@@ -829,6 +836,24 @@ impl<L: VfLink, V: Vfio> Sriov<L, V> {
             source,
         })?;
         Ok((change, proof))
+    }
+
+    /// After a failed hand-over: clear the override and let the host
+    /// driver probe again (best effort; failures are logged).
+    fn roll_back(&self, vf: &VfInfo) {
+        let dev = self.sysfs.pci_device(vf.pci);
+        let r = self
+            .sysfs
+            .write(&dev.join("driver_override"), "\n")
+            .and_then(|()| match self.sysfs.link_name(&dev.join("driver"))? {
+                Some(_) => Ok(()),
+                None => self
+                    .sysfs
+                    .write(&self.sysfs.drivers_probe(), &vf.pci.to_string()),
+            });
+        if let Err(e) = r {
+            tracing::warn!("sriov {}: rolling back to the host driver: {e}", vf.name());
+        }
     }
 
     /// Gives the VF back to its host driver: clears `driver_override`,

@@ -191,6 +191,11 @@ impl FakeKernel {
         lock(&self.state).failures.push((file.to_string(), errno));
     }
 
+    /// Forgets [`FakeKernel::fail_writes`].
+    pub fn clear_failures(&self) {
+        lock(&self.state).failures.clear();
+    }
+
     /// Makes writes to files called `file` succeed without effect.
     pub fn ignore_writes(&self, file: &str) {
         lock(&self.state).ignored.push(file.to_string());

@@ -507,6 +507,24 @@ fn vfio_errors() {
         Some("group is not viable".to_string())
     );
 
+    // vfio-pci refuses the probe: the VF goes back to its host driver.
+    let vf1 = e.sriov.vf(PF, 1).unwrap();
+    e.kernel.fail_writes("drivers_probe", libc::ENODEV);
+    let err = e.sriov.bind_vfio(&vf1).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "cannot write `0000:01:10.1` to {}",
+            e.kernel.root().join("bus/pci/drivers_probe").display()
+        )
+    );
+    assert_eq!(
+        fs::read_to_string(e.kernel.device_dir(vf1.pci).join("driver_override")).unwrap(),
+        "(null)\n"
+    );
+    e.kernel.clear_failures();
+    e.kernel.bind(vf1.pci, "igbvf");
+
     // The override is ignored: the host driver takes the VF back.
     let vf1 = e.sriov.vf(PF, 1).unwrap();
     e.kernel.ignore_writes("driver_override");
@@ -781,6 +799,10 @@ mod robustness {
         ) {
             let mut e = env();
             e.vfs(nvfs);
+            // Garbage makes VFs "never appear": keep those waits short.
+            e.sriov = Sriov::new(e.kernel.sysfs(), e.link.clone(), e.vfio.clone())
+                .with_proc_root(&e.proc_root)
+                .with_timeout(Duration::from_millis(5));
             let root = e.kernel.root().to_path_buf();
             let dev = root.join("devices/pci0000:00/0000:01:00.0");
             fs::write(dev.join("sriov_totalvfs"), &total).unwrap();
