@@ -309,6 +309,44 @@ fn memory_scenarios() -> Vec<Scenario> {
                 std::thread::sleep(Duration::from_millis(300));
             },
         ),
+        scenario(
+            "SET_VRING_CALL with a pipe nobody drains (not an eventfd), then traffic",
+            Reset("not an eventfd"),
+            move |r| {
+                // A 4 KiB pipe: 512 notifications fill it; a write to a
+                // full blocking pipe never returns.
+                let (rd, wr) = nix::unistd::pipe().expect("pipe");
+                let _ = nix::fcntl::fcntl(&wr, nix::fcntl::FcntlArg::F_SETPIPE_SZ(4096));
+                let raw = Raw {
+                    s: r.s.try_clone().expect("dup"),
+                };
+                let dup = wr.try_clone().expect("dup");
+                let Ok(mut g) = GoodFrontend::on(raw, [wr, dup]) else {
+                    return;
+                };
+                // Each burst of up to 32 frames is one notification (the
+                // frames go to an 802.1D group: read, then dropped).
+                for i in 0..80u32 {
+                    let batch: Vec<Vec<u8>> = (0..256u32)
+                        .map(|j| {
+                            let b = (i * 256 + j).to_be_bytes();
+                            eth_frame(
+                                [0x01, 0x80, 0xc2, 0, 0, 0],
+                                [0x02, 0xcc, b[0], b[1], b[2], b[3]],
+                            )
+                        })
+                        .collect();
+                    if g.send_frames_within(&batch, Duration::from_secs(2))
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+                // The read end stays open (and never read) for the rest
+                // of the test: a switch that wrote to it would block.
+                std::mem::forget(rd);
+            },
+        ),
     ]
 }
 
@@ -434,6 +472,9 @@ fn run_scenarios(tag: &str, scenarios: Vec<Scenario>) {
         let raw = Raw::connect(&d.socket("h"));
         (sc.send)(&raw);
         d.assert_alive(&format!("`{}`", sc.name));
+        if std::env::var_os("HOSTILE_DEBUG").is_some() {
+            println!("after `{}`: h {:?}", sc.name, d.port("h").vhost);
+        }
 
         // a <-> b keep forwarding, every frame, while `h` misbehaves.
         pmd.run("stop", Some("Done."));

@@ -83,6 +83,30 @@ fn invalid<T>(what: &'static str) -> VuResult<T> {
     Err(VuError::InvalidOperation(what))
 }
 
+/// The kick, call and err fds of the protocol are eventfds; anything else
+/// is refused. A pipe or socket the frontend never drains would block the
+/// PMD in its notification write (stopping every port on that PMD: a
+/// hostile frontend did exactly this in vswitch/tests/hostile.rs), and a
+/// regular file would grow by 8 bytes per notification. Where `/proc` is
+/// missing the fd cannot be checked and is taken as it is.
+fn check_eventfd(index: u8, fd: Option<&File>) -> VuResult<()> {
+    use std::os::fd::AsRawFd;
+    let Some(f) = fd else {
+        return Ok(());
+    };
+    match std::fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd())) {
+        Ok(target) if target.as_os_str() == "anon_inode:[eventfd]" => Ok(()),
+        Ok(target) => {
+            tracing::warn!(vring = index, fd = %target.display(), "vring fd is not an eventfd");
+            Err(VuError::InvalidParam)
+        }
+        Err(e) => {
+            tracing::debug!(vring = index, error = %e, "cannot check the vring fd");
+            Ok(())
+        }
+    }
+}
+
 impl PortCtl {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         PortCtl {
@@ -318,6 +342,7 @@ impl VhostUserBackendReqHandlerMut for PortCtl {
         // idle PMD; it is read only to clear it.
         let i = usize::from(index);
         self.ring(u32::from(index))?;
+        check_eventfd(index, fd.as_ref())?;
         if let Some(next) = self.stop(i) {
             self.rings[i].base = next;
         }
@@ -329,6 +354,7 @@ impl VhostUserBackendReqHandlerMut for PortCtl {
 
     fn set_vring_call(&mut self, index: u8, fd: Option<File>) -> VuResult<()> {
         let i = usize::from(index);
+        check_eventfd(index, fd.as_ref())?;
         let cfg = self.ring(u32::from(index))?;
         let running_copy = fd.as_ref().and_then(|f| f.try_clone().ok());
         cfg.call = fd;
@@ -338,9 +364,9 @@ impl VhostUserBackendReqHandlerMut for PortCtl {
         Ok(())
     }
 
-    fn set_vring_err(&mut self, index: u8, _fd: Option<File>) -> VuResult<()> {
+    fn set_vring_err(&mut self, index: u8, fd: Option<File>) -> VuResult<()> {
         self.ring(u32::from(index))?;
-        Ok(())
+        check_eventfd(index, fd.as_ref())
     }
 
     fn get_protocol_features(&mut self) -> VuResult<VhostUserProtocolFeatures> {
@@ -460,5 +486,43 @@ impl VhostUserBackendReqHandlerMut for PortCtl {
 
     fn set_log_base(&mut self, _log: &VhostUserLog, _file: File) -> VuResult<()> {
         invalid("dirty log")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Kick, call and err must be eventfds: a pipe nobody drains once
+    /// blocked the PMD in its notification write (every port on it
+    /// stopped; vswitch/tests/hostile.rs), a regular file would grow.
+    #[test]
+    fn vring_fds_must_be_eventfds() {
+        let shared = Arc::new(Shared::new().expect("eventfds"));
+        let mut ctl = PortCtl::new(shared);
+        let eventfd = || {
+            let e = nix::sys::eventfd::EventFd::from_value_and_flags(
+                0,
+                nix::sys::eventfd::EfdFlags::EFD_CLOEXEC,
+            )
+            .expect("eventfd");
+            File::from(std::os::fd::OwnedFd::from(e))
+        };
+        let pipe = || {
+            let (_rd, wr) = nix::unistd::pipe().expect("pipe");
+            File::from(wr)
+        };
+        let file = || tempfile::tempfile().expect("tempfile");
+        assert!(ctl.set_vring_call(0, Some(eventfd())).is_ok());
+        assert!(ctl.set_vring_kick(1, Some(eventfd())).is_ok());
+        assert!(ctl.set_vring_err(1, Some(eventfd())).is_ok());
+        assert!(ctl.set_vring_call(0, None).is_ok());
+        for f in [pipe(), file()] {
+            assert!(ctl.set_vring_call(1, Some(f)).is_err());
+        }
+        for f in [pipe(), file()] {
+            assert!(ctl.set_vring_kick(0, Some(f)).is_err());
+        }
+        assert!(ctl.set_vring_err(0, Some(pipe())).is_err());
     }
 }

@@ -653,20 +653,25 @@ pub struct GoodFrontend {
     pub raw: Raw,
     pub mem: File,
     kicks: [nix::sys::eventfd::EventFd; 2],
-    calls: [nix::sys::eventfd::EventFd; 2],
+    calls: [std::os::fd::OwnedFd; 2],
     tx_next: u16,
 }
 
 impl GoodFrontend {
     /// Connects and sets up both rings; Err if the daemon refuses any of it.
     pub fn connect(path: &Path) -> Result<GoodFrontend, String> {
-        let raw = Raw::connect(path);
+        Self::on(Raw::connect(path), [eventfd().into(), eventfd().into()])
+    }
+
+    /// The same on an open connection, with these call fds (a correct
+    /// frontend sends eventfds).
+    pub fn on(raw: Raw, calls: [std::os::fd::OwnedFd; 2]) -> Result<GoodFrontend, String> {
         let mem = memfd(GUEST_MEM);
         let g = GoodFrontend {
             raw,
             mem,
             kicks: [eventfd(), eventfd()],
-            calls: [eventfd(), eventfd()],
+            calls,
             tx_next: 0,
         };
         g.handshake().map_err(|e| format!("handshake: {e}"))?;
@@ -728,6 +733,15 @@ impl GoodFrontend {
     /// virtio-net header, then the frame), kicks, and waits until the
     /// switch has used them all.
     pub fn send_frames(&mut self, frames: &[Vec<u8>]) -> Result<(), String> {
+        self.send_frames_within(frames, Duration::from_secs(10))
+    }
+
+    /// [`Self::send_frames`], giving up after `timeout`.
+    pub fn send_frames_within(
+        &mut self,
+        frames: &[Vec<u8>],
+        timeout: Duration,
+    ) -> Result<(), String> {
         let (desc, avail, used) = ring_gpa(1);
         let start = self.tx_next;
         for f in frames {
@@ -746,7 +760,7 @@ impl GoodFrontend {
         }
         self.write(avail + 2, &self.tx_next.to_le_bytes());
         let want = self.tx_next;
-        let until = Instant::now() + Duration::from_secs(10);
+        let until = Instant::now() + timeout;
         loop {
             let _ = self.kicks[1].write(1);
             if self.read_u16(used + 2) == want {
