@@ -27,6 +27,17 @@ fn short_session(d: &Daemon) {
 }
 
 /// A full session: memory table (memfd), both rings running, one frame.
+/// A connect that attaches 4 memfds to a message that takes none
+/// (SET_OWNER), then hangs up: the switch must close them.
+fn stray_fds_session(d: &Daemon) {
+    let r = Raw::connect(&d.socket("c"));
+    let files: Vec<_> = (0..4).map(|_| memfd(4096)).collect();
+    let fds: Vec<_> = files.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
+    let _ = r.send_with(&msg(req::SET_OWNER, &[]), &fds);
+    let _ = r.send(&msg(req::GET_FEATURES, &[]));
+    let _ = r.reply(Duration::from_secs(5));
+}
+
 fn full_session(d: &Daemon, src: [u8; 6]) {
     let mut g = GoodFrontend::connect(&d.socket("c")).expect("good frontend");
     g.send_frames(&[eth_frame([0xff; 6], src)])
@@ -75,6 +86,8 @@ fn a_thousand_connect_cycles_leak_no_fds_or_memory() {
         if i % 10 == 0 {
             full_session(&d, [2, 0, 0, 0, 0, 1]);
             full += 1;
+        } else if i % 10 == 5 {
+            stray_fds_session(&d);
         } else {
             short_session(&d);
         }
@@ -83,7 +96,8 @@ fn a_thousand_connect_cycles_leak_no_fds_or_memory() {
     let (fds1, rss1) = (d.fds(), d.rss_kib());
     let c = d.port("c");
     println!(
-        "{cycles} cycles ({full} with a memory table and running rings) in {:.1?}: \
+        "{cycles} cycles ({full} with a memory table and running rings, {full} with 4 stray \
+         fds on SET_OWNER) in {:.1?}: \
          open fds {fds0} -> {fds1}, VmRSS {rss0} KiB -> {rss1} KiB; port c: {:?}",
         t.elapsed(),
         c.vhost
