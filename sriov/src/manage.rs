@@ -734,13 +734,19 @@ impl<L: VfLink, V: Vfio> Sriov<L, V> {
             }
         }
         let after = self.read_vf(pf, index)?;
-        if let Some(after) = &after {
-            for s in &applied {
-                if !after.shows(s) {
-                    out.mismatches
-                        .push(format!("{s}: reads back as {}", after.current(s)));
+        match &after {
+            Some(after) => {
+                for s in &applied {
+                    if !after.shows(s) {
+                        out.mismatches
+                            .push(format!("{s}: reads back as {}", after.current(s)));
+                    }
                 }
             }
+            None if !applied.is_empty() => out
+                .mismatches
+                .push(format!("cannot read back: {pf} reports no VF {index}")),
+            None => {}
         }
         out.state = after;
         Ok(out)

@@ -448,6 +448,7 @@ struct LinkInner {
     ignored: HashSet<&'static str>,
     no_proto: bool,
     reads: usize,
+    hidden: HashSet<u32>,
 }
 
 /// A recording [`VfLink`]: keeps per-VF state, records every call, and
@@ -491,6 +492,11 @@ impl FakeLink {
     /// 802.1ad VLANs are refused with EPROTONOSUPPORT (like igb).
     pub fn no_8021ad(&self) {
         lock(&self.0).no_proto = true;
+    }
+
+    /// VF `vf` is set as usual but left out of every read.
+    pub fn hide(&self, vf: u32) {
+        lock(&self.0).hidden.insert(vf);
     }
 
     /// Every `set_vf` call so far.
@@ -584,9 +590,15 @@ impl VfLink for FakeLink {
     fn vf_states(&mut self, pf: &str) -> io::Result<Vec<VfState>> {
         let mut st = lock(&self.0);
         st.reads += 1;
+        let hidden = st.hidden.clone();
         st.vfs
             .get(pf)
-            .cloned()
+            .map(|v| {
+                v.iter()
+                    .filter(|s| !hidden.contains(&s.index))
+                    .cloned()
+                    .collect()
+            })
             .ok_or_else(|| io::Error::from_raw_os_error(libc::ENODEV))
     }
 }

@@ -391,6 +391,18 @@ fn unsupported_refused_and_mismatched_attributes_are_per_vf_outcomes() {
 }
 
 #[test]
+fn a_vf_the_driver_does_not_report_cannot_be_read_back() {
+    let mut e = env();
+    e.vfs(2);
+    e.link.hide(1);
+    let out = e.sriov.configure(PF, &VfSpec::new(1)).unwrap();
+    assert_eq!(
+        out.warning_lines(),
+        ["enp1s0 VF 1: cannot read back: enp1s0 reports no VF 1"]
+    );
+}
+
+#[test]
 fn netlink_failure_is_an_error_naming_the_pf() {
     let mut e = env();
     e.vfs(1);
