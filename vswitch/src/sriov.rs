@@ -484,6 +484,16 @@ sriov:
 ";
 
     #[test]
+    fn the_system_service_can_live_in_the_daemon() {
+        fn daemon_state<T: Send + std::fmt::Debug>() {}
+        daemon_state::<SriovService>();
+        // Nothing is opened until a config names a PF.
+        let mut svc = SriovService::system();
+        let r = svc.apply(&cfg("switches: [{ name: sw0 }]"));
+        assert_eq!(r, SriovReport::default());
+    }
+
+    #[test]
     fn start_reload_release_and_shutdown() {
         let mut e = env();
         let r = e.svc.apply(&cfg(BASE));
