@@ -427,6 +427,16 @@ impl AfXdpPort {
             .unwrap_or(0)
     }
 
+    /// The socket's XDP statistics (`XDP_STATISTICS`): receive drops,
+    /// receive-ring-full and fill-ring-empty events; `None` if the kernel
+    /// does not answer.
+    pub fn xdp_statistics(&self) -> Option<(u64, u64, u64)> {
+        self.user
+            .statistics_v2()
+            .ok()
+            .map(|s| (s.rx_dropped, s.rx_ring_full, s.rx_fill_ring_empty_descs))
+    }
+
     /// Moves completed transmit frames back to the free list.
     fn reclaim(&mut self) {
         let want = self.fq_cq.available();

@@ -188,6 +188,10 @@ fn uplink_port_rates() {
             let drain = drain_rate(&mut port, &mut g, len);
             let tx = tx_rate(&mut port, len);
             row("AF_XDP skb/copy", len, rx, Some(drops), drain, tx);
+            println!(
+                "<!-- AF_XDP (rx_dropped, rx_ring_full, fill_empty): {:?} -->",
+                port.xdp_statistics()
+            );
         });
         in_netns(move || {
             let mut port = TapPort::create("vstap0").unwrap();
