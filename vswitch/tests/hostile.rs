@@ -428,6 +428,22 @@ fn framing_scenarios() -> Vec<Scenario> {
             put(r, &msg(req::GET_VRING_BASE, &state(1, 0)));
             let _ = r.reply(Duration::from_secs(2));
         }),
+        scenario(
+            "200,000 GET_FEATURES and never a reply read",
+            Reset("has not read its replies"),
+            |r| {
+                let one = msg(req::GET_FEATURES, &[]);
+                let many: Vec<u8> = one
+                    .iter()
+                    .copied()
+                    .cycle()
+                    .take(one.len() * 200_000)
+                    .collect();
+                // Blocks once the switch stops reading (its replies fill
+                // the socket): the write gives up after 5 s.
+                put(r, &many);
+            },
+        ),
         scenario("disconnect mid-header", Hangup, |r| {
             put(r, &msg(req::SET_OWNER, &[]));
             put(r, &msg(req::GET_FEATURES, &[])[..6]);

@@ -335,6 +335,10 @@ impl Worker {
                     break;
                 }
             }
+            if let Err(reason) = room_for_reply(&side, MESSAGE_TIMEOUT) {
+                tracing::warn!(port = %self.spec.name, %reason, "resetting the port");
+                break;
+            }
             match early_vring_enable(&self.ctl, &mut side) {
                 Ok(true) => continue,
                 Ok(false) => {}
@@ -408,6 +412,28 @@ pub(crate) fn early_vring_enable(
     Ok(true)
 }
 
+/// Waits until a reply can be written without blocking. The `vhost`
+/// crate writes replies on the blocking socket and retries EAGAIN forever,
+/// so a frontend that sends requests and never reads the replies would
+/// hold this thread for good once the socket buffer fills (and with it any
+/// attempt to stop the port). A Unix socket polls writable only while at
+/// most a quarter of its send buffer is in use, which leaves room for the
+/// largest reply (4 KiB). Fails when that does not happen within `timeout`.
+pub(crate) fn room_for_reply(side: &UnixStream, timeout: Duration) -> Result<(), String> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+    let mut fds = [PollFd::new(side.as_fd(), PollFlags::POLLOUT)];
+    match poll(&mut fds, PollTimeout::from(ms)) {
+        // Writable, or hung up / in error: the handler reports those.
+        Ok(n) if n > 0 => Ok(()),
+        Ok(_) => Err(format!("frontend has not read its replies for {timeout:?}")),
+        // A signal: the next message checks again.
+        Err(nix::errno::Errno::EINTR) => Ok(()),
+        Err(e) => Err(format!("poll failed: {e}")),
+    }
+}
+
 /// Waits until a whole message (12-byte header and the body its size
 /// announces) sits in the socket, so that the `vhost` crate's blocking
 /// reads never wait: the crate retries a read forever, and a frontend
@@ -452,5 +478,29 @@ pub(crate) fn whole_message(side: &UnixStream) -> Result<bool, String> {
         // Wait for more bytes; poll returns at once while bytes are
         // buffered, so sleep briefly instead.
         std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A frontend that never reads its replies: once the socket buffer is
+    /// full, the port is reset instead of blocking in the reply write
+    /// (vswitch/tests/hostile.rs found the control thread stuck there).
+    #[test]
+    fn a_frontend_that_reads_no_replies_is_cut_off() {
+        let (ours, theirs) = UnixStream::pair().expect("socketpair");
+        let short = Duration::from_millis(100);
+        assert!(room_for_reply(&ours, short).is_ok());
+        ours.set_nonblocking(true).expect("nonblocking");
+        let chunk = [0u8; 4096];
+        while (&ours).write(&chunk).is_ok() {}
+        ours.set_nonblocking(false).expect("blocking");
+        let e = room_for_reply(&ours, short).expect_err("no room");
+        assert!(e.contains("has not read its replies"), "{e}");
+        // The frontend leaves: the handler gets to see the hang-up.
+        drop(theirs);
+        assert!(room_for_reply(&ours, short).is_ok());
     }
 }
