@@ -8,7 +8,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::netlink::{LinkState, VfLink, VfSetting, VfState, VlanProto};
 use crate::pci::{Mac, PciAddr};
@@ -138,7 +138,7 @@ pub struct PfSpec {
 }
 
 /// A PF as sysfs shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PfInfo {
     /// Netdev name.
     pub name: String,
@@ -155,7 +155,7 @@ pub struct PfInfo {
 }
 
 /// A VF as sysfs shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VfInfo {
     /// Netdev name of its PF.
     pub pf: String,
@@ -179,7 +179,7 @@ impl VfInfo {
 }
 
 /// A process that has a VFIO group open (a VMM).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Holder {
     /// Process ID.
     pub pid: u32,
@@ -194,7 +194,7 @@ impl fmt::Display for Holder {
 }
 
 /// What configuring (or releasing) one VF did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VfOutcome {
     /// The PF.
     pub pf: String,
@@ -261,7 +261,7 @@ impl VfOutcome {
 }
 
 /// What reconciling one PF did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PfReport {
     /// The PF.
     pub pf: String,
@@ -299,7 +299,7 @@ impl PfReport {
 }
 
 /// How to give a VF to a VM.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttachInfo {
     /// `PF/INDEX`.
     pub vf: String,
@@ -323,7 +323,7 @@ pub struct AttachInfo {
 }
 
 /// A PF for `show`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PfView {
     /// Netdev name.
     pub name: String,
@@ -342,7 +342,7 @@ pub struct PfView {
 }
 
 /// A VF for `show`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VfView {
     /// VF index.
     pub index: u16,

@@ -19,12 +19,12 @@ use netlink_packet_route::link::{
     VlanProtocol,
 };
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::pci::Mac;
 
 /// The VLAN protocol a NIC tags a VF's frames with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub enum VlanProto {
     /// 802.1Q (C-tag, ethertype 0x8100): what every driver supports.
     #[default]
@@ -45,7 +45,7 @@ impl fmt::Display for VlanProto {
 }
 
 /// The administrative link state of a VF.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LinkState {
     /// Follows the PF's link.
@@ -138,7 +138,7 @@ impl fmt::Display for VfSetting {
 }
 
 /// A VF's settings as the PF's driver reports them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VfState {
     /// VF index.
     pub index: u32,

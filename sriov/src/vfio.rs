@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use vfio_ioctls::{VfioContainer, VfioDevice, VfioOps};
 
 /// Region index of PCI config space on a vfio-pci device
@@ -16,7 +16,7 @@ const CONFIG_REGION: u32 = 7;
 const PCI_REGIONS: u32 = 9;
 
 /// What opening a VF through VFIO showed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VfioProof {
     /// IOMMU group (`/dev/vfio/N`).
     pub group: u32,

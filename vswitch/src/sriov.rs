@@ -22,7 +22,7 @@
 
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sriov::{
     AttachInfo, KernelVfio, LinkState, Mac, PfReport, PfSpec, PfView, RtNetlink, Sriov, Sysfs,
     VfLink, VfOutcome, VfSpec, Vfio, VlanProto, VlanSpec,
@@ -43,7 +43,7 @@ pub enum SriovError {
 }
 
 /// What an apply (start, reload), a release or the shutdown did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SriovReport {
     /// Per configured PF.
     pub pfs: Vec<PfReport>,
@@ -94,7 +94,7 @@ impl SriovReport {
 }
 
 /// A PF in `vswitchctl sriov show`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShowPf {
     /// Whether the config's `sriov` section names it.
     pub managed: bool,
@@ -107,7 +107,7 @@ pub struct ShowPf {
 
 /// `vswitchctl sriov show`: the configured PFs, then the machine's other
 /// SR-IOV PFs.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SriovShow {
     /// PFs, configured ones first.
     pub pfs: Vec<ShowPf>,
@@ -527,6 +527,12 @@ sriov:
         let json = serde_json::to_value(&show).unwrap();
         assert_eq!(json["pfs"][0]["name"], "enp1s0");
         assert_eq!(json["pfs"][0]["vfs"][0]["settings"]["vlan"], 100);
+        assert_eq!(json["pfs"][0]["vfs"][1]["pci"], "0000:01:10.1");
+        // vswitchctl reads the reply back into the same types.
+        let back: SriovShow = serde_json::from_value(json).unwrap();
+        assert_eq!(back, show);
+        let r2: SriovReport = serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();
+        assert_eq!(r2, r);
 
         // attach-info by name and by PCI address.
         let a = e.svc.attach_info("enp1s0/1").unwrap();
@@ -534,6 +540,8 @@ sriov:
         assert_eq!(a.qemu, "-device vfio-pci,host=0000:01:10.1");
         assert_eq!(e.svc.attach_info("0000:01:10.1").unwrap(), a);
         assert!(render_attach_info(&a).contains("-device vfio-pci,host=0000:01:10.1"));
+        let back: AttachInfo = serde_json::from_value(serde_json::to_value(&a).unwrap()).unwrap();
+        assert_eq!(back, a);
 
         // CLI release: the configured release MAC, VLAN 0, host driver.
         let out = e.svc.release("enp1s0/1").unwrap();
