@@ -34,7 +34,6 @@ use crate::packet::{Packet, PacketPool};
 const OVERFLOW: usize = 1 << 16;
 
 /// One handle of a TAP device. See the module docs.
-#[derive(Debug)]
 pub struct TapPort {
     ifname: Arc<str>,
     fd: OwnedFd,
@@ -45,6 +44,17 @@ pub struct TapPort {
     dead: bool,
     counters: Arc<NetdevCounters>,
     log: ErrorLog,
+}
+
+impl std::fmt::Debug for TapPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TapPort")
+            .field("ifname", &self.ifname)
+            .field("fd", &self.fd)
+            .field("receives", &self.receives())
+            .field("dead", &self.dead)
+            .finish_non_exhaustive()
+    }
 }
 
 fn ioctl_ifreq(fd: RawFd, req: libc::Ioctl, ifr: &mut libc::ifreq) -> io::Result<()> {
