@@ -609,3 +609,140 @@ fn malformed_memory_tables_and_vrings_reset_only_that_port() {
 fn lying_unknown_and_out_of_order_messages_reset_only_that_port() {
     run_scenarios("framing", framing_scenarios());
 }
+
+/// A guest whose TX descriptors are hostile (on a correct vhost-user
+/// session): chains that loop, point outside guest memory, claim 4 GiB,
+/// are empty, name a descriptor past the table, nest indirect tables or
+/// give an indirect table outside memory. Each must be survived: counted
+/// (`rx_bad_chain`) or the port reset (`ring_broken`), never a crash or a
+/// stall of `a` and `b`, and the same guest's good frames still go through
+/// (or, after a reset, a new session's do).
+#[test]
+fn hostile_descriptor_chains_are_counted_or_reset_never_fatal() {
+    require_testpmd();
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut d = Daemon::start(dir.path(), CONFIG);
+    let mut pmd = Testpmd::start(
+        &[(d.socket("a"), MAC_A, MAC_B), (d.socket("b"), MAC_B, MAC_A)],
+        &[],
+        "paired",
+        "descs",
+    );
+    pmd.run("set fwd rxonly", None);
+    pmd.run("start", None);
+    const NEXT: u16 = VRING_DESC_F_NEXT;
+    const INDIRECT: u16 = VRING_DESC_F_INDIRECT;
+    // A frame with its virtio-net header at 0x8_0000, an indirect table
+    // at 0x9_0000.
+    let frame_at = 0x8_0000u64;
+    let table_at = 0x9_0000u64;
+    let flen = 12 + 60;
+    let cases: Vec<(&str, Vec<(u16, Desc)>)> = vec![
+        (
+            "a chain that loops on itself",
+            vec![(200, (frame_at, 16, NEXT, 200))],
+        ),
+        (
+            "a two-descriptor loop",
+            vec![
+                (200, (frame_at, 16, NEXT, 201)),
+                (201, (frame_at, 16, NEXT, 200)),
+            ],
+        ),
+        (
+            "an address outside guest memory",
+            vec![(200, (1 << 40, flen, 0, 0))],
+        ),
+        (
+            "an address + length past the end of memory",
+            vec![(200, (GUEST_MEM - 16, flen, 0, 0))],
+        ),
+        ("a 4 GiB length", vec![(200, (frame_at, u32::MAX, 0, 0))]),
+        ("a zero length", vec![(200, (frame_at, 0, 0, 0))]),
+        (
+            "a next index past the table",
+            vec![(200, (frame_at, 16, NEXT, 999))],
+        ),
+        (
+            "an indirect table outside memory",
+            vec![(200, (1 << 40, 64, INDIRECT, 0))],
+        ),
+        (
+            "an indirect table of 17 bytes",
+            vec![(200, (table_at, 17, INDIRECT, 0))],
+        ),
+        (
+            "an indirect table inside an indirect table",
+            vec![(200, (table_at, 32, INDIRECT, 0))],
+        ),
+    ];
+    let mut sent = 0u64;
+    let mut from_h = 0u64;
+    let mut report = Vec::new();
+    let mut g = GoodFrontend::connect(&d.socket("h")).expect("guest on h");
+    let counters = |d: &Daemon| d.port("h").vhost.unwrap_or_default();
+    for (what, descs) in cases {
+        let before = counters(&d);
+        let mut frame = vec![0u8; 12];
+        frame.extend_from_slice(&eth_frame([0xff; 6], MAC_H));
+        g.poke(frame_at, &frame);
+        // The indirect table: entry 0 points at a nested indirect table
+        // (only read by the nesting case), entry 1 at the frame.
+        let mut table = Vec::new();
+        for (addr, len, flags, next) in [(table_at, 32u32, INDIRECT, 1u16), (frame_at, flen, 0, 0)]
+        {
+            table.extend_from_slice(&addr.to_le_bytes());
+            table.extend_from_slice(&len.to_le_bytes());
+            table.extend_from_slice(&flags.to_le_bytes());
+            table.extend_from_slice(&next.to_le_bytes());
+        }
+        g.poke(table_at, &table);
+        let used = g.post_raw_tx(&descs, &[200], Duration::from_secs(2));
+        d.assert_alive(what);
+
+        pmd.run("stop", Some("Done."));
+        pmd.run("start tx_first 4", None);
+        sent += 128;
+        pmd.wait_stats(
+            &format!("a<->b after {what}"),
+            &[sent + from_h, sent + from_h],
+            &[sent, sent],
+        );
+        let after = counters(&d);
+        let delta: Vec<String> = after
+            .iter()
+            .filter(|(k, v)| before.get(*k).copied().unwrap_or(0) != **v)
+            .map(|(k, v)| format!("{k} +{}", v - before.get(k).copied().unwrap_or(0)))
+            .collect();
+        let reset = after.get("resets") != before.get("resets");
+        let counted = after.get("rx_bad_chain") != before.get("rx_bad_chain");
+        assert!(
+            reset || counted,
+            "{what}: neither counted nor reset (used: {used}): {delta:?}\n{}",
+            d.log_tail()
+        );
+        // The guest (or a new session, after a reset) still gets a good
+        // frame through.
+        if reset {
+            wait_until(Duration::from_secs(5), || {
+                !d.port("h").vhost.unwrap_or_default().is_empty()
+            });
+            g = GoodFrontend::connect(&d.socket("h")).expect("guest on h again");
+        }
+        g.send_frames(&[eth_frame([0xff; 6], MAC_H)])
+            .unwrap_or_else(|e| panic!("after {what}: {e}\n{}", d.log_tail()));
+        from_h += 1;
+        pmd.wait_stats(
+            &format!("h's good frame after {what}"),
+            &[sent + from_h, sent + from_h],
+            &[sent, sent],
+        );
+        report.push(format!("{what:<48} -> used {used}; {}", delta.join(", ")));
+    }
+    pmd.run("stop", Some("Done."));
+    pmd.quit();
+    drop(g);
+    assert!(d.alive(), "daemon died\n{}", d.log_tail());
+    println!("{}", report.join("\n"));
+}

@@ -778,6 +778,51 @@ impl GoodFrontend {
     }
 }
 
+/// A split-ring descriptor: (guest address, length, flags, next).
+pub type Desc = (u64, u32, u16, u16);
+/// Descriptor flags.
+pub const VRING_DESC_F_NEXT: u16 = 1;
+pub const VRING_DESC_F_INDIRECT: u16 = 4;
+
+impl GoodFrontend {
+    /// Writes `descs` into the TX ring's descriptor table at their index,
+    /// puts `heads` on the avail ring, kicks, and waits up to `timeout` for
+    /// the switch to use them all; false if it did not.
+    pub fn post_raw_tx(&mut self, descs: &[(u16, Desc)], heads: &[u16], timeout: Duration) -> bool {
+        let (desc, avail, used) = ring_gpa(1);
+        for &(i, (addr, len, flags, next)) in descs {
+            let mut d = addr.to_le_bytes().to_vec();
+            d.extend_from_slice(&len.to_le_bytes());
+            d.extend_from_slice(&flags.to_le_bytes());
+            d.extend_from_slice(&next.to_le_bytes());
+            self.write(desc + 16 * u64::from(i % QSIZE), &d);
+        }
+        for &h in heads {
+            let slot = self.tx_next % QSIZE;
+            self.write(avail + 4 + 2 * u64::from(slot), &h.to_le_bytes());
+            self.tx_next = self.tx_next.wrapping_add(1);
+        }
+        self.write(avail + 2, &self.tx_next.to_le_bytes());
+        let want = self.tx_next;
+        let until = Instant::now() + timeout;
+        loop {
+            let _ = self.kicks[1].write(1);
+            if self.read_u16(used + 2) == want {
+                return true;
+            }
+            if Instant::now() > until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Writes raw bytes into guest memory (indirect tables, frames).
+    pub fn poke(&self, gpa: u64, bytes: &[u8]) {
+        self.write(gpa, bytes);
+    }
+}
+
 /// A 60-byte Ethernet frame (IPv4 ethertype, zero payload).
 pub fn eth_frame(dst: [u8; 6], src: [u8; 6]) -> Vec<u8> {
     let mut f = vec![0u8; 60];
