@@ -31,6 +31,16 @@
 //! trunks, so the port puts the tag back: the switch sees every frame as it
 //! was on the wire.
 //!
+//! **Checksums.** Frames from the host's own stack or from a veth peer
+//! can arrive with the TCP/UDP checksum left for the NIC to fill in
+//! (`TP_STATUS_CSUMNOTREADY`); the port completes it in software (IPv4,
+//! and IPv6 without extension headers), or the frame would reach guests
+//! and the wire with a wrong checksum. Segmentation offload is the other
+//! half of that story and is not handled here: a veth peer with TSO/GSO on
+//! may hand over frames larger than the MTU, which do not fit and are
+//! counted as `rx_oversize`; wire-sized frames need `ethtool -K PEER tso
+//! off gso off` on such peers (and GRO/LRO off on the uplink itself).
+//!
 //! **Failure.** A link that goes down or an interface that disappears
 //! makes transmit bursts count their frames as dropped and receive bursts
 //! return nothing; every kernel error is a counter ([`NetdevCounters`])
@@ -613,6 +623,9 @@ impl AfPacketPort {
                 continue;
             };
             ring.copy_frame(frame, &meta, buf);
+            if meta.csum_partial {
+                complete_l4_checksum(buf);
+            }
             ring.release(frame);
             if let Some((tpid, tci)) = meta.vlan
                 && !p.push_vlan(tpid, tci)
@@ -658,10 +671,17 @@ impl AfPacketPort {
                         pool.free(p);
                         continue;
                     }
-                    if meta.truncated || p.prepare(meta.len).is_none() {
-                        self.counters.rx_oversize.inc();
-                        pool.free(p);
-                        continue;
+                    match (meta.truncated, p.prepare(meta.len)) {
+                        (false, Some(buf)) => {
+                            if meta.csum_partial {
+                                complete_l4_checksum(buf);
+                            }
+                        }
+                        _ => {
+                            self.counters.rx_oversize.inc();
+                            pool.free(p);
+                            continue;
+                        }
                     }
                     if let Some((tpid, tci)) = meta.vlan
                         && !p.push_vlan(tpid, tci)
@@ -822,6 +842,9 @@ struct RxMeta {
     truncated: bool,
     /// Our own transmission, looped back.
     outgoing: bool,
+    /// The L4 checksum is left for "hardware" to fill in
+    /// (`TP_STATUS_CSUMNOTREADY`: a local sender or a veth peer).
+    csum_partial: bool,
     /// The outer tag the kernel stripped: (TPID, TCI).
     vlan: Option<(u16, u16)>,
 }
@@ -945,6 +968,7 @@ impl RxRing {
                 || hdr.tp_status & libc::TP_STATUS_COPY != 0
                 || mac + snap > self.frame_size,
             outgoing: sll.sll_pkttype == libc::PACKET_OUTGOING,
+            csum_partial: hdr.tp_status & libc::TP_STATUS_CSUMNOTREADY != 0,
             vlan: vlan_of(hdr.tp_status, hdr.tp_vlan_tci, hdr.tp_vlan_tpid),
         }
     }
@@ -1132,6 +1156,7 @@ impl MsgBatch {
             mac: 0,
             truncated: h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
             outgoing: self.addrs[i].sll_pkttype == libc::PACKET_OUTGOING,
+            csum_partial: false,
             vlan: None,
         };
         // SAFETY: `msg_hdr` was filled by recvmmsg: its control pointer and
@@ -1155,12 +1180,102 @@ impl MsgBatch {
                 // control buffer.
                 let aux = unsafe { std::ptr::read_unaligned(data.cast::<libc::tpacket_auxdata>()) };
                 meta.vlan = vlan_of(aux.tp_status, aux.tp_vlan_tci, aux.tp_vlan_tpid);
+                meta.csum_partial = aux.tp_status & libc::TP_STATUS_CSUMNOTREADY != 0;
             }
             // SAFETY: `c` is a valid cmsghdr of this message (see above).
             c = unsafe { libc::CMSG_NXTHDR(&raw const h.msg_hdr, c) };
         }
         meta
     }
+}
+
+/// Fills in the TCP or UDP checksum of an Ethernet frame (untagged, or
+/// with 802.1Q/802.1ad tags) carrying unfragmented IPv4, or IPv6 without
+/// extension headers. The kernel hands over frames from local senders and
+/// veth peers with the checksum left for the NIC (`CHECKSUM_PARTIAL`);
+/// on the switch they would reach guests and the wire with a wrong one.
+/// Returns false, leaving the frame as it is, for anything else.
+pub(crate) fn complete_l4_checksum(f: &mut [u8]) -> bool {
+    let be16 = |f: &[u8], o: usize| f.get(o..o + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let mut off = 12;
+    let mut ethertype = be16(f, off);
+    while matches!(ethertype, Some(0x8100 | 0x88a8)) {
+        off += 4;
+        ethertype = be16(f, off);
+    }
+    let l3 = off + 2;
+    let (proto, l4, l4_len, mut sum) = match ethertype {
+        Some(0x0800) => {
+            let Some(&vihl) = f.get(l3) else {
+                return false;
+            };
+            let ihl = usize::from(vihl & 0x0f) * 4;
+            let (Some(total), Some(frag)) = (be16(f, l3 + 2), be16(f, l3 + 6)) else {
+                return false;
+            };
+            // A fragment (offset or more-fragments set) has no L4 checksum
+            // of its own to complete.
+            if vihl >> 4 != 4 || ihl < 20 || frag & 0x3fff != 0 {
+                return false;
+            }
+            let total = usize::from(total);
+            let Some(l4_len) = total.checked_sub(ihl) else {
+                return false;
+            };
+            let Some(addrs) = f.get(l3 + 12..l3 + 20) else {
+                return false;
+            };
+            (f[l3 + 9], l3 + ihl, l4_len, ones_sum(addrs, 0))
+        }
+        Some(0x86dd) => {
+            let (Some(payload), Some(addrs)) = (be16(f, l3 + 4), f.get(l3 + 8..l3 + 40)) else {
+                return false;
+            };
+            (f[l3 + 6], l3 + 40, usize::from(payload), ones_sum(addrs, 0))
+        }
+        _ => return false,
+    };
+    let csum_at = match proto {
+        6 => 16,
+        17 => 6,
+        _ => return false,
+    };
+    if l4 + l4_len > f.len() || l4_len < csum_at + 2 || l4_len > 0xffff {
+        return false;
+    }
+    sum += u32::from(proto) + l4_len as u32;
+    f[l4 + csum_at] = 0;
+    f[l4 + csum_at + 1] = 0;
+    sum = ones_sum(&f[l4..l4 + l4_len], sum);
+    let mut c = !fold(sum);
+    if proto == 17 && c == 0 {
+        c = 0xffff;
+    }
+    f[l4 + csum_at..l4 + csum_at + 2].copy_from_slice(&c.to_be_bytes());
+    true
+}
+
+/// Adds `data` as big-endian 16-bit words to `sum` (odd tail padded).
+fn ones_sum(data: &[u8], mut sum: u32) -> u32 {
+    let mut words = data.chunks_exact(2);
+    for w in &mut words {
+        sum = sum.wrapping_add(u32::from(u16::from_be_bytes([w[0], w[1]])));
+        if sum >= 0x8000_0000 {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+    }
+    if let [last] = words.remainder() {
+        sum = sum.wrapping_add(u32::from(*last) << 8);
+    }
+    sum
+}
+
+/// Folds a 32-bit one's-complement sum to 16 bits.
+fn fold(mut sum: u32) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
 }
 
 /// The interface name as a C string (for ioctls), or `BadName`.
