@@ -30,6 +30,7 @@ const CONFIG: &str = "switches:
       - name: a
       - name: b
       - name: h
+      - name: x
 ";
 
 /// What the daemon must do with the hostile connection.
@@ -743,6 +744,109 @@ fn hostile_descriptor_chains_are_counted_or_reset_never_fatal() {
     pmd.run("stop", Some("Done."));
     pmd.quit();
     drop(g);
+    assert!(d.alive(), "daemon died\n{}", d.log_tail());
+    println!("{}", report.join("\n"));
+}
+
+/// The other direction: a guest's RX ring (where the switch writes) offers
+/// buffers that are read-only, outside memory, looping, 4 GiB long or
+/// behind a bad indirect table. A broadcast from another guest (`x`) must
+/// reach `a` and `b` exactly once each, while `h`'s bad buffers are
+/// counted (`tx_bad_chain`) or its port reset, never written out of
+/// bounds, never a crash.
+#[test]
+fn hostile_rx_buffers_are_counted_or_reset_never_fatal() {
+    require_testpmd();
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut d = Daemon::start(dir.path(), CONFIG);
+    let mut pmd = Testpmd::start(
+        &[(d.socket("a"), MAC_A, MAC_B), (d.socket("b"), MAC_B, MAC_A)],
+        &[],
+        "paired",
+        "rxdescs",
+    );
+    pmd.run("set fwd rxonly", None);
+    pmd.run("start", None);
+    let mut x = GoodFrontend::connect(&d.socket("x")).expect("guest on x");
+    const NEXT: u16 = VRING_DESC_F_NEXT;
+    const INDIRECT: u16 = VRING_DESC_F_INDIRECT;
+    const WRITE: u16 = 2;
+    let buf = 0x8_0000u64;
+    let table_at = 0x9_0000u64;
+    let cases: Vec<(&str, Vec<(u16, Desc)>)> = vec![
+        ("a read-only buffer", vec![(10, (buf, 2048, 0, 0))]),
+        (
+            "a buffer outside guest memory",
+            vec![(10, (1 << 40, 2048, WRITE, 0))],
+        ),
+        (
+            "a buffer across the end of memory",
+            vec![(10, (GUEST_MEM - 64, 2048, WRITE, 0))],
+        ),
+        ("a 4 GiB buffer", vec![(10, (buf, u32::MAX, WRITE, 0))]),
+        (
+            "a looping chain of 16-byte buffers",
+            vec![(10, (buf, 16, WRITE | NEXT, 10))],
+        ),
+        (
+            "an indirect table outside memory",
+            vec![(10, (1 << 40, 64, INDIRECT, 0))],
+        ),
+        (
+            "a nested indirect table",
+            vec![(10, (table_at, 16, INDIRECT, 0))],
+        ),
+    ];
+    let mut from_x = 0u64;
+    let mut report = Vec::new();
+    let mut g = GoodFrontend::connect(&d.socket("h")).expect("guest on h");
+    for (what, descs) in cases {
+        let before = d.port("h").vhost.unwrap_or_default();
+        let mut table = (table_at).to_le_bytes().to_vec();
+        table.extend_from_slice(&16u32.to_le_bytes());
+        table.extend_from_slice(&INDIRECT.to_le_bytes());
+        table.extend_from_slice(&0u16.to_le_bytes());
+        g.poke(table_at, &table);
+        g.post_raw_rx(&descs, &[10]);
+        // One broadcast from x: a, b and (if its buffers were good) h.
+        x.send_frames(&[eth_frame([0xff; 6], [0x02, 0, 0, 0, 0x0d, 1])])
+            .unwrap_or_else(|e| panic!("x after {what}: {e}\n{}", d.log_tail()));
+        from_x += 1;
+        d.assert_alive(what);
+        pmd.wait_stats(
+            &format!("x's broadcast with h offering {what}"),
+            &[from_x, from_x],
+            &[0, 0],
+        );
+        let counted = wait_until(Duration::from_secs(3), || {
+            let after = d.port("h").vhost.unwrap_or_default();
+            after.get("tx_bad_chain") != before.get("tx_bad_chain")
+                || after.get("resets") != before.get("resets")
+        });
+        let after = d.port("h").vhost.unwrap_or_default();
+        let delta: Vec<String> = after
+            .iter()
+            .filter(|(k, v)| before.get(*k).copied().unwrap_or(0) != **v)
+            .map(|(k, v)| format!("{k} +{}", v - before.get(k).copied().unwrap_or(0)))
+            .collect();
+        assert!(
+            counted,
+            "{what}: neither counted nor reset: {delta:?}\n{}",
+            d.log_tail()
+        );
+        if after.get("resets") != before.get("resets") {
+            g = GoodFrontend::connect(&d.socket("h")).expect("guest on h again");
+        }
+        report.push(format!(
+            "{what:<40} -> {} (rx used {})",
+            delta.join(", "),
+            g.rx_used()
+        ));
+    }
+    pmd.run("stop", Some("Done."));
+    pmd.quit();
+    drop((g, x));
     assert!(d.alive(), "daemon died\n{}", d.log_tail());
     println!("{}", report.join("\n"));
 }

@@ -655,6 +655,7 @@ pub struct GoodFrontend {
     kicks: [nix::sys::eventfd::EventFd; 2],
     calls: [std::os::fd::OwnedFd; 2],
     tx_next: u16,
+    rx_next: u16,
 }
 
 impl GoodFrontend {
@@ -673,6 +674,7 @@ impl GoodFrontend {
             kicks: [eventfd(), eventfd()],
             calls,
             tx_next: 0,
+            rx_next: 0,
         };
         g.handshake().map_err(|e| format!("handshake: {e}"))?;
         Ok(g)
@@ -815,6 +817,31 @@ impl GoodFrontend {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Writes `descs` into the RX ring's (vring 0) descriptor table and
+    /// offers `heads` to the switch; returns the RX used index to wait on.
+    pub fn post_raw_rx(&mut self, descs: &[(u16, Desc)], heads: &[u16]) -> u16 {
+        let (desc, avail, _) = ring_gpa(0);
+        for &(i, (addr, len, flags, next)) in descs {
+            let mut d = addr.to_le_bytes().to_vec();
+            d.extend_from_slice(&len.to_le_bytes());
+            d.extend_from_slice(&flags.to_le_bytes());
+            d.extend_from_slice(&next.to_le_bytes());
+            self.write(desc + 16 * u64::from(i % QSIZE), &d);
+        }
+        for &h in heads {
+            let slot = self.rx_next % QSIZE;
+            self.write(avail + 4 + 2 * u64::from(slot), &h.to_le_bytes());
+            self.rx_next = self.rx_next.wrapping_add(1);
+        }
+        self.write(avail + 2, &self.rx_next.to_le_bytes());
+        self.rx_next
+    }
+
+    /// The RX ring's used index.
+    pub fn rx_used(&self) -> u16 {
+        self.read_u16(ring_gpa(0).2 + 2)
     }
 
     /// Writes raw bytes into guest memory (indirect tables, frames).
