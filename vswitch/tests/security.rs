@@ -10,8 +10,9 @@
 //! - MAC changes: a guest allowed to send from another MAC (forged
 //!   transmits accepted) does not get that MAC learned, nor receive
 //!   frames sent to it;
-//! - promiscuous: a guest in promiscuous mode (testpmd's default) still
-//!   receives only frames for its own MAC (and broadcast);
+//! - promiscuous (rejected): a guest receives unicast only for its own
+//!   MAC, never another guest's or an unknown one (testpmd asks for
+//!   promiscuous mode; virtio-user cannot, and the switch decides anyway);
 //! - VLAN hopping: a tagged frame (`vlan_tagged_on_access`) or a
 //!   double-tagged one behind a priority tag (`vlan_double_tagged`) never
 //!   reaches VLAN 20.
