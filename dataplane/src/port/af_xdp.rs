@@ -46,6 +46,16 @@
 //! XDP: turn that offload off (`ethtool -K DEV rxvlan off`) on AF_XDP
 //! trunk uplinks, or use AF_PACKET, which restores it.
 //!
+//! **Checksums and segmentation.** XDP sees frames as they are: a frame
+//! whose TCP/UDP checksum was left for the NIC to fill in (sent by the
+//! host's stack, or by a veth peer with checksum offload on) arrives with
+//! a partial checksum, and the port cannot tell it from a wrong one
+//! (AF_PACKET can, and completes it). Likewise a veth peer with TSO/GSO on
+//! hands over frames larger than the MTU, which the kernel drops for not
+//! fitting a UMEM frame. Physical NICs receive finished, wire-sized frames;
+//! on veth uplinks turn the peer's offloads off
+//! (`ethtool -K PEER tx off tso off gso off`).
+//!
 //! **Failure.** As for AF_PACKET: a link that goes down or an interface
 //! that disappears makes transmit count drops ([`NetdevCounters`]) and
 //! receive return nothing, with at most one log line per interval.

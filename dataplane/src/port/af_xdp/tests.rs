@@ -268,3 +268,56 @@ fn attach_failure_names_interface_and_step() {
         assert!(xdp_attached("va"), "first port's program was removed");
     });
 }
+
+/// In skb mode XDP sees a veth peer's frames with the checksum left for
+/// the NIC (the port cannot tell): a peer must send finished frames
+/// (`tx off`, which also turns TSO off). This is the documented setup.
+#[test]
+fn veth_peer_udp_checksums_arrive_complete_with_tx_offload_off() {
+    in_netns(|| {
+        veth("va", "vb");
+        let out = std::process::Command::new("ethtool")
+            .args(["-K", "vb", "tx", "off"])
+            .output()
+            .expect("run ethtool (scripts/install-deps.sh installs it)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ip(&["addr", "add", "10.9.0.2/24", "dev", "vb"]);
+        ip(&[
+            "neigh",
+            "add",
+            "10.9.0.1",
+            "lladdr",
+            "02:00:00:00:00:aa",
+            "dev",
+            "vb",
+        ]);
+        let mut port = AfXdpPort::open("va").unwrap();
+        let mut pool = PacketPool::new(64, HEADROOM + 2048);
+        let sock = std::net::UdpSocket::bind("10.9.0.2:0").unwrap();
+        for n in [1usize, 100, 1000] {
+            sock.send_to(&vec![0xa5u8; n], "10.9.0.1:9").unwrap();
+        }
+        let deadline = std::time::Instant::now() + WAIT;
+        let mut seen = Vec::new();
+        let mut burst = Vec::new();
+        while seen.len() < 3 && std::time::Instant::now() < deadline {
+            port.rx_burst(&mut pool, &mut burst, 32);
+            for p in burst.drain(..) {
+                if p.data().len() > 34 && p.data()[12..14] == [8, 0] && p.data()[23] == 17 {
+                    seen.push(p.data().to_vec());
+                }
+                pool.free(p);
+            }
+        }
+        assert_eq!(seen.len(), 3);
+        for f in &seen {
+            let mut fixed = f.clone();
+            assert!(crate::port::af_packet::complete_l4_checksum(&mut fixed));
+            assert!(fixed == *f, "partial UDP checksum reached the port");
+        }
+    });
+}
