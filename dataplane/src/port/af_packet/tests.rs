@@ -419,3 +419,35 @@ fn ring_completes_partial_checksums() {
 fn mmsg_completes_partial_checksums() {
     checksums_completed(AfPacketRxMode::Mmsg);
 }
+
+/// Our own interface set down and up again (an administrator, or a
+/// driver reset): drops while down, then both directions work again.
+#[test]
+fn own_link_down_and_up_recovers() {
+    in_netns(|| {
+        veth("va", "vb");
+        let mut port = AfPacketPort::open("va").unwrap();
+        let peer = RawSock::open("vb");
+        let mut pool = PacketPool::new(64, HEADROOM + 2048);
+        let frames: Vec<Vec<u8>> = (0..10u32).map(|i| frame(i, 100)).collect();
+        ip(&["link", "set", "va", "down"]);
+        let mut pkts = packets(&mut pool, &frames);
+        let out = port.tx_burst(&mut pkts, &mut pool);
+        assert_eq!((out.sent, out.dropped), (0, 10));
+        assert_eq!(port.counters().snapshot().tx_link_down, 10);
+        assert!(collect(&mut port, &mut pool, 0, LINGER, LINGER).is_empty());
+
+        ip(&["link", "set", "va", "up"]);
+        let deadline = std::time::Instant::now() + WAIT;
+        let mut sent = 0;
+        while sent == 0 && std::time::Instant::now() < deadline {
+            let mut pkts = packets(&mut pool, &frames[..1]);
+            sent = port.tx_burst(&mut pkts, &mut pool).sent;
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(sent, 1, "link did not come back");
+        assert_frames(&peer.collect(1, WAIT, LINGER), &frames[..1]);
+        peer.send_all(&frames);
+        assert_frames(&collect(&mut port, &mut pool, 10, WAIT, LINGER), &frames);
+    });
+}

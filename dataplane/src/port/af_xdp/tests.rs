@@ -321,3 +321,34 @@ fn veth_peer_udp_checksums_arrive_complete_with_tx_offload_off() {
         }
     });
 }
+
+/// Our own interface set down and up again: drops while down, then both
+/// directions work again (the socket stays bound, the program attached).
+#[test]
+fn own_link_down_and_up_recovers() {
+    in_netns(|| {
+        veth("va", "vb");
+        let mut port = AfXdpPort::open("va").unwrap();
+        let peer = RawSock::open("vb");
+        let mut pool = PacketPool::new(64, HEADROOM + 2048);
+        let frames: Vec<Vec<u8>> = (0..10u32).map(|i| frame(i, 100)).collect();
+        ip(&["link", "set", "va", "down"]);
+        let mut pkts = packets(&mut pool, &frames);
+        let out = port.tx_burst(&mut pkts, &mut pool);
+        assert_eq!((out.sent, out.dropped), (0, 10));
+        assert_eq!(port.counters().snapshot().tx_link_down, 10);
+        assert!(collect(&mut port, &mut pool, 0, LINGER, LINGER).is_empty());
+
+        ip(&["link", "set", "va", "up"]);
+        let deadline = std::time::Instant::now() + WAIT;
+        let mut got = Vec::new();
+        while got.is_empty() && std::time::Instant::now() < deadline {
+            let mut pkts = packets(&mut pool, &[frame(50, 100)]);
+            port.tx_burst(&mut pkts, &mut pool);
+            got = peer.collect(1, Duration::from_millis(20), Duration::ZERO);
+        }
+        assert!(!got.is_empty(), "link did not come back");
+        peer.send_all(&frames);
+        assert_frames(&collect(&mut port, &mut pool, 10, WAIT, LINGER), &frames);
+    });
+}
