@@ -551,6 +551,20 @@ impl Port for AfXdpPort {
             pool.free_all(pkts);
             return out;
         }
+        // Frames left on the ring by an earlier burst go first; if the link
+        // still refuses them, this burst is dropped without touching the
+        // ring (it would only fill up with stale frames).
+        if self.tx.pending() > 0
+            && let Err(e) = self.kick()
+            && classify_tx_errno(e) == TxFailure::LinkDown
+        {
+            self.dead |= e == libc::ENXIO || e == libc::ENODEV;
+            self.counters.tx_link_down.add(pkts.len() as u64);
+            self.log.note("AF_XDP transmit", e);
+            out.dropped = pkts.len();
+            pool.free_all(pkts);
+            return out;
+        }
         self.reclaim();
         let mut bytes = 0;
         self.staged.clear();
