@@ -364,11 +364,13 @@ impl Drop for Lab {
     }
 }
 
-/// A veth behaves like a wire: no TSO/GSO super-frames from its kernel
-/// side (a real NIC never puts one on the wire).
+/// A veth behaves like a wire: complete checksums and no TSO/GSO
+/// super-frames from its kernel side (a real NIC never puts a partial
+/// checksum or a 64 KiB frame on the wire).
 fn wire_sized(ns: &str, dev: &str) {
     run(&[
-        "ip", "netns", "exec", ns, "ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off",
+        "ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off", "tso", "off", "gso", "off",
+        "gro", "off",
     ]);
 }
 
