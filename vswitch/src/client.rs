@@ -566,6 +566,11 @@ pub fn format_reload(r: &ReloadReply) -> String {
         out.push_str(c);
         out.push('\n');
     }
+    for c in &r.sriov {
+        out.push_str("sriov: ");
+        out.push_str(c);
+        out.push('\n');
+    }
     let n = r.changes.len();
     let s = if n == 1 { "" } else { "s" };
     let from = r.config_file.as_ref().map_or_else(
@@ -615,6 +620,7 @@ mod tests {
             changes: vec!["port vm7: VLAN 10 -> 20".into()],
             ignored: vec![],
             applied: false,
+            sriov: vec![],
         };
         assert_eq!(
             format_reload(&r),

@@ -276,6 +276,15 @@ struct Prepared {
 const NETDEV_AT_START: &str =
     " (uplinks, teams and internal ports are opened at start; restart vswitchd to change them)";
 
+/// A report's lines for a reply: changes, then warnings and errors.
+fn sriov_lines(r: &crate::sriov::SriovReport) -> Vec<String> {
+    r.changes()
+        .into_iter()
+        .chain(r.warnings().into_iter().map(|w| format!("warning: {w}")))
+        .chain(r.errors().into_iter().map(|e| format!("error: {e}")))
+        .collect()
+}
+
 /// How a reload treats one change.
 enum Verdict {
     Apply,
@@ -295,6 +304,8 @@ pub struct Daemon {
     ids: PortIds,
     switches: BTreeMap<String, Running>,
     reloads: u64,
+    /// SR-IOV: creates, configures and releases the configured VFs.
+    sriov: crate::sriov::SriovService,
 }
 
 fn vhost_role(mode: config::VhostMode) -> SocketRole {
@@ -501,6 +512,7 @@ impl Daemon {
             ids,
             switches: BTreeMap::new(),
             reloads: 0,
+            sriov: crate::sriov::SriovService::system(),
         };
         for (sw, spec) in cfg.switches.iter().zip(specs) {
             match start_switch(sw, spec, &daemon.pmds, &daemon.ids, &BTreeSet::new()) {
@@ -513,6 +525,9 @@ impl Daemon {
                 }
             }
         }
+        // SR-IOV never fails start-up: its problems are per VF, logged.
+        let r = daemon.sriov.apply(&daemon.config);
+        r.log();
         Ok(daemon)
     }
 
@@ -575,6 +590,15 @@ impl Daemon {
     /// Answers one control request.
     pub fn handle(&mut self, req: Request) -> Response {
         match req {
+            Request::SriovShow => Response::success(&self.sriov.show()),
+            Request::SriovAttachInfo { vf } => match self.sriov.attach_info(&vf) {
+                Ok(a) => Response::success(&a),
+                Err(e) => Response::failure(e.to_string()),
+            },
+            Request::SriovRelease { vf } => match self.sriov.release(&vf) {
+                Ok(o) => Response::success(&o),
+                Err(e) => Response::failure(e.to_string()),
+            },
             Request::Version => Response::success(&protocol::VersionReply {
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 protocol: protocol::PROTOCOL_VERSION,
@@ -1119,7 +1143,10 @@ impl Daemon {
             | Change::PortSecurityChanged { .. }
             | Change::PortMacChanged { .. }
             | Change::UplinkVlanChanged { .. } => Verdict::Apply,
-            // SR-IOV is configured but not running yet.
+            Change::SriovPfAdded { .. }
+            | Change::SriovPfRemoved { .. }
+            | Change::SriovNumVfsChanged { .. }
+            | Change::SriovVfChanged { .. } => Verdict::Apply,
             _ => Verdict::NotImplemented,
         }
     }
@@ -1188,13 +1215,20 @@ impl Daemon {
             changes: words,
             ignored,
             applied: !dry_run,
+            sriov: Vec::new(),
         };
         if dry_run {
             return Ok(reply);
         }
+        let mut reply = reply;
         self.apply(new, specs, ids)?;
         self.config_file = file;
         self.reloads += 1;
+        // Every reload reconciles SR-IOV (drift is corrected too); its
+        // failures are per VF and reported, never a refused reload.
+        let r = self.sriov.apply(&self.config);
+        r.log();
+        reply.sriov = sriov_lines(&r);
         for c in &reply.changes {
             tracing::info!("reload: {c}");
         }
@@ -1414,6 +1448,8 @@ impl Daemon {
     /// sockets are removed), then the PMDs. Returns one line of counters
     /// per port, for the log.
     pub fn shutdown(&mut self) -> Vec<String> {
+        let sriov = self.sriov.shutdown();
+        sriov.log();
         let none = BTreeSet::new();
         for r in self.switches.values_mut() {
             for (name, p) in std::mem::take(&mut r.vhost) {
@@ -1441,6 +1477,11 @@ impl Daemon {
             }
         }
         self.switches.clear();
+        lines.extend(
+            sriov_lines(&sriov)
+                .into_iter()
+                .map(|l| format!("sriov: {l}")),
+        );
         lines
     }
 }

@@ -78,6 +78,19 @@ pub enum Request {
         /// The frame.
         flow: TeamFlow,
     },
+    /// SR-IOV PFs and VFs: settings as read back, driver, IOMMU group,
+    /// who holds each VF.
+    SriovShow,
+    /// How to hand a VF to a VM (QEMU argument, libvirt `<hostdev>`).
+    SriovAttachInfo {
+        /// `PF/INDEX` or a PCI address.
+        vf: String,
+    },
+    /// Give a VF clean settings and its host driver back, now.
+    SriovRelease {
+        /// `PF/INDEX` or a PCI address.
+        vf: String,
+    },
     /// Daemon and protocol versions.
     Version,
 }
@@ -664,6 +677,10 @@ pub struct ReloadReply {
     pub ignored: Vec<String>,
     /// Whether the changes were applied (false for a dry run).
     pub applied: bool,
+    /// What SR-IOV reconciliation did on this reload: changes, then
+    /// `warning: ...` and `error: ...` lines.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sriov: Vec<String>,
 }
 
 #[cfg(test)]

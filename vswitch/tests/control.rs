@@ -374,7 +374,9 @@ fn broken_or_unsupported_reloads_change_nothing() {
         "reload refused, nothing changed:",
         "needs a restart: runtime: PMD cores none (one unpinned thread) -> 0",
         "needs a restart: switch sw0: MTU 1500 -> 9000 (the PMDs' packet buffers hold at most MTU",
-        "not implemented yet: team0: team added to switch sw0",
+        "needs a restart: uplink eth0: added to switch sw0",
+        "needs a restart: team0: team added to switch sw0",
+        "(uplinks, teams and internal ports are opened at start; restart vswitchd to change them)",
     ] {
         assert!(err.contains(want), "{want} in {err}");
     }
@@ -786,4 +788,21 @@ fn config_check_validates_without_a_daemon() {
     );
     let out = check(&dir.path().join("missing.yaml"));
     assert_eq!(out.status.code(), Some(1), "{out:?}");
+}
+
+#[test]
+fn sriov_commands_answer_without_sriov_configured() {
+    let d = Vswitchd::start(BASE);
+    let show = d.ctl_ok(&["sriov", "show"]);
+    assert!(!show.trim().is_empty(), "sriov show prints something");
+    let v: Value = serde_json::from_str(&d.ctl_ok(&["sriov", "show", "--json"])).expect("json");
+    assert!(v.is_object(), "{v}");
+    for args in [
+        &["sriov", "attach-info", "nosuchpf/0"][..],
+        &["sriov", "release", "nosuchpf/0"][..],
+    ] {
+        let out = d.ctl(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        assert!(!out.stderr.is_empty(), "{args:?} says why");
+    }
 }

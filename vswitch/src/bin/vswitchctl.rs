@@ -57,6 +57,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: Option<TeamCmd>,
     },
+    /// SR-IOV: `sriov show`, `sriov attach-info VF`, `sriov release VF`.
+    Sriov {
+        #[command(subcommand)]
+        cmd: Option<SriovCmd>,
+    },
     /// PMD threads: `pmd show`.
     Pmd {
         #[command(subcommand)]
@@ -139,6 +144,22 @@ enum TeamCmd {
 }
 
 #[derive(Subcommand, Debug)]
+enum SriovCmd {
+    /// PFs and VFs: settings as read back, driver, IOMMU group, holder.
+    Show,
+    /// How to hand VF (`PF/INDEX` or a PCI address) to a VM.
+    AttachInfo {
+        /// The VF.
+        vf: String,
+    },
+    /// Reset VF's settings and give it back to its host driver now.
+    Release {
+        /// The VF.
+        vf: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum ShowCmd {
     /// Show it.
     Show,
@@ -194,6 +215,15 @@ fn run(args: Args) -> Result<String, ClientError> {
         },
         Cmd::Vlan { .. } => Request::VlanShow,
         Cmd::Pmd { .. } => Request::PmdShow,
+        Cmd::Sriov {
+            cmd: None | Some(SriovCmd::Show),
+        } => Request::SriovShow,
+        Cmd::Sriov {
+            cmd: Some(SriovCmd::AttachInfo { vf }),
+        } => Request::SriovAttachInfo { vf: vf.clone() },
+        Cmd::Sriov {
+            cmd: Some(SriovCmd::Release { vf }),
+        } => Request::SriovRelease { vf: vf.clone() },
         Cmd::Team {
             cmd: None | Some(TeamCmd::Show { team: None }),
         } => Request::TeamShow { team: None },
@@ -252,6 +282,24 @@ fn run(args: Args) -> Result<String, ClientError> {
         Request::VlanShow => client::format_vlans(&client::decode(v)?),
         Request::PmdShow => client::format_pmds(&client::decode(v)?),
         Request::TeamShow { .. } => client::format_teams(&client::decode(v)?),
+        Request::SriovShow => vswitch::sriov::render_show(&client::decode(v)?),
+        Request::SriovAttachInfo { .. } => vswitch::sriov::render_attach_info(&client::decode(v)?),
+        Request::SriovRelease { .. } => {
+            let o: sriov::VfOutcome = client::decode(v)?;
+            let mut out = String::new();
+            for l in o.change_lines().iter().chain(&o.warning_lines()) {
+                out.push_str(l);
+                out.push('\n');
+            }
+            let errors = o.error_lines();
+            if !errors.is_empty() {
+                return Err(ClientError::Daemon(format!("{out}{}", errors.join("\n"))));
+            }
+            if out.is_empty() {
+                out.push_str("released\n");
+            }
+            out
+        }
         Request::TeamExplain { .. } => client::format_team_explain(&client::decode(v)?),
         Request::Reload { .. } => client::format_reload(&client::decode(v)?),
         Request::Version => client::format_version(env!("CARGO_PKG_VERSION"), &client::decode(v)?),
