@@ -129,6 +129,36 @@ pub(crate) fn collect(
     got
 }
 
+/// Waits until frames from `peer` reach `port` again after a link came
+/// back: the peer's queueing discipline is reactivated asynchronously
+/// (link watch), and until then its sends vanish. Probes carry another
+/// Ethernet type than test frames, so they never count as such.
+pub(crate) fn wait_peer_to_port(
+    peer: &RawSock,
+    port: &mut dyn Port,
+    pool: &mut PacketPool,
+) -> bool {
+    let mut probe = frame(0, 64);
+    probe[12..14].copy_from_slice(&(TEST_ETHERTYPE + 1).to_be_bytes());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut burst = Vec::new();
+    while Instant::now() < deadline {
+        let _ = peer.send(&probe);
+        let until = Instant::now() + Duration::from_millis(20);
+        while Instant::now() < until {
+            port.rx_burst(pool, &mut burst, 32);
+            let seen = burst
+                .iter()
+                .any(|p| p.data().get(12..14) == probe.get(12..14));
+            pool.free_all(&mut burst);
+            if seen {
+                return true;
+            }
+        }
+    }
+    false
+}
+
 /// Packets holding copies of `frames`, from `pool`'s buffer size.
 pub(crate) fn packets(pool: &mut PacketPool, frames: &[Vec<u8>]) -> Vec<Packet> {
     frames

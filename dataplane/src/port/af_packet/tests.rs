@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use super::testnet::{RawSock, assert_frames, collect, frame, in_netns, ip, packets, tagged, veth};
+use super::testnet::{
+    RawSock, assert_frames, collect, frame, in_netns, ip, packets, tagged, veth, wait_peer_to_port,
+};
 use super::*;
 use crate::packet::HEADROOM;
 
@@ -447,6 +449,7 @@ fn own_link_down_and_up_recovers() {
         }
         assert_eq!(sent, 1, "link did not come back");
         assert_frames(&peer.collect(1, WAIT, LINGER), &frames[..1]);
+        assert!(wait_peer_to_port(&peer, &mut port, &mut pool));
         peer.send_all(&frames);
         assert_frames(&collect(&mut port, &mut pool, 10, WAIT, LINGER), &frames);
     });

@@ -7,7 +7,7 @@ use super::*;
 use crate::packet::HEADROOM;
 use crate::port::af_packet::NetdevCountersSnapshot;
 use crate::port::af_packet::testnet::{
-    RawSock, assert_frames, collect, frame, in_netns, ip, packets, tagged, veth,
+    RawSock, assert_frames, collect, frame, in_netns, ip, packets, tagged, veth, wait_peer_to_port,
 };
 
 const WAIT: Duration = Duration::from_secs(3);
@@ -353,6 +353,7 @@ fn own_link_down_and_up_recovers() {
             got = peer.collect(1, Duration::from_millis(20), Duration::ZERO);
         }
         assert!(!got.is_empty(), "link did not come back");
+        assert!(wait_peer_to_port(&peer, &mut port, &mut pool));
         peer.send_all(&frames);
         assert_frames(&collect(&mut port, &mut pool, 10, WAIT, LINGER), &frames);
     });
