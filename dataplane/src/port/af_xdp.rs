@@ -12,7 +12,7 @@
 //! - *Control:* libxdp loads its own redirect program through its
 //!   dispatcher, which wants bpffs and finds program objects at run time;
 //!   its failure modes are not ours to report. With xdpilone we load a
-//!   six-instruction program ourselves ([`bpf`]): we know exactly what
+//!   six-instruction program ourselves (module `bpf`): we know exactly what
 //!   runs, errors name the interface and the step ("vb: XDP attach in skb
 //!   mode failed (...)"), and the program is detached when the port is
 //!   dropped.
