@@ -1,4 +1,4 @@
-//! The kernel-backed ports of a switch: uplinks (AF_PACKET, AF_XDP),
+//! The kernel-backed ports of a switch: uplinks (AF_XDP or AF_PACKET),
 //! teams of uplinks, and internal (TAP) ports; and the team supervisor.
 //!
 //! Each such port gets one queue pair per PMD: the receiving one on the
@@ -82,13 +82,6 @@ pub fn open_queues(
             }
         }
         NetdevKind::Uplink(driver) => {
-            if driver == config::UplinkDriver::AfXdp {
-                note = Some("af-xdp is not available in this build: using af-packet".to_string());
-                tracing::warn!(
-                    uplink = name,
-                    "af-xdp is not available in this build: using af-packet"
-                );
-            }
             match crate::netdev::LinkProbe::new().and_then(|p| p.disable_receive_offloads(name)) {
                 Ok(off) if !off.is_empty() => {
                     tracing::info!(
@@ -100,13 +93,32 @@ pub fn open_queues(
                 Ok(_) => {}
                 Err(e) => tracing::warn!(uplink = name, "cannot turn off GRO/LRO: {e}"),
             }
+            // AF_XDP receives on the PMD that polls the uplink (one socket
+            // per interface); the other PMDs send through AF_PACKET. If
+            // the interface refuses XDP, the whole uplink uses AF_PACKET.
+            let xdp = if driver == config::UplinkDriver::AfXdp {
+                match dataplane::port::AfXdpPort::open(name) {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        tracing::warn!(uplink = name, "af-xdp refused, using af-packet: {e}");
+                        note = Some(format!("af-xdp refused ({e}): using af-packet"));
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            let mut xdp = xdp;
             for i in 0..pmds {
-                let q = if i == rx_pmd {
-                    AfPacketPort::open(name)
+                let q: Box<dyn Port> = if i == rx_pmd {
+                    match xdp.take() {
+                        Some(p) => Box::new(p),
+                        None => Box::new(AfPacketPort::open(name).map_err(|e| e.to_string())?),
+                    }
                 } else {
-                    AfPacketPort::open_tx_only(name)
+                    Box::new(AfPacketPort::open_tx_only(name).map_err(|e| e.to_string())?)
                 };
-                out.push(Box::new(q.map_err(|e| e.to_string())?));
+                out.push(q);
             }
         }
     }

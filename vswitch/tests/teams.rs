@@ -96,14 +96,25 @@ impl Lab {
         Lab::with(policy, failback, physical, 2, "link")
     }
 
-    /// A lab with `members` uplinks u0.. in the team and the given failure
-    /// detection (`link` or `beacon`).
     fn with(
         policy: &str,
         failback: bool,
         physical: Physical,
         members: usize,
         detection: &str,
+    ) -> Lab {
+        Lab::with_driver(policy, failback, physical, members, detection, "af-packet")
+    }
+
+    /// A lab with `members` uplinks u0.. in the team and the given failure
+    /// detection (`link` or `beacon`).
+    fn with_driver(
+        policy: &str,
+        failback: bool,
+        physical: Physical,
+        members: usize,
+        detection: &str,
+        driver: &str,
     ) -> Lab {
         let tag = format!("vt{}", std::process::id() % 100_000);
         let dir = tempfile::tempdir().expect("tempdir");
@@ -215,7 +226,7 @@ impl Lab {
         yaml.push_str("    uplinks:\n");
         let names: Vec<String> = (0..members).map(|i| format!("u{i}")).collect();
         for u in &names {
-            yaml.push_str(&format!("      - name: {u}\n        driver: af-packet\n"));
+            yaml.push_str(&format!("      - name: {u}\n        driver: {driver}\n"));
         }
         yaml.push_str(&format!(
             "    teams:\n      - name: bond0\n        policy: {policy}\n        active: [{}]\n        failback: {failback}\n        failure-detection: {detection}\n        notify-switches: true\n",
@@ -793,14 +804,20 @@ fn beacon_probing_fails_a_member_whose_path_breaks_beyond_the_first_hop() {
 /// Forwarding rate through the team: 4 guests each send one iperf3 TCP
 /// stream (5 s) to a remote host at once, through a 1-member and a
 /// 2-member port-id team on AF_PACKET veths; prints Mbit/s per run and the
-/// per-member frame counts. A benchmark, not a check:
+/// per-member frame counts, with AF_PACKET and with AF_XDP members.
+/// A benchmark, not a check:
 /// `cargo test -p vswitch --test teams -- --ignored --nocapture`.
 #[test]
 #[ignore = "benchmark: run by hand, numbers go to BENCHMARKS.md"]
 fn bench_team_forwarding_rate() {
     let _s = serial();
-    for members in [1, 2] {
-        let lab = Lab::with("port-id", true, Physical::Bridge, members, "link");
+    for (driver, members) in [
+        ("af-packet", 1),
+        ("af-packet", 2),
+        ("af-xdp", 1),
+        ("af-xdp", 2),
+    ] {
+        let lab = Lab::with_driver("port-id", true, Physical::Bridge, members, "link", driver);
         let mut servers = Vec::new();
         for (r, ip) in [("r1", "10.9.0.101"), ("r2", "10.9.0.102")] {
             for port in [5201, 5202] {
@@ -864,9 +881,38 @@ fn bench_team_forwarding_rate() {
             .map(|m| format!("{} tx {} frames", m.name, m.tx_packets))
             .collect();
         eprintln!(
-            "team of {members}: 4 TCP streams, aggregate {:.0} Mbit/s ({})",
+            "{driver} team of {members}: 4 TCP streams, aggregate {:.0} Mbit/s ({})",
             total / 1e6,
             per.join(", ")
         );
     }
+}
+
+#[test]
+fn af_xdp_members_carry_a_team_and_fail_over() {
+    let _s = serial();
+    let lab = Lab::with_driver("port-id", true, Physical::Bridge, 2, "link", "af-xdp");
+    assert!(!lab.log().contains("af-xdp refused"), "{}", lab.log());
+    for g in 1..=GUESTS {
+        let out = lab.ping(&format!("g{g}"), "10.9.0.101", 3, "0.2");
+        assert!(ping_ok(&out), "g{g} cannot reach r1:\n{}", lab.log());
+    }
+    let rx: Vec<u64> = lab.team().members.iter().map(|m| m.rx_packets).collect();
+    assert!(
+        rx.iter().all(|&n| n > 0),
+        "both AF_XDP members receive: {rx:?}"
+    );
+    let g = (1..=GUESTS)
+        .find(|&g| lab.member_of(g).as_deref() == Some("u0"))
+        .expect("a guest on u0");
+    run(&["ip", "-n", &lab.ns("ph"), "link", "set", "p0", "down"]);
+    assert!(wait_until(Duration::from_secs(5), || lab
+        .member_of(g)
+        .as_deref()
+        == Some("u1")));
+    assert!(
+        ping_ok(&lab.ping(&format!("g{g}"), "10.9.0.101", 3, "0.2")),
+        "{}",
+        lab.log()
+    );
 }
