@@ -916,3 +916,122 @@ fn af_xdp_members_carry_a_team_and_fail_over() {
         lab.log()
     );
 }
+
+/// src-mac, explicit-failover and l4-hash do what they promise, read from
+/// the per-member transmit counters: src-mac pins each guest MAC to one
+/// member and spreads them; explicit-failover uses the first member only;
+/// l4-hash keeps each TCP/UDP 5-tuple on one member and spreads flows of
+/// one IP pair.
+#[test]
+fn src_mac_explicit_failover_and_l4_hash_distribute_as_promised() {
+    let _s = serial();
+    // Per guest (or flow), the members whose tx counter moved.
+    fn deltas(lab: &Lab, act: impl FnOnce()) -> Vec<u64> {
+        let before = lab.member_tx();
+        act();
+        let after = lab.member_tx();
+        after.iter().zip(&before).map(|(a, b)| a - b).collect()
+    }
+    for policy in ["src-mac", "explicit-failover"] {
+        let lab = Lab::new(policy, true, Physical::Bridge);
+        for g in 1..=GUESTS {
+            assert!(ping_ok(&lab.ping(&format!("g{g}"), "10.9.0.101", 1, "0.2")));
+        }
+        let mut on = Vec::new();
+        for g in 1..=GUESTS {
+            let d = deltas(&lab, || {
+                assert!(ping_ok(&lab.ping(
+                    &format!("g{g}"),
+                    "10.9.0.101",
+                    10,
+                    "0.02"
+                )));
+            });
+            assert!(
+                d.iter().filter(|&&x| x == 0).count() == 1 && d.iter().any(|&x| x >= 10),
+                "{policy}: guest g{g} split over members: {d:?}"
+            );
+            let m = usize::from(d[1] > 0);
+            assert_eq!(
+                lab.member_of(g),
+                Some(format!("u{m}")),
+                "{policy}: team show agrees"
+            );
+            on.push(m);
+        }
+        eprintln!("{policy}: guests on members {on:?}");
+        match policy {
+            "explicit-failover" => assert!(on.iter().all(|&m| m == 0), "{on:?}"),
+            _ => assert!(
+                on.contains(&0) && on.contains(&1),
+                "{policy}: not spread: {on:?}"
+            ),
+        }
+    }
+    // l4-hash: UDP flows of one IP pair, different source ports.
+    let lab = Lab::new("l4-hash", true, Physical::Bridge);
+    assert!(ping_ok(&lab.ping("g1", "10.9.0.101", 1, "0.2")));
+    let mut used = [0usize; 2];
+    for sport in 40000..40008u16 {
+        let d = deltas(&lab, || {
+            udp_from(&lab.ns("g1"), ("10.9.0.1", sport), ("10.9.0.101", 9), 10)
+        });
+        let v = client::request(
+            &lab.socket,
+            &Request::TeamExplain {
+                team: "bond0".into(),
+                flow: vswitch::protocol::TeamFlow {
+                    port: "g1".into(),
+                    src_ip: Some("10.9.0.1".into()),
+                    dst_ip: Some("10.9.0.101".into()),
+                    proto: Some("udp".into()),
+                    src_port: Some(sport),
+                    dst_port: Some(9),
+                    ..Default::default()
+                },
+            },
+        )
+        .expect("explain");
+        let e: vswitch::protocol::TeamExplainReply = client::decode(v).expect("reply");
+        let m = e
+            .member
+            .as_deref()
+            .and_then(|m| m[1..].parse::<usize>().ok())
+            .expect("a member");
+        used[m] += 1;
+        assert!(
+            d[m] >= 1 && d[1 - m] == 0,
+            "flow {sport}: {d:?}, explain says u{m}: {}",
+            e.why
+        );
+    }
+    eprintln!(
+        "l4-hash: 8 UDP flows of one IP pair, {} on u0 and {} on u1",
+        used[0], used[1]
+    );
+    assert!(
+        used[0] > 0 && used[1] > 0,
+        "flows of one pair not spread: {used:?}"
+    );
+}
+
+/// Sends `n` UDP datagrams from `src` to `dst` inside namespace `ns` (a
+/// thread that enters it), so the 5-tuple is exactly what the test says.
+fn udp_from(ns: &str, src: (&str, u16), dst: (&str, u16), n: usize) {
+    let path = format!("/var/run/netns/{ns}");
+    let (src, dst) = (
+        format!("{}:{}", src.0, src.1),
+        format!("{}:{}", dst.0, dst.1),
+    );
+    std::thread::spawn(move || {
+        let f = File::open(&path).expect("netns file");
+        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        let sock = std::net::UdpSocket::bind(&src).expect("bind");
+        for _ in 0..n {
+            sock.send_to(b"x", &dst).expect("send");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    })
+    .join()
+    .expect("sender thread");
+}
