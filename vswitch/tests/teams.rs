@@ -355,6 +355,26 @@ impl Lab {
             .expect("ping runs")
     }
 
+    /// `n` broadcast pings (10.9.0.255) from the namespace `from`; nobody
+    /// answers (broadcast echo is ignored), so they are `n` frames.
+    fn broadcast_pings(&self, from: &str, n: u32) {
+        let _ = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.ns(from),
+                "ping",
+                "-b",
+                "-n",
+                "-q",
+                "-c",
+            ])
+            .arg(n.to_string())
+            .args(["-i", "0.02", "-W", "1", "10.9.0.255"])
+            .output()
+            .expect("ping -b");
+    }
+
     fn cleanup(&mut self) {
         if let Some(mut c) = self.daemon.take() {
             let _ = c.kill();
@@ -654,25 +674,7 @@ fn a_broadcast_from_the_network_reaches_each_guest_once_and_a_guests_broadcast_d
     let before = lab.port_stats();
     let filtered_before: u64 = lab.team().members.iter().map(|m| m.rx_filtered).sum();
     // 20 broadcast pings from r1: the bridge floods each to p0 and p1.
-    let _ = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.ns("r1"),
-            "ping",
-            "-b",
-            "-n",
-            "-q",
-            "-c",
-            "20",
-            "-i",
-            "0.02",
-            "-W",
-            "1",
-            "10.9.0.255",
-        ])
-        .output()
-        .expect("ping -b");
+    lab.broadcast_pings("r1", 20);
     std::thread::sleep(Duration::from_millis(300));
     let after = lab.port_stats();
     for g in 1..=GUESTS {
@@ -701,25 +703,7 @@ fn a_broadcast_from_the_network_reaches_each_guest_once_and_a_guests_broadcast_d
     // bridge floods back in on the other member goes nowhere, and nothing
     // keeps circulating.
     let before = lab.port_stats();
-    let _ = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.ns("g1"),
-            "ping",
-            "-b",
-            "-n",
-            "-q",
-            "-c",
-            "20",
-            "-i",
-            "0.02",
-            "-W",
-            "1",
-            "10.9.0.255",
-        ])
-        .output()
-        .expect("ping -b");
+    lab.broadcast_pings("g1", 20);
     std::thread::sleep(Duration::from_millis(500));
     let mid = lab.port_stats();
     for g in 2..=GUESTS {
