@@ -229,14 +229,14 @@ impl MacTable {
     #[inline]
     pub fn lookup(&mut self, key: u64, now: u32) -> Option<PortId> {
         if let Some(s) = self.cached(key)
-            && now.wrapping_sub(s.seen) <= self.spec.aging_secs
+            && now.saturating_sub(s.seen) <= self.spec.aging_secs
         {
             return Some(s.port);
         }
         // One hash-table probe; cache the entry's own last-seen time
         // (statics never expire: `now`).
         let e = *self.map.get(&key)?;
-        if !e.is_static && now.wrapping_sub(e.last_seen) > self.spec.aging_secs {
+        if !e.is_static && now.saturating_sub(e.last_seen) > self.spec.aging_secs {
             return None;
         }
         let seen = if e.is_static { now } else { e.last_seen };
@@ -248,7 +248,7 @@ impl MacTable {
     #[inline]
     pub fn lookup_table(&self, key: u64, now: u32) -> Option<PortId> {
         let e = self.map.get(&key)?;
-        if e.is_static || now.wrapping_sub(e.last_seen) <= self.spec.aging_secs {
+        if e.is_static || now.saturating_sub(e.last_seen) <= self.spec.aging_secs {
             Some(e.port)
         } else {
             None
@@ -285,9 +285,11 @@ impl MacTable {
         if let Some(e) = self.map.get_mut(&key) {
             if e.port == port {
                 if !e.is_static {
-                    e.last_seen = now;
+                    // A peer PMD's clock may be a second ahead of ours
+                    // or behind: time never goes back for an entry.
+                    e.last_seen = e.last_seen.max(now);
                 }
-                if now.wrapping_sub(e.last_synced) >= SYNC_INTERVAL_SECS {
+                if now.saturating_sub(e.last_synced) >= SYNC_INTERVAL_SECS {
                     e.last_synced = now;
                     return Learned::RefreshedSync;
                 }
@@ -297,7 +299,7 @@ impl MacTable {
                 return Learned::Static;
             }
             let from = e.port;
-            let expired = now.wrapping_sub(e.last_seen) > self.spec.aging_secs;
+            let expired = now.saturating_sub(e.last_seen) > self.spec.aging_secs;
             if port_full {
                 return Learned::PortLimit;
             }
@@ -371,7 +373,7 @@ impl MacTable {
         let before = self.map.len();
         let per_port = &mut self.per_port;
         self.map.retain(|_, e| {
-            let keep = e.is_static || now.wrapping_sub(e.last_seen) <= aging;
+            let keep = e.is_static || now.saturating_sub(e.last_seen) <= aging;
             if !keep && let Some(c) = per_port.get_mut(usize::from(e.port.0)) {
                 *c = c.saturating_sub(1);
             }
@@ -432,7 +434,7 @@ impl MacTable {
                     age_secs: if e.is_static {
                         0
                     } else {
-                        now.wrapping_sub(e.last_seen)
+                        now.saturating_sub(e.last_seen)
                     },
                 }
             })
@@ -459,6 +461,23 @@ mod tests {
             },
             16,
         )
+    }
+
+    #[test]
+    fn an_entry_stamped_by_a_peer_clock_ahead_of_ours_is_fresh() {
+        // PMDs read the clock every few dozen polls, so a peer can announce
+        // an entry seen at second 11 while this PMD still says 10. That
+        // entry must not look 4 billion seconds old (which floods unicast).
+        let mut t = table(100, 100, 300);
+        t.apply_remote(mac_key(1, mac(1)), PortId(1), 11);
+        assert_eq!(t.lookup(mac_key(1, mac(1)), 10), Some(PortId(1)));
+        assert_eq!(t.lookup_table(mac_key(1, mac(1)), 10), Some(PortId(1)));
+        assert_eq!(t.age(10), 0);
+        assert_eq!(t.rows(10).len(), 1);
+        // An older stamp from a slower peer does not make it older.
+        t.apply_remote(mac_key(1, mac(1)), PortId(1), 5);
+        assert_eq!(t.lookup_table(mac_key(1, mac(1)), 310), Some(PortId(1)));
+        assert_eq!(t.lookup_table(mac_key(1, mac(1)), 312), None);
     }
 
     #[test]
