@@ -93,6 +93,9 @@ fn netperf_harness_reports_sane_numbers_for_both_topologies() {
         }
     }
     let svg = std::fs::read_to_string(out.path().join("chart.svg")).expect("chart.svg");
-    assert!(svg.starts_with("<svg") && svg.contains("TCP_STREAM"), "{svg}");
+    assert!(
+        svg.starts_with("<svg") && svg.contains("TCP_STREAM"),
+        "{svg}"
+    );
     assert!(stdout.contains("== vswitch two-host (port-id)"), "{stdout}");
 }
