@@ -459,7 +459,10 @@ class Ovs:
                    f"other_config:dpdk-lcore-mask={1 << args.switch_cpu:#x}",
                    f"other_config:pmd-cpu-mask={1 << args.switch_cpu:#x}",
                    f"other_config:dpdk-socket-mem={mem}", f"other_config:dpdk-socket-limit={mem}",
-                   "other_config:dpdk-extra=--no-pci")
+                   "other_config:dpdk-extra=--no-pci",
+                   # OVS's own idle mode (3.1+): the PMD sleeps up to this
+                   # long per empty iteration; 0 busy-polls.
+                   f"other_config:pmd-maxsleep={args.ovs_pmd_maxsleep}")
         self.log = os.path.join(d, "ovs-vswitchd.log")
         self.vsp = lab.spawn(["taskset", "-c", cpu, f"{OVS_DIR}/ovs-vswitchd-dpdk", self.db_sock,
                               f"--pidfile={d}/ovs-vswitchd.pid", f"--log-file={self.log}"],
@@ -676,8 +679,13 @@ def fmt_row(cols, widths):
 
 
 def report(results, meta):
-    lines = [f"netperf harness, {meta['date']}, {meta['machine']}, guests: {meta['accel']}, "
-             f"{meta['guest_mem_mb']} MiB, 1 vCPU each; switch CPU {meta['switch_cpu']} ({meta['idle']})", ""]
+    ovs = ""
+    if meta["ovs_pmd_maxsleep_us"] is not None:
+        ovs = f"; OVS pmd-maxsleep {meta['ovs_pmd_maxsleep_us']} us"
+    lines = [f"netperf harness, {meta['date']}, commit {meta['commit']}, {meta['machine']}; guests: "
+             f"-accel {meta['accel']}, {meta['guest_mem_mb']} MiB, 1 vCPU each, unpinned; "
+             f"switch PMD on CPU {meta['switch_cpu']} (vswitchd --idle {meta['idle']}{ovs}); "
+             f"{meta['len_s']} s per test", ""]
     for r in results:
         title = f"{r['switch']} {r['topology']}" + (f" ({r['policy']})" if r["policy"] else "")
         lines.append(f"== {title}")
@@ -795,6 +803,8 @@ def parse_args(argv):
                     help="vswitchd idle policy (busy starves emulated guests on small machines)")
     ap.add_argument("--uplink-driver", default="af-xdp", choices=("af-xdp", "af-packet"),
                     help="two-host: how vswitchd drives its veth uplinks")
+    ap.add_argument("--ovs-pmd-maxsleep", type=int, metavar="US",
+                    help="OVS pmd-maxsleep; default 0 with --idle busy, 500 with adaptive")
     ap.add_argument("--ovs-hugepages", type=int, default=512, help="2 MiB pages for OVS/DPDK")
     ap.add_argument("--reach-timeout", type=int, default=90, help="seconds for every pair to ping")
     ap.add_argument("--boot-timeout", type=int, default=300)
@@ -807,6 +817,8 @@ def parse_args(argv):
     a.topologies = [s for s in a.topologies.split(",") if s]
     a.policies = [s for s in a.policies.split(",") if s]
     a.tests = [s for s in a.tests.split(",") if s]
+    if a.ovs_pmd_maxsleep is None:
+        a.ovs_pmd_maxsleep = 0 if a.idle == "busy" else 500
     for s in a.switches:
         if s not in ("vswitch", "ovs"):
             ap.error(f"unknown switch {s!r}: vswitch or ovs")
@@ -897,6 +909,7 @@ def main(argv):
             "machine": f"{platform.node()} {os.cpu_count()} CPUs {platform.release()}",
             "commit": run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], check=False).stdout.strip(),
             "accel": accel, "guest_mem_mb": args.guest_mem, "switch_cpu": args.switch_cpu, "idle": args.idle,
+            "ovs_pmd_maxsleep_us": args.ovs_pmd_maxsleep if "ovs" in args.switches else None,
             "len_s": args.len, "confidence": args.confidence, "guests_per_host": args.guests_per_host,
             "complete": rc == 0,
         }

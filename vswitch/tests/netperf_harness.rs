@@ -1,6 +1,7 @@
 //! Smoke test of the netperf harness (benches/netperf.py), so it cannot
 //! rot: one guest pair, 2-second tests, both topologies (one-host; two-host
-//! A/B joined by a port-id team of two veths). It checks the harness's
+//! A/B joined by a port-id team of two veths) on vswitchd, and one-host on
+//! Open vSwitch with DPDK (the comparison). It checks the harness's
 //! JSON: every test of every run has sane non-zero numbers, the two-host
 //! run shows the team's uplinks carrying the traffic, and the chart and
 //! table exist. Speed is not judged here (BENCHMARKS.md has the numbers).
@@ -27,7 +28,13 @@ fn netperf_harness_reports_sane_numbers_for_both_topologies() {
         .arg(repo().join("benches/netperf.py"))
         .args(["--vswitchd", env!("CARGO_BIN_EXE_vswitchd")])
         .args(["--guests-per-host", "1", "--len", "2", "--accel", "tcg"])
-        .args(["--policies", "port-id", "--quiet"])
+        .args([
+            "--policies",
+            "port-id",
+            "--switches",
+            "vswitch,ovs",
+            "--quiet",
+        ])
         .arg("--out")
         .arg(out.path())
         .output()
@@ -44,11 +51,21 @@ fn netperf_harness_reports_sane_numbers_for_both_topologies() {
     )
     .expect("valid JSON");
     let runs = json["runs"].as_array().expect("runs");
-    let topologies: Vec<&str> = runs
+    let layout: Vec<String> = runs
         .iter()
-        .map(|r| r["topology"].as_str().unwrap_or(""))
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["switch"].as_str().unwrap_or(""),
+                r["topology"].as_str().unwrap_or("")
+            )
+        })
         .collect();
-    assert_eq!(topologies, ["one-host", "two-host"], "{json}");
+    assert_eq!(
+        layout,
+        ["vswitch one-host", "vswitch two-host", "ovs one-host"],
+        "{json}"
+    );
     for r in runs {
         let tests = r["tests"].as_array().expect("tests");
         let names: Vec<&str> = tests
@@ -98,4 +115,5 @@ fn netperf_harness_reports_sane_numbers_for_both_topologies() {
         "{svg}"
     );
     assert!(stdout.contains("== vswitch two-host (port-id)"), "{stdout}");
+    assert!(stdout.contains("== vswitch / ovs, one-host"), "{stdout}");
 }
