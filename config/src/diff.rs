@@ -145,6 +145,18 @@ pub enum Change {
         /// After.
         new: Option<MacAddr>,
     },
+    /// The owner, group or mode of a server port's socket changed (same
+    /// socket, same backend): applied to the existing socket file.
+    PortSocketAccessChanged {
+        /// Switch name.
+        switch: String,
+        /// Port name.
+        port: String,
+        /// Before.
+        old: SocketAccess,
+        /// After.
+        new: SocketAccess,
+    },
     /// An uplink appeared on an existing switch.
     UplinkAdded {
         /// Switch name.
@@ -385,6 +397,18 @@ fn diff_switch(o: &Switch, n: &Switch, out: &mut Vec<Change>) {
                 port: port(),
                 old: op.mac,
                 new: np.mac,
+            });
+        }
+        // A re-created port gets its new access with its new socket.
+        if op.kind == np.kind
+            && let (Some(o), Some(n)) = (&op.socket_access, &np.socket_access)
+            && o != n
+        {
+            out.push(Change::PortSocketAccessChanged {
+                switch: sw(),
+                port: port(),
+                old: o.clone(),
+                new: n.clone(),
             });
         }
     }
@@ -713,6 +737,27 @@ impl fmt::Display for Change {
             Change::PortMacChanged { port, old, new, .. } => {
                 write!(f, "port {port}: MAC {} -> {}", opt_mac(*old), opt_mac(*new))
             }
+            Change::PortSocketAccessChanged { port, old, new, .. } => write!(
+                f,
+                "port {port}: socket {}",
+                changed_fields(&[
+                    (
+                        "mode",
+                        format!("{:04o}", old.mode),
+                        format!("{:04o}", new.mode)
+                    ),
+                    (
+                        "owner",
+                        Account::or_default(old.owner.as_ref()),
+                        Account::or_default(new.owner.as_ref())
+                    ),
+                    (
+                        "group",
+                        Account::or_default(old.group.as_ref()),
+                        Account::or_default(new.group.as_ref())
+                    ),
+                ])
+            ),
             Change::UplinkAdded { switch, uplink } => write!(
                 f,
                 "uplink {}: added to switch {switch} ({}, {})",

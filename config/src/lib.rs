@@ -4,6 +4,9 @@
 //! - [`load_file`] / [`parse_str`] read a file into a validated [`Config`],
 //!   or return a [`ConfigError`] listing every problem as
 //!   `file:line:column: path: message`.
+//! - [`load_file_with`] / [`parse_str_with`] also resolve user and group
+//!   names (`socket-owner`, `socket-group`) through an [`Accounts`]
+//!   database; the plain functions accept numeric ids only.
 //! - [`default_config`] is the built-in configuration (one switch, two
 //!   vhost-user server ports `vhost0.sock` and `vhost1.sock`, untagged).
 //! - [`diff`] lists what changed between two configurations as [`Change`]s
@@ -66,11 +69,22 @@ pub fn load_file_with_runtime_dir(
     path: &Path,
     runtime_dir: Option<&Path>,
 ) -> Result<Config, ConfigError> {
+    load_file_with(path, runtime_dir, &NumericIdsOnly)
+}
+
+/// [`load_file_with_runtime_dir`], with user and group names
+/// (`socket-owner`, `socket-group`) resolved through `accounts`: an
+/// unknown name is an error at its position, like any other.
+pub fn load_file_with(
+    path: &Path,
+    runtime_dir: Option<&Path>,
+    accounts: &dyn Accounts,
+) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    parse_str_with_runtime_dir(&text, &path.display().to_string(), runtime_dir)
+    parse_str_with(&text, &path.display().to_string(), runtime_dir, accounts)
 }
 
 /// Parses and validates YAML `text`; `file_name` is only used in
@@ -85,6 +99,17 @@ pub fn parse_str_with_runtime_dir(
     text: &str,
     file_name: &str,
     runtime_dir: Option<&Path>,
+) -> Result<Config, ConfigError> {
+    parse_str_with(text, file_name, runtime_dir, &NumericIdsOnly)
+}
+
+/// [`parse_str_with_runtime_dir`], with user and group names resolved
+/// through `accounts` (see [`load_file_with`]).
+pub fn parse_str_with(
+    text: &str,
+    file_name: &str,
+    runtime_dir: Option<&Path>,
+    accounts: &dyn Accounts,
 ) -> Result<Config, ConfigError> {
     let paths = PathMap::new(text);
     if !paths.has_content {
@@ -109,7 +134,7 @@ pub fn parse_str_with_runtime_dir(
             message: EMPTY_FILE.to_string(),
         }]));
     };
-    validate::validate(&raw, file_name, runtime_dir).map_err(ConfigError::Invalid)
+    validate::validate(&raw, file_name, runtime_dir, accounts).map_err(ConfigError::Invalid)
 }
 
 /// The built-in configuration with its sockets under `runtime_dir`: switch

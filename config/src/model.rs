@@ -21,6 +21,9 @@ pub const MIN_MTU: u16 = 68;
 pub const MAX_MTU: u16 = 9710;
 /// Most queue pairs a vhost-user port may ask for.
 pub const MAX_QUEUES: u16 = 16;
+/// Permission bits of a server-role vhost-user socket when the file sets
+/// no `socket-mode`: only its owner (the daemon's user) may connect.
+pub const DEFAULT_SOCKET_MODE: u32 = 0o600;
 
 /// The whole validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -520,6 +523,101 @@ pub struct Port {
     /// mac-changes compare against it, and the switch knows where it lives
     /// without learning. Without it those two policies cannot apply.
     pub mac: Option<MacAddr>,
+    /// Owner, group and mode of the socket file: `Some` exactly for
+    /// vhost-user ports in server mode (the switch creates their socket);
+    /// the port's `socket-*` keys over its switch's, key by key.
+    pub socket_access: Option<SocketAccess>,
+}
+
+/// Who may connect to a socket the switch creates: its owner, group and
+/// permission bits (connecting needs write permission).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketAccess {
+    /// Owner; `None`: the daemon's user.
+    pub owner: Option<Account>,
+    /// Group; `None`: the daemon's group.
+    pub group: Option<Account>,
+    /// Permission bits, at most `0o775` (never writable by others).
+    pub mode: u32,
+}
+
+impl Default for SocketAccess {
+    /// The daemon's user and group, [`DEFAULT_SOCKET_MODE`].
+    fn default() -> Self {
+        SocketAccess {
+            owner: None,
+            group: None,
+            mode: DEFAULT_SOCKET_MODE,
+        }
+    }
+}
+
+impl fmt::Display for SocketAccess {
+    /// `mode 0660, owner default, group kvm (109)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "mode {:04o}, owner {}, group {}",
+            self.mode,
+            Account::or_default(self.owner.as_ref()),
+            Account::or_default(self.group.as_ref())
+        )
+    }
+}
+
+/// A user or group, resolved to its numeric id when the file was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// The uid or gid.
+    pub id: u32,
+    /// The name as written, if the file gave a name rather than a number.
+    pub name: Option<String>,
+}
+
+impl Account {
+    /// `default` for `None`, else the account.
+    pub fn or_default(a: Option<&Account>) -> String {
+        a.map_or_else(|| "default".to_string(), ToString::to_string)
+    }
+}
+
+impl fmt::Display for Account {
+    /// `kvm (109)`, or `109` for a number.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(n) => write!(f, "{n} ({})", self.id),
+            None => write!(f, "{}", self.id),
+        }
+    }
+}
+
+/// Where user and group names of `socket-owner` and `socket-group`
+/// resolve to ids. The config crate reads no account database itself:
+/// `vswitch` passes the system's, tests a table.
+pub trait Accounts {
+    /// The uid of user `name`: `Ok(None)` if there is no such user, `Err`
+    /// with a reason if the lookup itself failed.
+    fn uid(&self, name: &str) -> Result<Option<u32>, String>;
+    /// The gid of group `name`, likewise.
+    fn gid(&self, name: &str) -> Result<Option<u32>, String>;
+}
+
+/// Resolves no names: only numeric uids and gids are accepted. What
+/// [`crate::parse_str`] and [`crate::load_file`] use.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NumericIdsOnly;
+
+impl Accounts for NumericIdsOnly {
+    fn uid(&self, name: &str) -> Result<Option<u32>, String> {
+        Err(format!(
+            "cannot look up user `{name}` here (no account database); use a numeric uid"
+        ))
+    }
+    fn gid(&self, name: &str) -> Result<Option<u32>, String> {
+        Err(format!(
+            "cannot look up group `{name}` here (no account database); use a numeric gid"
+        ))
+    }
 }
 
 /// What backs a port.

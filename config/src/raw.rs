@@ -60,6 +60,14 @@ pub(crate) struct RawSwitch {
     pub uplinks: Vec<S<RawUplink>>,
     #[serde(default)]
     pub teams: Vec<S<RawTeam>>,
+    // Defaults for the `socket-*` keys of the switch's server ports, as
+    // written (a plain `0660` stays the text `0660`: modes are octal).
+    #[serde(default)]
+    pub socket_owner: Option<S<String>>,
+    #[serde(default)]
+    pub socket_group: Option<S<String>>,
+    #[serde(default)]
+    pub socket_mode: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -128,6 +136,12 @@ pub(crate) struct RawPort {
     pub mac: Option<S<String>>,
     #[serde(default)]
     pub queues: Option<S<i64>>,
+    #[serde(default)]
+    pub socket_owner: Option<S<String>>,
+    #[serde(default)]
+    pub socket_group: Option<S<String>>,
+    #[serde(default)]
+    pub socket_mode: Option<S<String>>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]

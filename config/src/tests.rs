@@ -510,7 +510,7 @@ fn error_table() {
                 port-group:
                   - name: g
             ",
-            &["3:5: switches[0].port-group: unknown key `port-group`; did you mean `port-groups`? (expected one of: name, mtu, mac-table, port-groups, ports, uplinks, teams)"],
+            &["3:5: switches[0].port-group: unknown key `port-group`; did you mean `port-groups`? (expected one of: name, mtu, mac-table, port-groups, ports, uplinks, teams, socket-owner, socket-group, socket-mode)"],
         ),
         (
             "unknown key without a close match",
@@ -521,7 +521,7 @@ fn error_table() {
                   - name: vm0
                     colour: blue
             ",
-            &["5:9: switches[0].ports[0].colour: unknown key `colour` (expected one of: name, type, socket, mode, port-group, vlan, security, mac, queues)"],
+            &["5:9: switches[0].ports[0].colour: unknown key `colour` (expected one of: name, type, socket, mode, port-group, vlan, security, mac, queues, socket-owner, socket-group, socket-mode)"],
         ),
         (
             "unknown key in a vlan mapping",
@@ -848,7 +848,8 @@ fn readme_minimal_example() {
 #[test]
 fn readme_full_example() {
     let blocks = readme_yaml();
-    let c = parse_str(&blocks[1], "README.md").expect("full example is valid");
+    let c = parse_str_with(&blocks[1], "README.md", None, &TestAccounts)
+        .expect("full example is valid");
     assert_eq!(c.runtime.pmd_cores, [2, 3]);
     assert_eq!(c.runtime.idle, IdlePolicy::Adaptive);
     assert_eq!(
@@ -898,7 +899,19 @@ fn readme_full_example() {
     );
     assert_eq!(vm0.vlan, VlanMode::Access(VlanId::new(10).expect("10")));
     assert_eq!(vm0.mac, "52:54:00:00:00:01".parse().ok());
+    assert_eq!(
+        vm0.socket_access,
+        Some(SocketAccess {
+            owner: Some(Account {
+                id: 64055,
+                name: None
+            }),
+            group: kvm(),
+            mode: 0o660
+        })
+    );
     let vm1 = sw.port("vm1").expect("vm1");
+    assert_eq!(vm1.socket_access, None, "client mode: the VMM's socket");
     assert!(
         matches!(&vm1.kind, PortKind::VhostUser { socket, mode: VhostMode::Client, .. }
         if socket == Path::new("/var/lib/vms/vm1.sock"))
@@ -939,7 +952,7 @@ fn readme_full_example() {
     assert_eq!((vf.min_tx_rate_mbps, vf.max_tx_rate_mbps), (0, 1000));
 
     // Parsing is deterministic, and the same text gives no diff.
-    let again = parse_str(&blocks[1], "README.md").expect("valid");
+    let again = parse_str_with(&blocks[1], "README.md", None, &TestAccounts).expect("valid");
     assert_eq!(c, again);
     assert!(diff(&c, &again).is_empty());
 }
@@ -1386,6 +1399,335 @@ fn bad_indentation() {
         got,
         [
             "5:8: switches[0].ports[0].name: while parsing a block collection, did not find expected '-' indicator"
+        ]
+    );
+}
+
+/// A fixed account database: users root (0) and qemu (64055), groups
+/// root (0) and kvm (109); `ldap-down` cannot be looked up.
+struct TestAccounts;
+
+impl Accounts for TestAccounts {
+    fn uid(&self, name: &str) -> Result<Option<u32>, String> {
+        match name {
+            "root" => Ok(Some(0)),
+            "qemu" => Ok(Some(64055)),
+            "ldap-down" => Err("looking up user `ldap-down`: Connection refused".into()),
+            _ => Ok(None),
+        }
+    }
+    fn gid(&self, name: &str) -> Result<Option<u32>, String> {
+        match name {
+            "root" => Ok(Some(0)),
+            "kvm" => Ok(Some(109)),
+            _ => Ok(None),
+        }
+    }
+}
+
+fn with_accounts(yaml: &str) -> Result<Config, ConfigError> {
+    parse_str_with(&dedent(yaml), "t.yaml", None, &TestAccounts)
+}
+
+fn account_errors(yaml: &str) -> Vec<String> {
+    match with_accounts(yaml) {
+        Ok(_) => panic!("expected errors for:\n{}", dedent(yaml)),
+        Err(e) => e
+            .to_string()
+            .lines()
+            .map(|l| l.strip_prefix("t.yaml:").unwrap_or(l).to_string())
+            .collect(),
+    }
+}
+
+fn kvm() -> Option<Account> {
+    Some(Account {
+        id: 109,
+        name: Some("kvm".into()),
+    })
+}
+
+#[test]
+fn socket_access_defaults_and_overrides() {
+    // Without any socket-* key: 0600, the daemon's user and group, on
+    // server ports only.
+    let d = default_config(Path::new("/run/vswitch")).expect("valid");
+    for p in &d.switches[0].ports {
+        assert_eq!(p.socket_access, Some(SocketAccess::default()), "{}", p.name);
+    }
+    assert_eq!(SocketAccess::default().mode, 0o600);
+
+    let c = with_accounts(
+        "
+        switches:
+          - name: sw0
+            socket-group: kvm
+            socket-mode: 0660         # plain or quoted, always octal
+            ports:
+              - name: a               # the switch's defaults
+              - name: b
+                socket-owner: qemu
+                socket-mode: \"0600\"
+              - name: c
+                socket-owner: 64055
+                socket-group: 0
+                socket-mode: 0o640
+              - name: d
+                mode: client          # the VMM's socket: not ours
+              - name: e
+                type: internal
+          - name: sw1
+            ports:
+              - name: f
+                socket-mode: 660
+        ",
+    )
+    .expect("valid");
+    let access = |n: &str| c.port(n).and_then(|(_, p)| p.socket_access.clone());
+    assert_eq!(
+        access("a"),
+        Some(SocketAccess {
+            owner: None,
+            group: kvm(),
+            mode: 0o660
+        })
+    );
+    assert_eq!(
+        access("b"),
+        Some(SocketAccess {
+            owner: Some(Account {
+                id: 64055,
+                name: Some("qemu".into())
+            }),
+            group: kvm(),
+            mode: 0o600
+        })
+    );
+    assert_eq!(
+        access("c"),
+        Some(SocketAccess {
+            owner: Some(Account {
+                id: 64055,
+                name: None
+            }),
+            group: Some(Account { id: 0, name: None }),
+            mode: 0o640
+        })
+    );
+    assert_eq!(access("d"), None);
+    assert_eq!(access("e"), None);
+    // Another switch's defaults do not leak.
+    assert_eq!(
+        access("f"),
+        Some(SocketAccess {
+            mode: 0o660,
+            ..SocketAccess::default()
+        })
+    );
+    assert_eq!(
+        access("a").map(|a| a.to_string()).as_deref(),
+        Some("mode 0660, owner default, group kvm (109)")
+    );
+
+    // Numeric ids need no account database.
+    let n = parse(
+        "
+        switches:
+          - name: sw0
+            ports:
+              - name: a
+                socket-owner: 0
+                socket-group: 109
+    ",
+    )
+    .expect("numeric ids parse without a database");
+    assert_eq!(
+        n.switches[0].ports[0]
+            .socket_access
+            .as_ref()
+            .and_then(|a| a.group.clone()),
+        Some(Account {
+            id: 109,
+            name: None
+        })
+    );
+}
+
+#[test]
+fn socket_access_errors_are_positioned() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "unknown group",
+            "
+            switches:
+              - name: sw0
+                ports:
+                  - name: vm0
+                    socket-group: kvmm
+            ",
+            &[
+                "5:23: switches[0].ports[0].socket-group: unknown group `kvmm`: no such group on this host (use an existing group name or a numeric gid)",
+            ],
+        ),
+        (
+            "unknown user on the switch",
+            "
+            switches:
+              - name: sw0
+                socket-owner: libvirt-qemu
+                ports:
+                  - name: vm0
+            ",
+            &[
+                "3:19: switches[0].socket-owner: unknown user `libvirt-qemu`: no such user on this host (use an existing user name or a numeric uid)",
+            ],
+        ),
+        (
+            "lookup failure",
+            "
+            switches:
+              - name: sw0
+                ports:
+                  - name: vm0
+                    socket-owner: ldap-down
+            ",
+            &[
+                "5:23: switches[0].ports[0].socket-owner: looking up user `ldap-down`: Connection refused",
+            ],
+        ),
+        (
+            "ids out of range, empty",
+            "
+            switches:
+              - name: sw0
+                ports:
+                  - name: vm0
+                    socket-owner: 4294967295
+                    socket-group: ''
+            ",
+            &[
+                "5:23: switches[0].ports[0].socket-owner: 4294967295 is out of range for a uid (0-4294967294)",
+                "6:23: switches[0].ports[0].socket-group: expected a group name or a numeric gid, found an empty value",
+            ],
+        ),
+        (
+            "bad modes",
+            "
+            switches:
+              - name: sw0
+                socket-mode: rw-rw----
+                ports:
+                  - name: a
+                    socket-mode: 0669
+                  - name: b
+                    socket-mode: \"04660\"
+                  - name: c
+                    socket-mode: 0666
+                  - name: d
+                    socket-mode: 0o\n
+            ",
+            &[
+                "3:18: switches[0].socket-mode: `rw-rw----` is not a mode: expected octal permission bits like \"0660\"",
+                "6:22: switches[0].ports[0].socket-mode: `0669` is not a mode: expected octal permission bits like \"0660\"",
+                "8:22: switches[0].ports[1].socket-mode: mode 04660 has bits outside 0777 (setuid, setgid and sticky mean nothing on a socket)",
+                "10:22: switches[0].ports[2].socket-mode: mode 0666 lets every local user connect (write permission for others); give the VMM's group access instead: socket-group with a mode like \"0660\"",
+                "12:22: switches[0].ports[3].socket-mode: `0o` is not a mode: expected octal permission bits like \"0660\"",
+            ],
+        ),
+        (
+            "client and internal ports have no socket of ours",
+            "
+            switches:
+              - name: sw0
+                ports:
+                  - name: vm0
+                    mode: client
+                    socket-mode: 0660
+                  - name: tap0
+                    type: internal
+                    socket-group: kvm
+            ",
+            &[
+                "6:22: switches[0].ports[0].socket-mode: `socket-mode` applies to server-mode ports only: in client mode the VMM creates the socket and sets its permissions",
+                "9:23: switches[0].ports[1].socket-group: internal (TAP) ports have no `socket-group`; remove it or use `type: vhost-user`",
+            ],
+        ),
+    ];
+    for (what, yaml, want) in cases {
+        assert_eq!(account_errors(yaml), *want, "case: {what}");
+    }
+
+    // Without an account database (parse_str), a name is refused at its
+    // position, with the way out.
+    assert_eq!(
+        errors(
+            "
+            switches:
+              - name: sw0
+                socket-group: kvm
+            "
+        ),
+        [
+            "3:19: switches[0].socket-group: cannot look up group `kvm` here (no account database); use a numeric gid"
+        ]
+    );
+}
+
+#[test]
+fn socket_access_diff() {
+    let old = "
+        switches:
+          - name: sw0
+            ports:
+              - name: vm0
+              - name: vm1
+              - name: vm2
+                mode: client
+    ";
+    let new = "
+        switches:
+          - name: sw0
+            socket-group: 109
+            socket-mode: 0660
+            ports:
+              - name: vm0
+              - name: vm1
+                socket-owner: 64055
+                socket-mode: 0600
+              - name: vm2
+                mode: client
+    ";
+    assert_eq!(
+        change_words(old, new),
+        [
+            "port vm0: socket mode 0600 -> 0660, group default -> 109",
+            "port vm1: socket owner default -> 64055, group default -> 109",
+        ]
+    );
+    let c = ok(new);
+    let d = diff(&ok(old), &c);
+    assert!(
+        d.iter()
+            .all(|c| matches!(c, Change::PortSocketAccessChanged { .. }) && !c.needs_restart()),
+        "{d:?}"
+    );
+    // A port re-created on another socket takes its access with it: one
+    // change, not two.
+    let moved = "
+        switches:
+          - name: sw0
+            ports:
+              - name: vm0
+                socket: other.sock
+                socket-mode: 0640
+              - name: vm1
+              - name: vm2
+                mode: client
+    ";
+    assert_eq!(
+        change_words(old, moved),
+        [
+            "port vm0: vhost-user server /run/vswitch/vm0.sock (1 queue) -> vhost-user server /run/vswitch/other.sock (1 queue) (port is re-created)"
         ]
     );
 }

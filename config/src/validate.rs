@@ -20,12 +20,14 @@ const MAX_IFNAME: usize = 15;
 const MAX_NAME: usize = 64;
 const MAX_VFS: i64 = 256;
 
-struct Ctx {
+struct Ctx<'a> {
     file: String,
     diags: Vec<Diagnostic>,
+    /// Resolves `socket-owner` / `socket-group` names.
+    accounts: &'a dyn Accounts,
 }
 
-impl Ctx {
+impl Ctx<'_> {
     fn err(&mut self, at: Location, path: &str, message: impl Into<String>) {
         self.diags.push(Diagnostic {
             file: self.file.clone(),
@@ -415,15 +417,18 @@ struct Global {
     macs: HashMap<MacAddr, (String, u64)>,
 }
 
-/// Validates `raw`; `runtime_dir` (the command line's) overrides the file's.
+/// Validates `raw`; `runtime_dir` (the command line's) overrides the file's;
+/// user and group names resolve through `accounts`.
 pub(crate) fn validate(
     raw: &RawConfig,
     file: &str,
     runtime_dir: Option<&Path>,
+    accounts: &dyn Accounts,
 ) -> Result<Config, Vec<Diagnostic>> {
     let mut ctx = Ctx {
         file: file.to_string(),
         diags: Vec::new(),
+        accounts,
     };
     let mut g = Global::default();
     let mut sockets = Sockets {
@@ -567,6 +572,13 @@ fn switch(
         .and_then(|m| int_in(ctx, m, &join(path, "mtu"), MIN_MTU.into(), MAX_MTU.into()))
         .map_or(DEFAULT_MTU, to_u16);
     let mac_table = mac_table(ctx, s.mac_table.as_ref(), &join(path, "mac-table"));
+    // The switch's socket-* keys: defaults for its server ports.
+    let socket_defaults = socket_access(
+        ctx,
+        [&s.socket_owner, &s.socket_group, &s.socket_mode],
+        &SocketAccess::default(),
+        path,
+    );
 
     // Port groups.
     let mut groups: Vec<PortGroup> = Vec::new();
@@ -797,7 +809,13 @@ fn switch(
     let mut ports = Vec::new();
     for (i, pt) in s.ports.iter().enumerate() {
         let p = format!("{path}.ports[{i}]");
-        if let Some(port) = port(ctx, g, sockets, dir, &groups, &group_list, pt, &p) {
+        let scope = PortScope {
+            dir,
+            groups: &groups,
+            group_list: &group_list,
+            socket_defaults: &socket_defaults,
+        };
+        if let Some(port) = port(ctx, g, sockets, &scope, pt, &p) {
             ports.push(port);
         }
     }
@@ -848,18 +866,141 @@ fn mac_table(ctx: &mut Ctx, raw: Option<&S<RawMacTable>>, path: &str) -> MacTabl
     t
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What a port takes from its switch.
+struct PortScope<'a> {
+    /// Runtime directory (relative socket paths).
+    dir: &'a Path,
+    groups: &'a [PortGroup],
+    group_list: &'a [String],
+    /// The switch's `socket-*` keys over the defaults.
+    socket_defaults: &'a SocketAccess,
+}
+
+const SOCKET_KEYS: [&str; 3] = ["socket-owner", "socket-group", "socket-mode"];
+
+/// `socket-owner`, `socket-group`, `socket-mode` (each optional) over
+/// `base`, key by key; a bad value is reported and `base`'s kept.
+fn socket_access(
+    ctx: &mut Ctx,
+    [owner, group, mode]: [&Option<S<String>>; 3],
+    base: &SocketAccess,
+    path: &str,
+) -> SocketAccess {
+    let [owner_key, group_key, mode_key] = SOCKET_KEYS;
+    SocketAccess {
+        owner: match owner {
+            Some(v) => account(ctx, v, &join(path, owner_key), "user"),
+            None => base.owner.clone(),
+        },
+        group: match group {
+            Some(v) => account(ctx, v, &join(path, group_key), "group"),
+            None => base.group.clone(),
+        },
+        mode: mode
+            .as_ref()
+            .and_then(|v| socket_mode(ctx, v, &join(path, mode_key)))
+            .unwrap_or(base.mode),
+    }
+}
+
+/// A numeric id, or a `what` (`user` or `group`) name resolved through
+/// the context's account database.
+fn account(ctx: &mut Ctx, raw: &S<String>, path: &str, what: &str) -> Option<Account> {
+    let text = raw.value.trim();
+    let id_kind = if what == "user" { "uid" } else { "gid" };
+    if text.is_empty() {
+        ctx.err(
+            at(raw),
+            path,
+            format!("expected a {what} name or a numeric {id_kind}, found an empty value"),
+        );
+        return None;
+    }
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        // u32::MAX is chown's "leave unchanged", not an id.
+        return match text.parse::<u32>() {
+            Ok(id) if id != u32::MAX => Some(Account { id, name: None }),
+            _ => {
+                ctx.err(
+                    at(raw),
+                    path,
+                    format!(
+                        "{text} is out of range for a {id_kind} (0-{})",
+                        u32::MAX - 1
+                    ),
+                );
+                None
+            }
+        };
+    }
+    let found = if what == "user" {
+        ctx.accounts.uid(text)
+    } else {
+        ctx.accounts.gid(text)
+    };
+    match found {
+        Ok(Some(id)) => Some(Account {
+            id,
+            name: Some(text.to_string()),
+        }),
+        Ok(None) => {
+            ctx.err(
+                at(raw),
+                path,
+                format!(
+                    "unknown {what} `{text}`: no such {what} on this host (use an existing \
+                     {what} name or a numeric {id_kind})"
+                ),
+            );
+            None
+        }
+        Err(why) => {
+            ctx.err(at(raw), path, why);
+            None
+        }
+    }
+}
+
+/// An octal mode: `0660`, `660` or `0o660`, at most 0777 and never
+/// writable by others.
+fn socket_mode(ctx: &mut Ctx, raw: &S<String>, path: &str) -> Option<u32> {
+    let text = raw.value.trim();
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    let mode = (!digits.is_empty() && digits.bytes().all(|b| (b'0'..=b'7').contains(&b)))
+        .then(|| u32::from_str_radix(digits, 8).ok())
+        .flatten();
+    let problem = match mode {
+        None => format!("`{text}` is not a mode: expected octal permission bits like \"0660\""),
+        Some(m) if m > 0o777 => format!(
+            "mode {text} has bits outside 0777 (setuid, setgid and sticky mean nothing on a \
+             socket)"
+        ),
+        Some(m) if m & 0o002 != 0 => format!(
+            "mode {m:04o} lets every local user connect (write permission for others); \
+             give the VMM's group access instead: socket-group with a mode like \"0660\""
+        ),
+        Some(m) => return Some(m),
+    };
+    ctx.err(at(raw), path, problem);
+    None
+}
+
 fn port(
     ctx: &mut Ctx,
     g: &mut Global,
     sockets: &mut Sockets,
-    dir: &Path,
-    groups: &[PortGroup],
-    group_list: &[String],
+    scope: &PortScope<'_>,
     raw: &S<RawPort>,
     path: &str,
 ) -> Option<Port> {
+    let PortScope {
+        dir,
+        groups,
+        group_list,
+        socket_defaults,
+    } = *scope;
     let r = &raw.value;
+    let socket_keys = [&r.socket_owner, &r.socket_group, &r.socket_mode];
     let before = ctx.diags.len();
     let name = r.name.value.clone();
     let internal = matches!(
@@ -868,12 +1009,18 @@ fn port(
     );
     let name_ok = check_name(ctx, &r.name, &join(path, "name"), "port", internal)
         && !g.duplicate_names.contains(&at(&r.name));
-    let kind = if internal {
+    let (kind, socket_access) = if internal {
         let extra = [
             ("socket", r.socket.as_ref().map(at)),
             ("mode", r.mode.as_ref().map(at)),
             ("queues", r.queues.as_ref().map(at)),
-        ];
+        ]
+        .into_iter()
+        .chain(
+            SOCKET_KEYS
+                .into_iter()
+                .zip(socket_keys.map(|v| v.as_ref().map(at))),
+        );
         for (key, loc) in extra {
             if let Some(loc) = loc {
                 ctx.err(
@@ -885,7 +1032,7 @@ fn port(
                 );
             }
         }
-        PortKind::Internal
+        (PortKind::Internal, None)
     } else {
         let (sock, loc) = match &r.socket {
             Some(s) => (s.value.clone(), at(s)),
@@ -932,11 +1079,32 @@ fn port(
                 Some(n)
             })
             .map_or(1, to_u16);
-        PortKind::VhostUser {
-            socket,
-            mode,
-            queues,
-        }
+        let access = match mode {
+            VhostMode::Server => Some(socket_access(ctx, socket_keys, socket_defaults, path)),
+            VhostMode::Client => {
+                for (key, v) in SOCKET_KEYS.into_iter().zip(socket_keys) {
+                    if let Some(v) = v {
+                        ctx.err(
+                            at(v),
+                            &join(path, key),
+                            format!(
+                                "`{key}` applies to server-mode ports only: in client mode \
+                                 the VMM creates the socket and sets its permissions"
+                            ),
+                        );
+                    }
+                }
+                None
+            }
+        };
+        (
+            PortKind::VhostUser {
+                socket,
+                mode,
+                queues,
+            },
+            access,
+        )
     };
     let group = match &r.port_group {
         Some(pg) => {
@@ -987,6 +1155,7 @@ fn port(
         vlan,
         security,
         mac,
+        socket_access,
     })
 }
 

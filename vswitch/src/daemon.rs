@@ -26,13 +26,20 @@
 //!    whose spec changed lose their learned MACs, so the others keep
 //!    forwarding), then removed ports are detached, their control threads
 //!    stopped and their server sockets deleted. Removed switches stop last.
+//!
+//! A change of only the owner, group or mode of a server port's socket
+//! is applied to the socket file in place, between steps 2 and 3 (the port
+//! keeps its connection); if it fails, what was changed is set back and
+//! the reload is refused. User and group names are resolved when the file
+//! is read ([`SystemAccounts`]): an unknown one is a positioned error, so
+//! such a reload changes nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use config::{Change, Config, ConfigError};
-use dataplane::vhost::{SocketRole, VhostError, VhostUserPort, VhostUserSpec};
+use dataplane::vhost::{SocketPerms, SocketRole, VhostError, VhostUserPort, VhostUserSpec};
 use dataplane::{DropReason, IdlePolicy, PmdConfig, PortId, PortQueue, Switch, SwitchError};
 
 use crate::backends::{self, Netdevs};
@@ -130,16 +137,67 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// The host's user and group database (NSS: `/etc/passwd`, `/etc/group`,
+/// LDAP...), for the names in `socket-owner` and `socket-group`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemAccounts;
+
+impl config::Accounts for SystemAccounts {
+    fn uid(&self, name: &str) -> Result<Option<u32>, String> {
+        nix::unistd::User::from_name(name)
+            .map(|u| u.map(|u| u.uid.as_raw()))
+            .map_err(|e| format!("looking up user `{name}`: {e}"))
+    }
+
+    fn gid(&self, name: &str) -> Result<Option<u32>, String> {
+        nix::unistd::Group::from_name(name)
+            .map(|g| g.map(|g| g.gid.as_raw()))
+            .map_err(|e| format!("looking up group `{name}`: {e}"))
+    }
+}
+
 /// Reads the configuration: `file`, or the built-in default when `None`,
-/// with the command line's runtime directory.
+/// with the command line's runtime directory; user and group names
+/// resolve on this host.
 pub fn load_config(opts: &Options, file: Option<&Path>) -> Result<Config, ConfigError> {
     match file {
-        Some(f) => config::load_file_with_runtime_dir(f, opts.runtime_dir.as_deref()),
+        Some(f) => config::load_file_with(f, opts.runtime_dir.as_deref(), &SystemAccounts),
         None => config::default_config(
             opts.runtime_dir
                 .as_deref()
                 .unwrap_or_else(|| Path::new(DEFAULT_RUNTIME_DIR)),
         ),
+    }
+}
+
+/// Creates the runtime directory, and any missing parent, mode 0755 (only
+/// its owner may add, remove or rename sockets in it). An existing one is
+/// left as it is, with a warning if others may write to it: they could
+/// swap the sockets in it for their own.
+pub fn create_runtime_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)?;
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o022 != 0 {
+        tracing::warn!(
+            dir = %dir.display(),
+            mode = format!("{:04o}", mode & 0o7777),
+            "the runtime directory is writable by group or others: they could replace its \
+             sockets with their own; use a directory only its owner can write to"
+        );
+    }
+    Ok(())
+}
+
+/// The dataplane's view of a socket's owner, group and mode.
+fn socket_perms(a: &config::SocketAccess) -> SocketPerms {
+    SocketPerms {
+        mode: a.mode,
+        uid: a.owner.as_ref().map(|o| o.id),
+        gid: a.group.as_ref().map(|g| g.id),
     }
 }
 
@@ -326,6 +384,9 @@ fn create_vhost(
     let role = vhost_role(*mode);
     let mut spec = VhostUserSpec::new(&p.name, socket, role, pmd_count);
     spec.rx_pmd = rx_pmd;
+    if let Some(a) = &p.socket_access {
+        spec.perms = socket_perms(a);
+    }
     let (handle, queues) = VhostUserPort::new(spec).map_err(|source| DaemonError::Vhost {
         port: p.name.clone(),
         socket: socket.clone(),
@@ -498,11 +559,9 @@ impl Daemon {
             .iter()
             .map(|sw| switch_spec(sw, &mut ids))
             .collect::<Result<Vec<_>, _>>()?;
-        std::fs::create_dir_all(&cfg.runtime.runtime_dir).map_err(|source| {
-            DaemonError::RuntimeDir {
-                dir: cfg.runtime.runtime_dir.clone(),
-                source,
-            }
+        create_runtime_dir(&cfg.runtime.runtime_dir).map_err(|source| DaemonError::RuntimeDir {
+            dir: cfg.runtime.runtime_dir.clone(),
+            source,
         })?;
         let mut daemon = Daemon {
             config_file: opts.config_file.clone(),
@@ -1142,6 +1201,7 @@ impl Daemon {
             | Change::PortVlanChanged { .. }
             | Change::PortSecurityChanged { .. }
             | Change::PortMacChanged { .. }
+            | Change::PortSocketAccessChanged { .. }
             | Change::UplinkVlanChanged { .. } => Verdict::Apply,
             Change::SriovPfAdded { .. }
             | Change::SriovPfRemoved { .. }
@@ -1248,6 +1308,10 @@ impl Daemon {
             prepared.discard(&old_sockets);
             return Err(e);
         }
+        if let Err(e) = self.apply_socket_access(&new) {
+            prepared.discard(&old_sockets);
+            return Err(e);
+        }
         let keep = server_sockets(&new);
         let mut errors = Vec::new();
         let mut retired: Vec<(String, VhostPort)> = Vec::new();
@@ -1350,6 +1414,49 @@ impl Daemon {
             }
             Err(DaemonError::Partial(errors))
         }
+    }
+
+    /// Gives the sockets of running server ports whose owner, group or
+    /// mode changed (same socket, same backend) their new settings, in
+    /// place. If one fails, those already changed are set back and the
+    /// reload is refused.
+    fn apply_socket_access(&self, new: &Config) -> Result<(), DaemonError> {
+        let mut done: Vec<(&str, &VhostPort, SocketPerms)> = Vec::new();
+        for sw in &new.switches {
+            let (Some(r), Some(old_sw)) =
+                (self.switches.get(&sw.name), self.config.switch(&sw.name))
+            else {
+                continue;
+            };
+            for p in &sw.ports {
+                let Some(op) = old_sw.port(&p.name) else {
+                    continue;
+                };
+                let (Some(old), Some(now)) = (&op.socket_access, &p.socket_access) else {
+                    continue;
+                };
+                if op.kind != p.kind || old == now {
+                    continue;
+                }
+                let Some(v) = r.vhost.get(&p.name) else {
+                    continue;
+                };
+                if let Err(e) = v.handle.set_socket_perms(socket_perms(now)) {
+                    for (name, v, perms) in done.into_iter().rev() {
+                        if let Err(e) = v.handle.set_socket_perms(perms) {
+                            tracing::error!(port = name, error = %e, "cannot set the socket's old owner, group and mode back");
+                        }
+                    }
+                    return Err(DaemonError::Refused(vec![format!(
+                        "  port {}: socket {}: {now}: {e}",
+                        p.name,
+                        v.socket.display()
+                    )]));
+                }
+                done.push((&p.name, v, socket_perms(old)));
+            }
+        }
+        Ok(())
     }
 
     /// Server sockets of running ports that `new` removes or re-creates

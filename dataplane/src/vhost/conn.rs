@@ -17,6 +17,7 @@ use vhost::vhost_user::{
 
 use super::backend::PortCtl;
 use super::port::{Shared, VhostCountersSnapshot, VhostQueue};
+use super::socket::{SocketFile, SocketPerms};
 use crate::switch::PortQueue;
 
 /// A SET_VRING_ENABLE message: 12-byte header, 8-byte vring state.
@@ -56,6 +57,10 @@ pub struct VhostUserSpec {
     pub rx_pmd: usize,
     /// Client role: wait between connection attempts.
     pub reconnect: Duration,
+    /// Server role: owner, group and mode of the socket file (default
+    /// 0600, the daemon's user). The client role ignores it: the
+    /// frontend made that socket.
+    pub perms: SocketPerms,
 }
 
 impl VhostUserSpec {
@@ -68,6 +73,7 @@ impl VhostUserSpec {
             pmd_count,
             rx_pmd: 0,
             reconnect: Duration::from_secs(1),
+            perms: SocketPerms::default(),
         }
     }
 }
@@ -105,6 +111,21 @@ pub struct VhostUserPort {
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    /// Server role: the socket file the port created.
+    socket: Option<SocketFile>,
+}
+
+/// A server port's listener and its socket file, removed when the
+/// control thread ends (if the path still names it).
+struct ServerSocket {
+    listener: Listener,
+    file: SocketFile,
+}
+
+impl Drop for ServerSocket {
+    fn drop(&mut self) {
+        self.file.remove();
+    }
 }
 
 impl VhostUserPort {
@@ -149,21 +170,24 @@ impl VhostUserPort {
         let shared = Arc::new(Shared::new().map_err(VhostError::Setup)?);
         let ctl = Arc::new(Mutex::new(PortCtl::new(shared.clone())));
         let stop = Arc::new(AtomicBool::new(false));
+        let listen_err = |source| VhostError::Listen {
+            path: spec.socket.clone(),
+            source,
+        };
         let listener = match spec.role {
             SocketRole::Server => {
-                let l = Listener::new(&spec.socket, true).map_err(|source| VhostError::Listen {
-                    path: spec.socket.clone(),
-                    source,
-                })?;
-                l.set_nonblocking(true)
-                    .map_err(|source| VhostError::Listen {
-                        path: spec.socket.clone(),
-                        source,
-                    })?;
-                Some(l)
+                let (l, file) = super::socket::bind(&spec.socket, spec.perms)
+                    .map_err(|e| listen_err(VuError::SocketError(e)))?;
+                let server = ServerSocket {
+                    listener: Listener::from(l),
+                    file,
+                };
+                server.listener.set_nonblocking(true).map_err(listen_err)?;
+                Some(server)
             }
             SocketRole::Client => None,
         };
+        let socket = listener.as_ref().map(|s| s.file.clone());
         let worker = Worker {
             spec: spec.clone(),
             ctl,
@@ -186,6 +210,7 @@ impl VhostUserPort {
                 shared,
                 stop,
                 thread: Some(thread),
+                socket,
             },
             queues,
         ))
@@ -209,6 +234,20 @@ impl VhostUserPort {
     /// The port's counters.
     pub fn counters(&self) -> VhostCountersSnapshot {
         self.shared.counters.snapshot()
+    }
+
+    /// Server role: gives the port's socket file a new owner, group and
+    /// mode, in place (see [`SocketFile::set_perms`]); a connected
+    /// frontend stays connected. The client role has no socket of its
+    /// own: an error.
+    pub fn set_socket_perms(&self, perms: SocketPerms) -> std::io::Result<()> {
+        match &self.socket {
+            Some(f) => f.set_perms(perms),
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a client-role port connects to its frontend's socket; it has none of its own",
+            )),
+        }
     }
 }
 
@@ -242,10 +281,10 @@ impl Worker {
         self.stop.load(Ordering::Relaxed)
     }
 
-    fn run(self, listener: Option<Listener>) {
+    fn run(self, listener: Option<ServerSocket>) {
         while !self.stopped() {
             let stream = match &listener {
-                Some(l) => self.accept(l),
+                Some(l) => self.accept(&l.listener),
                 None => self.connect(),
             };
             if let Some(s) = stream {

@@ -11,6 +11,8 @@
 //! - [`conn`]: the port's control thread (server or client socket,
 //!   reset and wait/reconnect after any error) and its handle
 //!   [`VhostUserPort`].
+//! - [`socket`]: a server port's socket file, created with its final
+//!   owner, group and mode ([`SocketPerms`]) before anyone can reach it.
 //!
 //! - [`sigbus`]: guest memory that vanishes (a frontend shrinks its file):
 //!   a SIGBUS in a registered region becomes zero pages and a port reset.
@@ -25,7 +27,9 @@ pub mod fuzzing;
 pub mod guest_mem;
 pub mod port;
 mod sigbus;
+pub mod socket;
 pub mod split_ring;
 
 pub use conn::{SocketRole, VhostError, VhostUserPort, VhostUserSpec};
 pub use port::{NetHdr, VhostCounters, VhostCountersSnapshot, VhostQueue};
+pub use socket::{SocketFile, SocketPerms};

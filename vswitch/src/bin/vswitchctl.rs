@@ -177,7 +177,9 @@ enum ConfigCmd {
 
 /// `config check`: runs locally, no daemon involved.
 fn config_check(file: &std::path::Path, json: bool) -> Result<String, ClientError> {
-    match config::load_file(file) {
+    // Names in socket-owner / socket-group resolve on this host, as the
+    // daemon's would.
+    match config::load_file_with(file, None, &vswitch::daemon::SystemAccounts) {
         Ok(cfg) if json => {
             let v = serde_json::json!({
                 "file": file,

@@ -76,6 +76,8 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Installed before anything starts, so an early SIGTERM still stops cleanly.
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
         .context("installing signal handlers")?;
+    daemon::create_runtime_dir(&cfg.runtime.runtime_dir)
+        .with_context(|| format!("creating runtime dir {}", cfg.runtime.runtime_dir.display()))?;
     // Bound first: a second daemon on the same runtime dir stops here,
     // before it takes over any vhost-user socket.
     let listener =
