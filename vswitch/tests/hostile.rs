@@ -67,6 +67,36 @@ fn put_fds(r: &Raw, m: &[u8], fds: &[std::os::fd::RawFd]) {
     let _ = r.send_with(m, fds);
 }
 
+/// One huge page: the smallest hugetlbfs guest memory.
+const HUGE_MEM: u64 = 2 << 20;
+
+/// A memfd on hugetlbfs (`MFD_HUGETLB`) of `size` bytes. Reserves 2 MiB
+/// pages first if none are free (they stay reserved: 4 MiB).
+fn hugetlb_memfd(size: u64) -> std::fs::File {
+    use nix::sys::memfd::{MFdFlags, memfd_create};
+    let dir = "/sys/kernel/mm/hugepages/hugepages-2048kB";
+    let read = |f: &str| -> u64 {
+        std::fs::read_to_string(format!("{dir}/{f}"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let want = size.div_ceil(2 << 20) + 1;
+    if read("free_hugepages") < want {
+        let total = read("nr_hugepages") + want;
+        std::fs::write(format!("{dir}/nr_hugepages"), total.to_string())
+            .expect("reserve 2 MiB huge pages (needs root)");
+    }
+    let fd = memfd_create(
+        c"vswitch-test-hugetlb",
+        MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_HUGETLB,
+    )
+    .expect("memfd_create(MFD_HUGETLB): no huge pages?");
+    let f = std::fs::File::from(fd);
+    f.set_len(size).expect("size the hugetlbfs file");
+    f
+}
+
 /// The good start of a session: owner, features (VERSION_1), a memory
 /// table of one 1 MiB memfd (returned: it must stay open).
 fn good_start(r: &Raw) -> std::fs::File {
@@ -307,6 +337,41 @@ fn memory_scenarios() -> Vec<Scenario> {
                 std::thread::sleep(Duration::from_millis(200));
                 m.set_len(0).expect("shrink the memory file");
                 // The PMD polls the (now missing) rings meanwhile.
+                std::thread::sleep(Duration::from_millis(300));
+            },
+        ),
+        scenario(
+            "hugetlbfs memory file shrunk to 0 after SET_MEM_TABLE, rings running",
+            Reset("guest memory"),
+            move |r| {
+                // Guest memory on hugepages, as QEMU's memory-backend-file
+                // on /dev/hugepages gives it: such files cannot be sealed
+                // against shrinking, so the SIGBUS guard must hold here too.
+                let m = hugetlb_memfd(HUGE_MEM);
+                put(r, &msg(req::SET_OWNER, &[]));
+                put(r, &msg(req::SET_FEATURES, &u64_body(F_VERSION_1)));
+                put_fds(
+                    r,
+                    &msg(
+                        req::SET_MEM_TABLE,
+                        &mem_table(&[(0, HUGE_MEM, FRONTEND_VA, 0)]),
+                    ),
+                    &[m.as_raw_fd()],
+                );
+                for q in 0..2u32 {
+                    let kick = eventfd();
+                    for msg in ring_setup(q) {
+                        put(r, &msg);
+                    }
+                    put_fds(
+                        r,
+                        &msg(req::SET_VRING_KICK, &u64_body(u64::from(q))),
+                        &[kick.as_raw_fd()],
+                    );
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                std::thread::sleep(Duration::from_millis(200));
+                m.set_len(0).expect("shrink the hugetlbfs file");
                 std::thread::sleep(Duration::from_millis(300));
             },
         ),
