@@ -3,7 +3,12 @@
 # - the Rust toolchain's rustfmt and clippy, a C compiler;
 # - real peers for the end-to-end tests: QEMU 10 from bookworm-backports,
 #   netperf from non-free, busybox, DPDK's dpdk-testpmd, iproute2;
-# - hugepages are not needed (QEMU uses memfd, testpmd runs with --no-huge).
+# - Open vSwitch with DPDK (openvswitch-switch-dpdk), the packet-rate
+#   harness's reference switch: it runs a private ovsdb-server and
+#   ovs-vswitchd-dpdk of its own, so the system Open vSwitch service is
+#   stopped and disabled here (it would otherwise sit on a CPU);
+# - hugepages are not set up here (QEMU uses memfd, testpmd runs with
+#   --no-huge; benches/packet_rate.py reserves and releases its own for OVS).
 # Idempotent: re-running installs nothing that is already there.
 # VSWITCH_SKIP_APT=1 skips the apt part (for machines without root).
 set -euo pipefail
@@ -43,6 +48,49 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
+# openvswitch-switch's postinst starts the system ovsdb-server and
+# ovs-vswitchd where services may start (no policy-rc.d forbidding it).
+# Nothing here uses them: stop them (by the pids in their own pidfiles),
+# keep them from starting at boot, and check that none is left.
+quiet_system_ovs() {
+    local rundir=/run/openvswitch pid d
+    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+        systemctl disable --now openvswitch-switch.service ovs-vswitchd.service \
+            ovsdb-server.service >/dev/null 2>&1 || true
+    elif command -v update-rc.d >/dev/null && [ -f /etc/init.d/openvswitch-switch ]; then
+        update-rc.d openvswitch-switch disable >/dev/null 2>&1 || true
+    fi
+    local running=0
+    for d in ovs-vswitchd ovsdb-server; do
+        pid=$(cat "$rundir/$d.pid" 2>/dev/null || true)
+        [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && running=1
+    done
+    if [ $running = 1 ] && [ -x /usr/share/openvswitch/scripts/ovs-ctl ]; then
+        as_root "stopping the system Open vSwitch"
+        /usr/share/openvswitch/scripts/ovs-ctl stop >/dev/null 2>&1 || true
+        echo "install-deps: stopped the system Open vSwitch (the benches run their own)" >&2
+    fi
+    # Whatever ovs-ctl left (or where it is missing): SIGTERM by pidfile;
+    # their --monitor parents exit with them.
+    for d in ovs-vswitchd ovsdb-server; do
+        pid=$(cat "$rundir/$d.pid" 2>/dev/null || true)
+        if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+            as_root "stopping the system $d"
+            kill "$pid"
+            for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+            echo "install-deps: stopped the system $d (pid $pid); the benches run their own" >&2
+        fi
+    done
+    for d in ovs-vswitchd ovsdb-server; do
+        pid=$(cat "$rundir/$d.pid" 2>/dev/null || true)
+        if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+            echo "install-deps: the system $d (pid $pid) is still running" >&2
+            exit 1
+        fi
+    done
+}
+
 if [ "${VSWITCH_SKIP_APT:-0}" != 1 ]; then
     updated=0
     if enable_components; then
@@ -62,6 +110,7 @@ if [ "${VSWITCH_SKIP_APT:-0}" != 1 ]; then
     command -v tcpdump >/dev/null || need+=(tcpdump)
     command -v ping >/dev/null || need+=(iputils-ping)
     command -v dpdk-testpmd >/dev/null || need+=(dpdk-dev)
+    [ -x /usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk ] || need+=(openvswitch-switch-dpdk)
     [ -f /usr/share/seabios/bios.bin ] || need+=(seabios)
     qemu_ok=0
     if command -v qemu-system-x86_64 >/dev/null &&
@@ -75,6 +124,9 @@ if [ "${VSWITCH_SKIP_APT:-0}" != 1 ]; then
         if [ $qemu_ok = 0 ]; then
             apt_install -t bookworm-backports qemu-system-x86 qemu-system-data
         fi
+    fi
+    if [ -x /usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk ]; then
+        quiet_system_ovs
     fi
 fi
 
