@@ -411,8 +411,9 @@ class Vswitchd:
             f.write(vswitch_yaml([(g.name, g.vhost) for g in guests], uplinks, policy, args.uplink_driver))
         self.log = os.path.join(lab.dir, f"{name}.log")
         logf = open(self.log, "a")
+        cpu = args.switch_cpu_b if name.startswith("B-") else args.switch_cpu
         cmd = ns_exec(ns, [args.vswitchd, "--config", cfg, "--runtime-dir", self.rundir,
-                           "--pmd-cores", str(args.switch_cpu), "--idle", args.idle])
+                           "--pmd-cores", str(cpu), "--idle", args.idle])
         self.proc = lab.spawn(cmd, stdout=logf, stderr=logf)
         self.uplinks = list(uplinks)
 
@@ -684,7 +685,8 @@ def report(results, meta):
         ovs = f"; OVS pmd-maxsleep {meta['ovs_pmd_maxsleep_us']} us"
     lines = [f"netperf harness, {meta['date']}, commit {meta['commit']}, {meta['machine']}; guests: "
              f"-accel {meta['accel']}, {meta['guest_mem_mb']} MiB, 1 vCPU each, unpinned; "
-             f"switch PMD on CPU {meta['switch_cpu']} (vswitchd --idle {meta['idle']}{ovs}); "
+             f"switch PMD on CPU {meta['switch_cpu']} (two-host: A on {meta['switch_cpu']}, B on "
+             f"{meta['switch_cpu_b']}; vswitchd --idle {meta['idle']}{ovs}); "
              f"{meta['len_s']} s per test", ""]
     for r in results:
         title = f"{r['switch']} {r['topology']}" + (f" ({r['policy']})" if r["policy"] else "")
@@ -799,6 +801,8 @@ def parse_args(argv):
     ap.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))
     ap.add_argument("--guest-mem", type=int, default=256, help="MiB per guest")
     ap.add_argument("--switch-cpu", type=int, default=1, help="CPU of the switch's PMD thread(s)")
+    ap.add_argument("--switch-cpu-b", type=int,
+                    help="two-host: CPU of server B's PMD (default: another CPU than A's if there is one)")
     ap.add_argument("--idle", default="adaptive", choices=("adaptive", "busy"),
                     help="vswitchd idle policy (busy starves emulated guests on small machines)")
     ap.add_argument("--uplink-driver", default="af-xdp", choices=("af-xdp", "af-packet"),
@@ -817,6 +821,8 @@ def parse_args(argv):
     a.topologies = [s for s in a.topologies.split(",") if s]
     a.policies = [s for s in a.policies.split(",") if s]
     a.tests = [s for s in a.tests.split(",") if s]
+    if a.switch_cpu_b is None:
+        a.switch_cpu_b = (a.switch_cpu + 1) % (os.cpu_count() or 1)
     if a.ovs_pmd_maxsleep is None:
         a.ovs_pmd_maxsleep = 0 if a.idle == "busy" else 500
     for s in a.switches:
@@ -908,7 +914,7 @@ def main(argv):
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": f"{platform.node()} {os.cpu_count()} CPUs {platform.release()}",
             "commit": run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], check=False).stdout.strip(),
-            "accel": accel, "guest_mem_mb": args.guest_mem, "switch_cpu": args.switch_cpu, "idle": args.idle,
+            "accel": accel, "guest_mem_mb": args.guest_mem, "switch_cpu": args.switch_cpu, "switch_cpu_b": args.switch_cpu_b, "idle": args.idle,
             "ovs_pmd_maxsleep_us": args.ovs_pmd_maxsleep if "ovs" in args.switches else None,
             "len_s": args.len, "confidence": args.confidence, "guests_per_host": args.guests_per_host,
             "complete": rc == 0,

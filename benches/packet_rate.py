@@ -660,7 +660,12 @@ def start_switch(kind, args, rundir, tag):
         sw = OvsSwitch(args, rundir)
     elif kind.startswith("vswitch"):
         lab = None
-        argv = [args.vswitchd, "--runtime-dir", rundir, "--pmd-cores", str(cpu), "--idle", "busy"]
+        # The team row runs two switches, each with its own PMD thread, on
+        # one CPU: busy polling would hand the CPU from one to the other
+        # only at scheduler ticks (measured: 0.08 Mpps busy, 0.29 adaptive),
+        # so they sleep when idle.
+        idle = "adaptive" if kind == "vswitch-team" else "busy"
+        argv = [args.vswitchd, "--runtime-dir", rundir, "--pmd-cores", str(cpu), "--idle", idle]
         if kind == "vswitch-vlan":
             cfg = os.path.join(rundir, "vlan100.yaml")
             with open(cfg, "w") as f:
