@@ -39,36 +39,10 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// The vswitchd of this build: `CARGO_BIN_EXE_vswitchd` exists only inside
-/// the vswitch package, and a dev-dependency does not build another
-/// package's binaries, so this runs `cargo build -p vswitch` for the same
-/// target directory and profile as this test (a no-op when `cargo test
-/// --workspace` built it already; cargo no longer holds its lock while
-/// tests run) and takes the binary from `target/<profile>/`.
+/// The vswitchd of this build (vswitchctl sits next to it: the harness
+/// uses both).
 fn vswitchd() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    // target/<profile>/deps/packet_rate_smoke-<hash>
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test binary under target/<profile>/deps");
-    let target_dir = profile_dir.parent().expect("target dir");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_string());
-    let mut build = Command::new(cargo);
-    build
-        .current_dir(repo())
-        .args(["build", "--locked", "-p", "vswitch"])
-        .args(["--bin", "vswitchd", "--bin", "vswitchctl"])
-        .arg("--target-dir")
-        .arg(target_dir);
-    if profile_dir.file_name() == Some("release".as_ref()) {
-        build.arg("--release");
-    }
-    let status = build.status().expect("cargo runs");
-    assert!(status.success(), "building vswitchd failed: {status}");
-    let bin = profile_dir.join("vswitchd");
-    assert!(bin.exists(), "{} not built", bin.display());
-    bin
+    PathBuf::from(env!("CARGO_BIN_EXE_vswitchd"))
 }
 
 fn netns_list() -> String {
