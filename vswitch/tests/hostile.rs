@@ -100,18 +100,40 @@ fn hugetlb_memfd(size: u64) -> std::fs::File {
 /// The good start of a session: owner, features (VERSION_1), a memory
 /// table of one 1 MiB memfd (returned: it must stay open).
 fn good_start(r: &Raw) -> std::fs::File {
-    let mem = memfd(GUEST_MEM);
+    start_with(r, memfd(GUEST_MEM), GUEST_MEM)
+}
+
+/// The good start with `mem` (`size` bytes) as the memory table.
+fn start_with(r: &Raw, mem: std::fs::File, size: u64) -> std::fs::File {
     put(r, &msg(req::SET_OWNER, &[]));
     put(r, &msg(req::SET_FEATURES, &u64_body(F_VERSION_1)));
     put_fds(
         r,
-        &msg(
-            req::SET_MEM_TABLE,
-            &mem_table(&[(0, GUEST_MEM, FRONTEND_VA, 0)]),
-        ),
+        &msg(req::SET_MEM_TABLE, &mem_table(&[(0, size, FRONTEND_VA, 0)])),
         &[mem.as_raw_fd()],
     );
     mem
+}
+
+/// Both rings set up and kicked on memory `m`, then `m` truncated to 0
+/// while the PMD polls them.
+fn shrink_under_running_rings(r: &Raw, m: std::fs::File) {
+    for q in 0..2u32 {
+        let kick = eventfd();
+        for msg in ring_setup(q) {
+            put(r, &msg);
+        }
+        put_fds(
+            r,
+            &msg(req::SET_VRING_KICK, &u64_body(u64::from(q))),
+            &[kick.as_raw_fd()],
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    m.set_len(0).expect("shrink the memory file");
+    // The PMD polls the (now missing) rings meanwhile.
+    std::thread::sleep(Duration::from_millis(300));
 }
 
 /// Ring 1 set up with these user addresses and size, then kicked.
@@ -320,59 +342,16 @@ fn memory_scenarios() -> Vec<Scenario> {
         scenario(
             "memory file shrunk to 0 after SET_MEM_TABLE, rings running",
             Reset("guest memory"),
-            move |r| {
-                let m = good_start(r);
-                for q in 0..2u32 {
-                    let kick = eventfd();
-                    for msg in ring_setup(q) {
-                        put(r, &msg);
-                    }
-                    put_fds(
-                        r,
-                        &msg(req::SET_VRING_KICK, &u64_body(u64::from(q))),
-                        &[kick.as_raw_fd()],
-                    );
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                std::thread::sleep(Duration::from_millis(200));
-                m.set_len(0).expect("shrink the memory file");
-                // The PMD polls the (now missing) rings meanwhile.
-                std::thread::sleep(Duration::from_millis(300));
-            },
+            move |r| shrink_under_running_rings(r, good_start(r)),
         ),
         scenario(
             "hugetlbfs memory file shrunk to 0 after SET_MEM_TABLE, rings running",
             Reset("guest memory"),
+            // Guest memory on hugepages, as QEMU's memory-backend-file on
+            // /dev/hugepages gives it: such files cannot be sealed against
+            // shrinking, so the SIGBUS guard must hold here too.
             move |r| {
-                // Guest memory on hugepages, as QEMU's memory-backend-file
-                // on /dev/hugepages gives it: such files cannot be sealed
-                // against shrinking, so the SIGBUS guard must hold here too.
-                let m = hugetlb_memfd(HUGE_MEM);
-                put(r, &msg(req::SET_OWNER, &[]));
-                put(r, &msg(req::SET_FEATURES, &u64_body(F_VERSION_1)));
-                put_fds(
-                    r,
-                    &msg(
-                        req::SET_MEM_TABLE,
-                        &mem_table(&[(0, HUGE_MEM, FRONTEND_VA, 0)]),
-                    ),
-                    &[m.as_raw_fd()],
-                );
-                for q in 0..2u32 {
-                    let kick = eventfd();
-                    for msg in ring_setup(q) {
-                        put(r, &msg);
-                    }
-                    put_fds(
-                        r,
-                        &msg(req::SET_VRING_KICK, &u64_body(u64::from(q))),
-                        &[kick.as_raw_fd()],
-                    );
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                std::thread::sleep(Duration::from_millis(200));
-                m.set_len(0).expect("shrink the hugetlbfs file");
-                std::thread::sleep(Duration::from_millis(300));
+                shrink_under_running_rings(r, start_with(r, hugetlb_memfd(HUGE_MEM), HUGE_MEM))
             },
         ),
         scenario(
