@@ -273,9 +273,14 @@ class Guest:
     def submit(self, command):
         if "\n" in command:
             raise ValueError("one line per command")
+        if self.sock is None:
+            raise RuntimeError(f"guest {self.name}: no serial console connection:\n{self.console_tail()}")
         cid = str(self.next_id)
         self.next_id += 1
-        self.sock.sendall(f"{cid} {command}\n".encode())
+        try:
+            self.sock.sendall(f"{cid} {command}\n".encode())
+        except OSError as e:
+            raise RuntimeError(f"guest {self.name}: serial console: {e}") from e
         return cid
 
     def wait(self, cid, timeout, alive=None):
