@@ -1,10 +1,28 @@
 //! Guest memory of one vhost-user frontend, as mapped from SET_MEM_TABLE.
 //!
 //! Guest memory is shared with an untrusted guest that may change it at any
-//! moment, so it is never seen as `&[u8]`: every access goes through
-//! `vm-memory`'s `Bytes` methods, which bound-check the address range against
-//! the mapped regions and copy with volatile accesses. This module has no
-//! `unsafe` of its own.
+//! moment, so it is never seen as `&[u8]`: every access goes through a
+//! `vm-memory` [`VolatileSlice`], which copies with volatile accesses (or
+//! `memcpy`, as `vm-memory` does) and loads and stores atomically, and every
+//! slice is bounded by the mapped region it lies in.
+//!
+//! The fast path finds the region in its own small table ([`GuestMem`]'s
+//! `regions`: guest-physical span and host address of each mapping) instead
+//! of `vm-memory`'s generic region search, and a ring area is resolved to a
+//! [`HostRange`] (region, offset, length) once when the ring starts, so a
+//! descriptor or index access is a few compares, not a search.
+//!
+//! The `unsafe` here: `GuestMem::host_slice` makes a `VolatileSlice` from a
+//! region's host address; `GuestMem` is declared `Send` and `Sync` (it holds
+//! those addresses); [`prefetch`] issues a prefetch hint. The invariants:
+//! - `regions[i].host .. + (end - start)` is exactly the host mapping of
+//!   region `i` of `mem`, which `GuestMem` owns and never changes or unmaps
+//!   before it drops (the SIGBUS handler may swap pages under it for zero
+//!   pages, which changes values, never validity: see `super::sigbus`);
+//! - every slice is checked to lie inside its region before it is made, and
+//!   borrows the `GuestMem`, so it cannot outlive the mapping;
+//! - guest memory is only touched through `VolatileSlice` (never a Rust
+//!   reference), like everything else `vm-memory` hands out.
 //!
 //! A [`GuestMem`] is immutable once built. The control thread builds a new
 //! one per SET_MEM_TABLE and hands it to the PMD as an `Arc` snapshot: the
@@ -12,12 +30,13 @@
 //! at the latest) drops it, so a PMD never touches an unmapped page.
 
 use std::fs::File;
+use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 
 use vhost::vhost_user::message::VhostUserMemoryRegion;
 use vm_memory::{
     Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion, GuestRegionMmap,
-    MemoryRegionAddress,
+    MemoryRegionAddress, VolatileSlice,
 };
 
 /// The mapped guest memory type (no dirty-page bitmap: no live migration).
@@ -112,16 +131,65 @@ pub struct GuestMem {
     guard: super::sigbus::Guard,
     mem: Mem,
     maps: Vec<AddrMap>,
-    /// Guest-physical `[start, end)` of each region, in `mem`'s order: the
-    /// fast path's lookup table (a linear scan of 1-8 entries beats
-    /// `vm-memory`'s generic region search, which the packet-rate profile
-    /// showed at about a fifth of the switch's time).
-    spans: Vec<(u64, u64)>,
+    /// Each region of `mem`, in `mem`'s order: the fast path's lookup table
+    /// (a linear scan of 1-8 entries beats `vm-memory`'s generic region
+    /// search, which the packet-rate profile showed at about a fifth of the
+    /// switch's time) and the regions' host addresses.
+    regions: Vec<HostRegion>,
 }
 
-fn spans_of(mem: &Mem) -> Vec<(u64, u64)> {
+/// One mapped region: guest-physical `[start, end)` and the host address
+/// of `start` (see the module's invariants).
+#[derive(Clone, Copy, Debug)]
+struct HostRegion {
+    start: u64,
+    end: u64,
+    host: NonNull<u8>,
+}
+
+// SAFETY: `HostRegion::host` points into a mapping owned by the same
+// `GuestMem` (its `mem`, itself `Send` and `Sync`), which stays mapped for
+// the `GuestMem`'s whole life. The pointer is only turned into
+// `VolatileSlice`s borrowed from `&GuestMem`, the same volatile and atomic
+// access that `vm-memory` offers from any thread; `GuestMem` is immutable.
+unsafe impl Send for GuestMem {}
+// SAFETY: as for `Send` above: shared access only makes `VolatileSlice`s.
+unsafe impl Sync for GuestMem {}
+
+/// A guest-physical range that lies in one mapped region, resolved once
+/// (a ring area, an indirect table): region index, offset in the region,
+/// length. Accesses through it ([`GuestMem::range_slice`]) cost a few
+/// compares instead of a region search. It holds no pointer: used with
+/// another `GuestMem` it is still bounded by that memory's regions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostRange {
+    region: usize,
+    off: u64,
+    len: usize,
+}
+
+impl HostRange {
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True for an empty range.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+fn regions_of(mem: &Mem) -> Vec<HostRegion> {
     mem.iter()
-        .map(|r| (r.start_addr().0, r.start_addr().0.saturating_add(r.len())))
+        .filter_map(|r| {
+            let host = r.get_host_address(MemoryRegionAddress(0)).ok()?;
+            Some(HostRegion {
+                start: r.start_addr().0,
+                end: r.start_addr().0.saturating_add(r.len()),
+                host: NonNull::new(host)?,
+            })
+        })
         .collect()
 }
 
@@ -184,7 +252,7 @@ impl GuestMem {
             });
         }
         let mem = GuestMemoryMmap::from_regions(mapped).map_err(MemError::Layout)?;
-        let spans = spans_of(&mem);
+        let regions = regions_of(&mem);
         // A frontend may still shrink a file later: a touch past its new
         // end is then caught and turned into zeros plus `lost()`.
         let mut guard = super::sigbus::Guard::default();
@@ -206,19 +274,19 @@ impl GuestMem {
             guard,
             mem,
             maps,
-            spans,
+            regions,
         })
     }
 
     /// Wraps memory that is already mapped (tests, fuzzing), with the
     /// given frontend-VA table.
     pub fn from_mmap(mem: Mem, maps: Vec<AddrMap>) -> Self {
-        let spans = spans_of(&mem);
+        let regions = regions_of(&mem);
         GuestMem {
             guard: super::sigbus::Guard::default(),
             mem,
             maps,
-            spans,
+            regions,
         }
     }
 
@@ -229,21 +297,64 @@ impl GuestMem {
         self.guard.lost()
     }
 
-    /// The region holding all of `addr..addr+len`, and the offset of
-    /// `addr` in it; `None` when no single region does (out of bounds, or
-    /// a range crossing two adjacent regions: the slow path handles it).
+    /// `addr..addr+len` as a range of one region; `None` when no single
+    /// region holds it (out of bounds, or a range crossing two adjacent
+    /// regions: the slow path handles those).
     #[inline]
-    fn locate(&self, addr: u64, len: usize) -> Option<(&GuestRegionMmap<()>, MemoryRegionAddress)> {
-        let i = self
-            .spans
+    pub fn resolve(&self, addr: GuestAddress, len: usize) -> Option<HostRange> {
+        let addr = addr.0;
+        let region = self
+            .regions
             .iter()
-            .position(|&(start, end)| addr >= start && addr < end)?;
-        let (start, end) = self.spans[i];
-        if len as u64 > end - addr {
+            .position(|r| addr >= r.start && addr < r.end)?;
+        let r = &self.regions[region];
+        if len as u64 > r.end - addr {
             return None;
         }
-        let region = self.mem.iter().nth(i)?;
-        Some((region, MemoryRegionAddress(addr - start)))
+        Some(HostRange {
+            region,
+            off: addr - r.start,
+            len,
+        })
+    }
+
+    /// `len` bytes at `at` inside `range`, as a volatile slice; `None` if
+    /// that is outside `range` or `range` is outside this memory.
+    #[inline]
+    pub fn range_slice(
+        &self,
+        range: HostRange,
+        at: usize,
+        len: usize,
+    ) -> Option<VolatileSlice<'_>> {
+        if at > range.len || len > range.len - at {
+            return None;
+        }
+        self.host_slice(range.region, range.off.checked_add(at as u64)?, len)
+    }
+
+    /// The whole of `range` as a volatile slice.
+    #[inline]
+    pub fn whole(&self, range: HostRange) -> Option<VolatileSlice<'_>> {
+        self.host_slice(range.region, range.off, range.len)
+    }
+
+    /// `len` bytes at offset `off` of region `region`, bounds-checked.
+    #[inline]
+    fn host_slice(&self, region: usize, off: u64, len: usize) -> Option<VolatileSlice<'_>> {
+        let r = self.regions.get(region)?;
+        let size = r.end - r.start;
+        if off > size || len as u64 > size - off {
+            return None;
+        }
+        // `off < size <= isize::MAX` (a mapping of `size` bytes exists).
+        let off = usize::try_from(off).ok()?;
+        // SAFETY: `r.host .. r.host + size` is the live mapping of region
+        // `region` of `self.mem` (module invariants), and `off + len <= size`
+        // was checked above, so the slice lies inside it; the slice borrows
+        // `self`, so the mapping outlives it, and guest memory is only ever
+        // accessed through volatile slices, never through references.
+        Some(unsafe { VolatileSlice::new(r.host.as_ptr().wrapping_add(off), len) })
     }
 
     /// The underlying memory map.
@@ -268,17 +379,31 @@ impl GuestMem {
     /// True if `addr..addr+len` is entirely mapped.
     #[inline]
     pub fn check_range(&self, addr: GuestAddress, len: usize) -> bool {
-        GuestMemoryBackend::check_range(&self.mem, addr, len)
+        self.resolve(addr, len).is_some() || GuestMemoryBackend::check_range(&self.mem, addr, len)
+    }
+
+    /// `addr..addr+len` as one volatile slice, if one region holds it.
+    #[inline]
+    pub fn slice(&self, addr: GuestAddress, len: usize) -> Option<VolatileSlice<'_>> {
+        self.resolve(addr, len).and_then(|r| self.whole(r))
+    }
+
+    /// Prefetches the first line of `addr..addr+len` and, if the range
+    /// reaches into it, the next one (a no-op for unmapped ranges).
+    #[inline]
+    pub fn prefetch(&self, addr: GuestAddress, len: usize) {
+        if let Some(s) = self.slice(addr, len) {
+            prefetch(&s, 0);
+            let next = 64 - (addr.0 % 64) as usize;
+            prefetch(&s, next);
+        }
     }
 
     /// Copies `buf.len()` bytes of guest memory at `addr` into `buf`.
     #[inline]
     pub fn read(&self, addr: GuestAddress, buf: &mut [u8]) -> Result<(), MemError> {
-        if let Some((region, off)) = self.locate(addr.0, buf.len())
-            && let Ok(slice) = region.get_slice(off, buf.len())
-        {
-            // Volatile (memcpy for more than 8 bytes); bounds checked above
-            // and by get_slice.
+        if let Some(slice) = self.slice(addr, buf.len()) {
+            // Volatile (memcpy for more than 8 bytes); bounded by `slice`.
             slice.copy_to(buf);
             return Ok(());
         }
@@ -293,9 +418,7 @@ impl GuestMem {
     /// Copies `buf` into guest memory at `addr`.
     #[inline]
     pub fn write(&self, addr: GuestAddress, buf: &[u8]) -> Result<(), MemError> {
-        if let Some((region, off)) = self.locate(addr.0, buf.len())
-            && let Ok(slice) = region.get_slice(off, buf.len())
-        {
+        if let Some(slice) = self.slice(addr, buf.len()) {
             slice.copy_from(buf);
             return Ok(());
         }
@@ -315,39 +438,64 @@ impl GuestMem {
             addr: addr.0,
             len: 2,
         };
-        if let Some((region, off)) = self.locate(addr.0, 2) {
-            return region
-                .load::<u16>(off, order)
+        match self.slice(addr, 2) {
+            Some(s) => load_u16(&s, 0, order).ok_or_else(err),
+            None => self
+                .mem
+                .load::<u16>(addr, order)
                 .map(u16::from_le)
-                .map_err(|_| err());
+                .map_err(|_| err()),
         }
-        self.mem
-            .load::<u16>(addr, order)
-            .map(u16::from_le)
-            .map_err(|_| MemError::OutOfBounds {
-                addr: addr.0,
-                len: 2,
-            })
     }
 
     /// An atomic 16-bit store. `addr` must be 2-byte aligned.
     #[inline]
     pub fn store_u16(&self, addr: GuestAddress, val: u16, order: Ordering) -> Result<(), MemError> {
-        if let Some((region, off)) = self.locate(addr.0, 2) {
-            return region
-                .store(val.to_le(), off, order)
-                .map_err(|_| MemError::OutOfBounds {
-                    addr: addr.0,
-                    len: 2,
-                });
+        let err = || MemError::OutOfBounds {
+            addr: addr.0,
+            len: 2,
+        };
+        match self.slice(addr, 2) {
+            Some(s) => store_u16(&s, 0, val, order).ok_or_else(err),
+            None => self.mem.store(val.to_le(), addr, order).map_err(|_| err()),
         }
-        self.mem
-            .store(val.to_le(), addr, order)
-            .map_err(|_| MemError::OutOfBounds {
-                addr: addr.0,
-                len: 2,
-            })
     }
+}
+
+/// Asks the CPU to bring the cache line holding byte `at` of `s` closer
+/// (a no-op if `at` is outside `s`). Used a burst ahead of the accesses, so
+/// the misses on lines the guest's CPU just wrote overlap instead of
+/// stalling one frame at a time.
+#[inline]
+pub fn prefetch(s: &VolatileSlice<'_>, at: usize) {
+    if at >= s.len() {
+        return;
+    }
+    let ptr = s.ptr_guard().as_ptr().wrapping_add(at);
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint: it never faults, has no
+    // architecturally visible read and writes nothing, so any address is
+    // allowed (this one is inside `s` anyway); SSE, which provides it, is
+    // part of the x86_64 baseline.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(ptr.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ptr;
+}
+
+/// An atomic little-endian 16-bit load at `at` in `s`; `None` if out of
+/// bounds or misaligned.
+#[inline]
+pub fn load_u16(s: &VolatileSlice<'_>, at: usize, order: Ordering) -> Option<u16> {
+    s.load::<u16>(at, order).ok().map(u16::from_le)
+}
+
+/// An atomic little-endian 16-bit store at `at` in `s`; `None` if out of
+/// bounds or misaligned.
+#[inline]
+pub fn store_u16(s: &VolatileSlice<'_>, at: usize, val: u16, order: Ordering) -> Option<()> {
+    s.store(val.to_le(), at, order).ok()
 }
 
 #[cfg(test)]

@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::eventfd::{EfdFlags, EventFd};
-use vm_memory::GuestAddress;
+use vm_memory::{Bytes, GuestAddress};
 
 use super::guest_mem::{GuestMem, MemError};
 use super::split_ring::{Seg, SplitRing};
@@ -197,24 +197,69 @@ impl Shared {
 }
 
 /// One PMD's queue object for a vhost-user port.
+///
+/// A burst runs in two passes: first every chain is popped and walked
+/// (descriptors prefetched a burst ahead) and the guest buffers are
+/// prefetched, then the frames are copied and the heads staged, in the
+/// order they were popped. The cache misses on what the guest's CPU just
+/// wrote (avail slots, descriptors, frame data) then overlap instead of
+/// stalling the PMD once per frame.
 #[derive(Debug)]
 pub struct VhostQueue {
     shared: Arc<Shared>,
+    /// Buffers of every chain of the current burst.
     segs: Vec<Seg>,
-    /// Buffers of the chains reserved for the frame being sent.
-    frame_segs: Vec<Seg>,
-    /// Heads reserved for that frame, with their end index in `frame_segs`.
-    frame_heads: Vec<(u16, usize)>,
+    /// Receive: the chains of the burst.
+    rx_chains: Vec<RxChain>,
+    /// Transmit: heads reserved in this burst, with the end index of
+    /// their buffers in `segs`.
+    tx_heads: Vec<(u16, usize)>,
+    /// Transmit: what happens to each frame of the burst.
+    tx_plan: Vec<TxPlan>,
+}
+
+/// A chain popped from the guest's TX ring in the first pass.
+#[derive(Clone, Copy, Debug)]
+struct RxChain {
+    head: u16,
+    /// Its buffers: `segs[start..end]`.
+    start: usize,
+    end: usize,
+    /// Total length, or `None` for a malformed chain.
+    len: Option<u32>,
+}
+
+/// The first pass's decision for one frame to send.
+#[derive(Clone, Copy, Debug)]
+enum TxPlan {
+    /// Copy into the chains `tx_heads[from..to]` (buffers from `seg`).
+    Send { from: usize, to: usize, seg: usize },
+    /// A chain was malformed: `tx_heads[from..to]` go back empty.
+    Bad { from: usize, to: usize },
+    /// No room in the guest's RX ring.
+    Full,
+    /// The ring broke during this burst.
+    NoRing,
 }
 
 impl VhostQueue {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         VhostQueue {
             shared,
-            segs: Vec::with_capacity(64),
-            frame_segs: Vec::with_capacity(64),
-            frame_heads: Vec::with_capacity(32),
+            segs: Vec::with_capacity(128),
+            rx_chains: Vec::with_capacity(64),
+            tx_heads: Vec::with_capacity(64),
+            tx_plan: Vec::with_capacity(64),
         }
+    }
+}
+
+/// Prefetches the first buffers of a chain (the header and the frame's
+/// first bytes). For buffers about to be written, a PREFETCHW (lines
+/// arriving owned) measured no better than this plain prefetch.
+fn prefetch_chain(mem: &GuestMem, segs: &[Seg]) {
+    for s in segs.iter().take(2) {
+        mem.prefetch(s.addr, s.len as usize);
     }
 }
 
@@ -262,23 +307,28 @@ fn copy_out(mem: &GuestMem, segs: &[Seg], mut skip: usize, dst: &mut [u8]) -> Re
 }
 
 /// Writes `hdr` then `frame` across the chains of `heads` (whose buffers
-/// are `segs`), staging each head with the bytes it received.
+/// are `segs[start..]`, each head with the end index of its own), staging
+/// each head with the bytes it received.
 fn copy_in(
     r: &mut ActiveRing,
     heads: &[(u16, usize)],
     segs: &[Seg],
+    mut start: usize,
     hdr: &[u8],
     frame: &[u8],
 ) -> Result<(), MemError> {
     let total = hdr.len() + frame.len();
     let mut done = 0usize;
-    let mut start = 0usize;
     let mut res = Ok(());
     for &(head, end) in heads {
         let mut written = 0u32;
         for s in &segs[start..end] {
-            let mut at = s.addr.0;
             let mut room = s.len as usize;
+            // One region lookup per buffer (the header and the frame's
+            // first bytes usually share one); a buffer that crosses two
+            // adjacent regions takes the slow path per piece.
+            let fast = r.mem.slice(s.addr, room);
+            let mut at = 0usize;
             while room > 0 && done < total && res.is_ok() {
                 let (src, off) = if done < hdr.len() {
                     (hdr, done)
@@ -286,8 +336,17 @@ fn copy_in(
                     (frame, done - hdr.len())
                 };
                 let n = room.min(src.len() - off);
-                res = r.mem.write(GuestAddress(at), &src[off..off + n]);
-                at += n as u64;
+                let piece = &src[off..off + n];
+                res = match &fast {
+                    Some(buf) => buf
+                        .write_slice(piece, at)
+                        .map_err(|_| MemError::OutOfBounds {
+                            addr: s.addr.0,
+                            len: s.len as usize,
+                        }),
+                    None => r.mem.write(GuestAddress(s.addr.0 + at as u64), piece),
+                };
+                at += n;
                 room -= n;
                 done += n;
                 written += n as u32;
@@ -321,8 +380,13 @@ impl Port for VhostQueue {
             }
         };
         let hdr_len = r.hdr.len;
-        let mut got = 0;
-        for _ in 0..waiting.min(max) {
+        let n = waiting.min(max);
+        r.ring
+            .prefetch(&r.mem, u16::try_from(n).unwrap_or(u16::MAX));
+        // First pass: pop and walk every chain, prefetch its data.
+        self.segs.clear();
+        self.rx_chains.clear();
+        for _ in 0..n {
             let head = match r.ring.pop_head(&r.mem) {
                 Ok(Some(h)) => h,
                 Ok(None) => break,
@@ -332,29 +396,50 @@ impl Port for VhostQueue {
                     break;
                 }
             };
-            let len = match r.ring.walk(&r.mem, head, &mut self.segs) {
-                Ok(len) if !self.segs.iter().any(|s| s.write) => len as usize,
-                _ => {
-                    inc(&c.rx_bad_chain);
-                    r.ring.stage_used(head, 0);
-                    continue;
-                }
+            let start = self.segs.len();
+            let len = match r.ring.walk_into(&r.mem, head, &mut self.segs) {
+                Ok(len) if !self.segs[start..].iter().any(|s| s.write) => Some(len),
+                _ => None,
             };
-            let Some(frame_len) = len.checked_sub(hdr_len).filter(|&l| l >= MIN_FRAME) else {
+            let end = self.segs.len();
+            if len.is_some() {
+                prefetch_chain(&r.mem, &self.segs[start..end]);
+            }
+            self.rx_chains.push(RxChain {
+                head,
+                start,
+                end,
+                len,
+            });
+        }
+        // Second pass: copy the frames out, return the heads in order.
+        let mut got = 0;
+        let popped = self.rx_chains.len();
+        for (k, ch) in self.rx_chains.iter().enumerate() {
+            let Some(len) = ch.len else {
+                inc(&c.rx_bad_chain);
+                r.ring.stage_used(ch.head, 0);
+                continue;
+            };
+            let Some(frame_len) = (len as usize)
+                .checked_sub(hdr_len)
+                .filter(|&l| l >= MIN_FRAME)
+            else {
                 inc(&c.rx_bad_frame);
-                r.ring.stage_used(head, 0);
+                r.ring.stage_used(ch.head, 0);
                 continue;
             };
             let Some(mut p) = pool.alloc() else {
-                // Out of buffers: leave the chain for the next burst.
-                r.ring.unpop(1);
+                // Out of buffers: leave this chain and the rest (the last
+                // ones popped) for the next burst.
+                r.ring.unpop((popped - k) as u16);
                 break;
             };
             let ok = match p.prepare(frame_len) {
-                Some(buf) => copy_out(&r.mem, &self.segs, hdr_len, buf).is_ok(),
+                Some(buf) => copy_out(&r.mem, &self.segs[ch.start..ch.end], hdr_len, buf).is_ok(),
                 None => false,
             };
-            r.ring.stage_used(head, 0);
+            r.ring.stage_used(ch.head, 0);
             if ok {
                 out.push(p);
                 got += 1;
@@ -391,19 +476,25 @@ impl Port for VhostQueue {
         };
         let hdr_len = r.hdr.len;
         let mrg = r.hdr.mrg_rxbuf;
-        for p in pkts.drain(..) {
+        r.ring
+            .prefetch(&r.mem, u16::try_from(pkts.len()).unwrap_or(u16::MAX));
+        // First pass: reserve chains for every frame (popped and walked in
+        // frame order, exactly as one frame at a time would), prefetch the
+        // buffers they will be copied into.
+        self.segs.clear();
+        self.tx_heads.clear();
+        self.tx_plan.clear();
+        for p in pkts.iter() {
             if r.broken {
-                out.dropped += 1;
-                inc(&c.tx_no_ring);
-                pool.free(p);
+                self.tx_plan.push(TxPlan::NoRing);
                 continue;
             }
             let need = hdr_len + p.len();
-            self.frame_segs.clear();
-            self.frame_heads.clear();
+            let from = self.tx_heads.len();
+            let seg = self.segs.len();
             let mut room = 0usize;
             let mut bad = false;
-            while room < need && (mrg || self.frame_heads.is_empty()) {
+            while room < need && (mrg || self.tx_heads.len() == from) {
                 let head = match r.ring.pop_head(&r.mem) {
                     Ok(Some(h)) => h,
                     Ok(None) => break,
@@ -413,56 +504,70 @@ impl Port for VhostQueue {
                         break;
                     }
                 };
-                match r.ring.walk(&r.mem, head, &mut self.segs) {
-                    Ok(len) if self.segs.iter().all(|s| s.write) => {
+                let start = self.segs.len();
+                match r.ring.walk_into(&r.mem, head, &mut self.segs) {
+                    Ok(len) if self.segs[start..].iter().all(|s| s.write) => {
                         room += len as usize;
-                        self.frame_segs.extend_from_slice(&self.segs);
-                        self.frame_heads.push((head, self.frame_segs.len()));
+                        self.tx_heads.push((head, self.segs.len()));
                     }
                     _ => {
+                        self.segs.truncate(start);
                         inc(&c.tx_bad_chain);
-                        r.ring.stage_used(head, 0);
+                        self.tx_heads.push((head, start));
                         bad = true;
                         break;
                     }
                 }
             }
+            let to = self.tx_heads.len();
             if bad || r.broken {
                 // Heads already reserved go back empty: never leak one.
-                for &(h, _) in &self.frame_heads {
-                    r.ring.stage_used(h, 0);
-                }
-                out.dropped += 1;
-                pool.free(p);
-                continue;
-            }
-            if room < need {
+                self.tx_plan.push(TxPlan::Bad { from, to });
+            } else if room < need {
                 // No room (or, without MRG_RXBUF, a buffer too small):
                 // give the reserved heads back untouched and drop.
-                r.ring.unpop(self.frame_heads.len() as u16);
-                inc(&c.tx_ring_full);
-                out.dropped += 1;
-                pool.free(p);
-                continue;
-            }
-            let mut hdr = [0u8; 12];
-            if hdr_len == 12 {
-                let n = self.frame_heads.len() as u16;
-                hdr[10..12].copy_from_slice(&n.to_le_bytes());
-            }
-            let res = copy_in(
-                r,
-                &self.frame_heads,
-                &self.frame_segs,
-                &hdr[..hdr_len],
-                p.data(),
-            );
-            if res.is_ok() {
-                out.sent += 1;
-                out.bytes += p.len();
+                r.ring.unpop((to - from) as u16);
+                self.tx_heads.truncate(from);
+                self.segs.truncate(seg);
+                self.tx_plan.push(TxPlan::Full);
             } else {
-                inc(&c.tx_bad_chain);
-                out.dropped += 1;
+                prefetch_chain(&r.mem, &self.segs[seg..]);
+                self.tx_plan.push(TxPlan::Send { from, to, seg });
+            }
+        }
+        // Second pass: copy and stage, frame by frame.
+        for (p, plan) in pkts.drain(..).zip(&self.tx_plan) {
+            match *plan {
+                TxPlan::Send { from, to, seg } => {
+                    let heads = &self.tx_heads[from..to];
+                    let mut hdr = [0u8; 12];
+                    if hdr_len == 12 {
+                        let n = heads.len() as u16;
+                        hdr[10..12].copy_from_slice(&n.to_le_bytes());
+                    }
+                    let res = copy_in(r, heads, &self.segs, seg, &hdr[..hdr_len], p.data());
+                    if res.is_ok() {
+                        out.sent += 1;
+                        out.bytes += p.len();
+                    } else {
+                        inc(&c.tx_bad_chain);
+                        out.dropped += 1;
+                    }
+                }
+                TxPlan::Bad { from, to } => {
+                    for &(h, _) in &self.tx_heads[from..to] {
+                        r.ring.stage_used(h, 0);
+                    }
+                    out.dropped += 1;
+                }
+                TxPlan::Full => {
+                    inc(&c.tx_ring_full);
+                    out.dropped += 1;
+                }
+                TxPlan::NoRing => {
+                    inc(&c.tx_no_ring);
+                    out.dropped += 1;
+                }
             }
             pool.free(p);
         }

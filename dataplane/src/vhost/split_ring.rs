@@ -19,14 +19,20 @@
 //! carries at most [`MAX_CHAIN_BYTES`]. A malformed chain is an error for
 //! *that chain*: the caller returns its head with length 0 and counts it.
 //!
-//! No `unsafe` here: all guest-memory access goes through [`GuestMem`].
+//! The three ring areas are resolved to [`HostRange`]s once, when the ring
+//! starts (a new memory table builds a new ring: see [`super::backend`]), so
+//! a descriptor read or an index load is one bounds check in a slice
+//! instead of a region search.
+//!
+//! No `unsafe` here: all guest-memory access goes through [`GuestMem`] and
+//! the bounded `VolatileSlice`s it hands out.
 
 use std::num::Wrapping;
 use std::sync::atomic::{Ordering, fence};
 
-use vm_memory::GuestAddress;
+use vm_memory::{Bytes, GuestAddress, VolatileMemory, VolatileSlice};
 
-use super::guest_mem::{GuestMem, MemError};
+use super::guest_mem::{GuestMem, HostRange, MemError, load_u16, prefetch, store_u16};
 
 /// Descriptor continues via the `next` field.
 pub const VRING_DESC_F_NEXT: u16 = 1;
@@ -134,6 +140,10 @@ pub struct RingAddrs {
 #[derive(Debug)]
 pub struct SplitRing {
     addrs: RingAddrs,
+    /// The descriptor table, avail ring and used ring, resolved once.
+    desc: HostRange,
+    avail: HostRange,
+    used: HostRange,
     event_idx: bool,
     next_avail: Wrapping<u16>,
     next_used: Wrapping<u16>,
@@ -143,16 +153,32 @@ pub struct SplitRing {
     staged: u16,
 }
 
-fn area(start: GuestAddress, len: u64, mem: &GuestMem) -> Result<(), RingError> {
+/// A ring area must lie in one mapped region (the frontend's addresses
+/// are translated per region anyway: [`GuestMem::va_to_gpa`]).
+fn area(start: GuestAddress, len: u64, mem: &GuestMem) -> Result<HostRange, RingError> {
     let len_usize = usize::try_from(len).map_err(|_| RingError::Align(start.0))?;
-    if mem.check_range(start, len_usize) {
-        Ok(())
-    } else {
-        Err(RingError::Area(MemError::OutOfBounds {
+    mem.resolve(start, len_usize)
+        .ok_or(RingError::Area(MemError::OutOfBounds {
             addr: start.0,
             len: len_usize,
         }))
-    }
+}
+
+/// A resolved ring area went missing: only possible if the ring is used
+/// with memory other than the one it was built on.
+fn lost(range: HostRange) -> RingError {
+    RingError::Area(MemError::OutOfBounds {
+        addr: 0,
+        len: range.len(),
+    })
+}
+
+/// The table a chain is walked in: the ring's own, an indirect table in
+/// one region (both as slices), or an indirect table that crosses two
+/// adjacent regions (read through the slow path).
+enum Table<'a> {
+    Fast(VolatileSlice<'a>),
+    Slow(GuestAddress),
 }
 
 impl SplitRing {
@@ -178,11 +204,14 @@ impl SplitRing {
             return Err(RingError::Align(addrs.used.0));
         }
         let n = u64::from(size);
-        area(addrs.desc, DESC_SIZE * n, mem)?;
-        area(addrs.avail, 6 + 2 * n, mem)?;
-        area(addrs.used, 6 + USED_ELEM_SIZE * n, mem)?;
+        let desc = area(addrs.desc, DESC_SIZE * n, mem)?;
+        let avail = area(addrs.avail, 6 + 2 * n, mem)?;
+        let used = area(addrs.used, 6 + USED_ELEM_SIZE * n, mem)?;
         Ok(SplitRing {
             addrs,
+            desc,
+            avail,
+            used,
             event_idx,
             next_avail: Wrapping(base),
             next_used: Wrapping(base),
@@ -212,33 +241,38 @@ impl SplitRing {
         self.event_idx
     }
 
-    // All ring offsets below are < 6 + 8 * 32768 and the areas were
-    // checked at construction, so the additions cannot overflow.
-    fn avail_idx_addr(&self) -> GuestAddress {
-        GuestAddress(self.addrs.avail.0 + 2)
+    // Offsets in the ring areas: all < 6 + 8 * 32768, inside the areas
+    // resolved at construction (the slices bound-check them again).
+    const AVAIL_IDX: usize = 2;
+
+    fn avail_slot(slot: u16) -> usize {
+        4 + 2 * usize::from(slot)
     }
 
-    fn avail_ring_addr(&self, slot: u16) -> GuestAddress {
-        GuestAddress(self.addrs.avail.0 + 4 + 2 * u64::from(slot))
+    fn used_event_off(&self) -> usize {
+        Self::avail_slot(self.addrs.size)
     }
 
-    fn used_event_addr(&self) -> GuestAddress {
-        self.avail_ring_addr(self.addrs.size)
-    }
-
-    fn avail_event_addr(&self) -> GuestAddress {
-        GuestAddress(self.addrs.used.0 + 4 + USED_ELEM_SIZE * u64::from(self.addrs.size))
+    fn avail_event_off(&self) -> usize {
+        4 + 8 * usize::from(self.addrs.size)
     }
 
     fn mask(&self) -> u16 {
         self.addrs.size - 1
     }
 
+    fn avail_area<'m>(&self, mem: &'m GuestMem) -> Result<VolatileSlice<'m>, RingError> {
+        mem.whole(self.avail).ok_or(lost(self.avail))
+    }
+
+    fn used_area<'m>(&self, mem: &'m GuestMem) -> Result<VolatileSlice<'m>, RingError> {
+        mem.whole(self.used).ok_or(lost(self.used))
+    }
+
     /// Loads `avail.idx` once (acquire) and returns how many chains wait.
     pub fn begin_burst(&mut self, mem: &GuestMem) -> Result<u16, RingError> {
-        let idx = mem
-            .load_u16(self.avail_idx_addr(), Ordering::Acquire)
-            .map_err(RingError::Area)?;
+        let avail = self.avail_area(mem)?;
+        let idx = load_u16(&avail, Self::AVAIL_IDX, Ordering::Acquire).ok_or(lost(self.avail))?;
         let ahead = (Wrapping(idx) - self.next_avail).0;
         if ahead > self.addrs.size {
             return Err(RingError::AvailIdx {
@@ -263,14 +297,31 @@ impl SplitRing {
             return Ok(None);
         }
         let slot = self.next_avail.0 & self.mask();
-        let head = mem
-            .load_u16(self.avail_ring_addr(slot), Ordering::Relaxed)
-            .map_err(RingError::Area)?;
+        let avail = self.avail_area(mem)?;
+        let head =
+            load_u16(&avail, Self::avail_slot(slot), Ordering::Relaxed).ok_or(lost(self.avail))?;
         if head >= self.addrs.size {
             return Err(RingError::BadHead(head));
         }
         self.next_avail += Wrapping(1);
         Ok(Some(head))
+    }
+
+    /// Prefetches the descriptors of the next `n` chains of this burst
+    /// (read from the avail ring without popping them, and without any
+    /// check beyond the bounds of the ring areas: [`SplitRing::pop_head`]
+    /// and [`SplitRing::walk`] validate when they really take them).
+    pub fn prefetch(&self, mem: &GuestMem, n: u16) {
+        let (Some(avail), Some(desc)) = (mem.whole(self.avail), mem.whole(self.desc)) else {
+            return;
+        };
+        let n = n.min(self.pending());
+        for i in 0..n {
+            let slot = (self.next_avail + Wrapping(i)).0 & self.mask();
+            if let Some(head) = load_u16(&avail, Self::avail_slot(slot), Ordering::Relaxed) {
+                prefetch(&desc, DESC_SIZE as usize * usize::from(head));
+            }
+        }
     }
 
     /// Gives back the last `n` popped heads that were not staged (a frame
@@ -283,7 +334,32 @@ impl SplitRing {
     /// (cleared first). Returns the total length.
     pub fn walk(&self, mem: &GuestMem, head: u16, segs: &mut Vec<Seg>) -> Result<u32, ChainError> {
         segs.clear();
-        let mut table = self.addrs.desc;
+        self.walk_into(mem, head, segs)
+    }
+
+    /// Like [`SplitRing::walk`], but appends to `segs` (the buffers of a
+    /// whole burst in one vector); on an error `segs` is left as it was.
+    pub fn walk_into(
+        &self,
+        mem: &GuestMem,
+        head: u16,
+        segs: &mut Vec<Seg>,
+    ) -> Result<u32, ChainError> {
+        let start = segs.len();
+        let res = self.walk_chain(mem, head, segs);
+        if res.is_err() {
+            segs.truncate(start);
+        }
+        res
+    }
+
+    fn walk_chain(
+        &self,
+        mem: &GuestMem,
+        head: u16,
+        segs: &mut Vec<Seg>,
+    ) -> Result<u32, ChainError> {
+        let mut table = Table::Fast(mem.whole(self.desc).ok_or(ChainError::OutOfRange)?);
         let mut table_len = u32::from(self.addrs.size);
         let mut ttl = table_len;
         let mut idx = head;
@@ -297,7 +373,7 @@ impl SplitRing {
                 return Err(ChainError::Loop);
             }
             ttl -= 1;
-            let (addr, len, flags, next) = read_desc(mem, table, idx)?;
+            let (addr, len, flags, next) = read_desc(mem, &table, idx)?;
             if flags & VRING_DESC_F_INDIRECT != 0 {
                 if indirect {
                     return Err(ChainError::NestedIndirect);
@@ -313,7 +389,10 @@ impl SplitRing {
                 if addr % 16 != 0 || !mem.check_range(GuestAddress(addr), len as usize) {
                     return Err(ChainError::BadIndirect);
                 }
-                table = GuestAddress(addr);
+                table = match mem.slice(GuestAddress(addr), len as usize) {
+                    Some(s) => Table::Fast(s),
+                    None => Table::Slow(GuestAddress(addr)),
+                };
                 table_len = count;
                 ttl = count;
                 idx = 0;
@@ -368,27 +447,21 @@ impl SplitRing {
         let size = usize::from(self.addrs.size);
         let start = usize::from(self.next_used.0 & self.mask());
         let first = (size - start).min(usize::from(self.staged)) * 8;
-        let ring = self.addrs.used.0 + 4;
-        let res = mem
-            .write(GuestAddress(ring + 8 * start as u64), &self.shadow[..first])
-            .and_then(|()| {
-                if first < self.shadow.len() {
-                    mem.write(GuestAddress(ring), &self.shadow[first..])
-                } else {
-                    Ok(())
-                }
-            });
+        let used = self.used_area(mem);
+        let res = used.as_ref().ok().and_then(|u| {
+            u.write_slice(&self.shadow[..first], 4 + 8 * start).ok()?;
+            if first < self.shadow.len() {
+                u.write_slice(&self.shadow[first..], 4).ok()?;
+            }
+            Some(())
+        });
         let old = self.next_used;
         self.next_used += Wrapping(self.staged);
         self.staged = 0;
         self.shadow.clear();
-        res.map_err(RingError::Area)?;
-        mem.store_u16(
-            GuestAddress(self.addrs.used.0 + 2),
-            self.next_used.0,
-            Ordering::Release,
-        )
-        .map_err(RingError::Area)?;
+        let used = used?;
+        res.ok_or(lost(self.used))?;
+        store_u16(&used, 2, self.next_used.0, Ordering::Release).ok_or(lost(self.used))?;
         self.needs_notification(mem, old)
     }
 
@@ -396,15 +469,13 @@ impl SplitRing {
         // Order the used.idx store before reading the driver's wishes.
         fence(Ordering::SeqCst);
         let new = self.next_used;
+        let avail = self.avail_area(mem)?;
         if self.event_idx {
-            let used_event = mem
-                .load_u16(self.used_event_addr(), Ordering::Relaxed)
-                .map_err(RingError::Area)?;
+            let used_event = load_u16(&avail, self.used_event_off(), Ordering::Relaxed)
+                .ok_or(lost(self.avail))?;
             Ok(new - Wrapping(used_event) - Wrapping(1) < new - old)
         } else {
-            let flags = mem
-                .load_u16(self.addrs.avail, Ordering::Relaxed)
-                .map_err(RingError::Area)?;
+            let flags = load_u16(&avail, 0, Ordering::Relaxed).ok_or(lost(self.avail))?;
             Ok(flags & VRING_AVAIL_F_NO_INTERRUPT == 0)
         }
     }
@@ -413,50 +484,80 @@ impl SplitRing {
     /// returns true if chains are already waiting: the caller must not
     /// sleep then (the re-check closes the lost-wake-up race).
     pub fn set_kick_notify(&mut self, mem: &GuestMem, on: bool) -> Result<bool, RingError> {
+        let used = self.used_area(mem)?;
         if self.event_idx {
             // With EVENT_IDX the guest ignores used.flags; leaving
             // avail_event behind is what suppresses kicks.
             if on {
-                mem.store_u16(
-                    self.avail_event_addr(),
+                store_u16(
+                    &used,
+                    self.avail_event_off(),
                     self.next_avail.0,
                     Ordering::Relaxed,
                 )
-                .map_err(RingError::Area)?;
+                .ok_or(lost(self.used))?;
             }
         } else {
             let flags = if on { 0 } else { VRING_USED_F_NO_NOTIFY };
-            mem.store_u16(self.addrs.used, flags, Ordering::Relaxed)
-                .map_err(RingError::Area)?;
+            store_u16(&used, 0, flags, Ordering::Relaxed).ok_or(lost(self.used))?;
         }
         if !on {
             return Ok(false);
         }
         fence(Ordering::SeqCst);
-        let idx = mem
-            .load_u16(self.avail_idx_addr(), Ordering::Acquire)
-            .map_err(RingError::Area)?;
+        let avail = self.avail_area(mem)?;
+        let idx = load_u16(&avail, Self::AVAIL_IDX, Ordering::Acquire).ok_or(lost(self.avail))?;
         Ok(Wrapping(idx) != self.next_avail)
     }
 }
 
+/// Reads descriptor `idx` of `table` (bounded by the table's slice, or
+/// by guest memory on the slow path).
+#[inline]
 fn read_desc(
     mem: &GuestMem,
-    table: GuestAddress,
+    table: &Table<'_>,
     idx: u16,
 ) -> Result<(u64, u32, u16, u16), ChainError> {
-    let at = table
-        .0
-        .checked_add(DESC_SIZE * u64::from(idx))
-        .ok_or(ChainError::OutOfRange)?;
-    let mut d = [0u8; 16];
-    mem.read(GuestAddress(at), &mut d)
-        .map_err(|_| ChainError::OutOfRange)?;
-    let addr = u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]);
-    let len = u32::from_le_bytes([d[8], d[9], d[10], d[11]]);
-    let flags = u16::from_le_bytes([d[12], d[13]]);
-    let next = u16::from_le_bytes([d[14], d[15]]);
-    Ok((addr, len, flags, next))
+    let at = DESC_SIZE as usize * usize::from(idx);
+    let (lo, hi) = match table {
+        // Two aligned 8-byte loads (the table is 16-byte aligned in guest
+        // memory, and so in the host mapping); a copy if it is not.
+        Table::Fast(s) => match (
+            s.load::<u64>(at, Ordering::Relaxed),
+            s.load::<u64>(at + 8, Ordering::Relaxed),
+        ) {
+            (Ok(lo), Ok(hi)) => (u64::from_le(lo), u64::from_le(hi)),
+            _ => {
+                let mut d = [0u8; 16];
+                let sub = s.get_slice(at, 16).map_err(|_| ChainError::OutOfRange)?;
+                sub.copy_to(&mut d);
+                split_desc(&d)
+            }
+        },
+        Table::Slow(base) => {
+            let addr = base
+                .0
+                .checked_add(at as u64)
+                .ok_or(ChainError::OutOfRange)?;
+            let mut d = [0u8; 16];
+            mem.read(GuestAddress(addr), &mut d)
+                .map_err(|_| ChainError::OutOfRange)?;
+            split_desc(&d)
+        }
+    };
+    // Little-endian layout: addr, then len, flags, next.
+    Ok((lo, hi as u32, (hi >> 32) as u16, (hi >> 48) as u16))
+}
+
+fn split_desc(d: &[u8; 16]) -> (u64, u64) {
+    let (lo, hi) = d.split_at(8);
+    let word = |b: &[u8]| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(b);
+        u64::from_le_bytes(w)
+    };
+    (word(lo), word(hi))
 }
 
 #[cfg(test)]
