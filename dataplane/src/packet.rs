@@ -6,23 +6,71 @@
 //! filled once at start-up: on the fast path a packet is recycled, never
 //! allocated (the pool counts the rare case where it must allocate or
 //! give a buffer back to the allocator).
+//!
+//! A packet received from a vhost-user guest may leave the end of its
+//! frame where it is, in the sending guest's memory: a [`Tail`]. The
+//! switch then reads only the headers out of the guest, and the frame's
+//! bulk is copied once, straight into the receiving guest's buffer. See
+//! [`Packet::data`] and [`Packet::materialize`] for what that means to the
+//! code that handles packets.
 
 /// Bytes kept free in front of every frame for tag pushes.
 pub const HEADROOM: usize = 64;
 
+/// Frame bytes a packet with a [`Tail`] holds in its buffer at least:
+/// every header the switch parses (Ethernet, two VLAN tags, IPv6, TCP)
+/// is in the buffer, never in the tail.
+pub const TAIL_MIN_HEAD: usize = 128;
+
 /// Default number of packets in a burst: the unit of work everywhere.
 pub const DEFAULT_BURST: usize = 32;
 
-/// A frame in a buffer with headroom.
+/// The end of a frame that still lies in the memory of the guest that
+/// sent it (a zero-copy receive): `len` bytes at host address `ptr`.
+///
+/// Only a vhost-user port lends these, and only to its own PMD for the
+/// time of one receive burst: the port keeps the guest's memory mapped
+/// and the chains unreturned until the PMD has sent or dropped every
+/// packet of the burst and calls [`crate::port::Port::rx_complete`].
+/// Ports that cannot take a tail get the packet after
+/// [`Packet::materialize`] (the PMD does it before their `tx_burst`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tail {
+    ptr: *const u8,
+    len: usize,
+}
+
+// SAFETY: a `Tail` is an address and a length; it is dereferenced only
+// through `Packet::tail_slice` and `Packet::materialize`, on the PMD
+// thread that received the packet, while the lending port keeps the
+// memory mapped (see `Packet::set_tail`). Packets that leave that PMD
+// (memory ports) are materialized first, so no other thread reads it.
+unsafe impl Send for Tail {}
+
+impl Tail {
+    /// Bytes left in the guest.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True if no byte is left in the guest (never the case in practice).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// A frame in a buffer with headroom, and possibly a [`Tail`].
 ///
 /// Invariant: `head + len <= buf.len()` and `head <= HEADROOM + 4` after a
-/// tag pop; every method keeps it.
+/// tag pop; every method keeps it. With a tail, `head + len + tail.len <=
+/// buf.len()` too, so the frame can always be materialized.
 #[derive(Debug)]
 pub struct Packet {
     buf: Box<[u8]>,
     head: usize,
     len: usize,
     origin: u16,
+    tail: Option<Tail>,
 }
 
 impl Packet {
@@ -35,6 +83,7 @@ impl Packet {
             head: HEADROOM,
             len: 0,
             origin: 0,
+            tail: None,
         }
     }
 
@@ -47,28 +96,88 @@ impl Packet {
         p
     }
 
-    /// The frame bytes.
+    /// The frame bytes in the buffer: the whole frame, or with a
+    /// [`Tail`] its first bytes ([`TAIL_MIN_HEAD`] at least: every header
+    /// the switch reads). [`Packet::len`] is the whole frame's length.
     #[inline]
     pub fn data(&self) -> &[u8] {
         &self.buf[self.head..self.head + self.len]
     }
 
-    /// The frame bytes, writable.
+    /// The frame bytes in the buffer, writable (see [`Packet::data`]).
     #[inline]
     pub fn data_mut(&mut self) -> &mut [u8] {
         &mut self.buf[self.head..self.head + self.len]
     }
 
-    /// Frame length in bytes.
+    /// Frame length in bytes, tail included.
     #[inline]
     pub fn len(&self) -> usize {
-        self.len
+        self.len + self.tail.map_or(0, |t| t.len)
     }
 
     /// True when the frame is empty.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
+    }
+
+    /// The tail still in the sending guest's memory, if any.
+    #[inline]
+    pub fn tail(&self) -> Option<Tail> {
+        self.tail
+    }
+
+    /// Leaves the last `len` bytes of the frame at `ptr` (after the
+    /// [`Packet::data`] bytes already in the buffer). Returns false, and
+    /// sets nothing, if the whole frame would not fit the buffer (then it
+    /// could not be materialized) or the buffer holds fewer than
+    /// [`TAIL_MIN_HEAD`] bytes.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be valid for reads of `len` bytes until the packet is
+    /// freed, materialized, or given another frame, and read only on this
+    /// thread. Others may write those bytes meanwhile (guest memory): the
+    /// packet only ever copies them, never makes a reference to them.
+    #[inline]
+    pub unsafe fn set_tail(&mut self, ptr: *const u8, len: usize) -> bool {
+        if self.len < TAIL_MIN_HEAD || self.head + self.len + len > self.buf.len() {
+            return false;
+        }
+        self.tail = Some(Tail { ptr, len });
+        true
+    }
+
+    /// The tail as a volatile slice (for copies into guest memory).
+    #[inline]
+    pub fn tail_slice(&self) -> Option<vm_memory::VolatileSlice<'_>> {
+        self.tail.map(|t| {
+            // SAFETY: `set_tail`'s contract: `ptr` is valid for `len`
+            // bytes while the packet holds the tail, and the slice borrows
+            // the packet. A `VolatileSlice` only ever copies.
+            unsafe { vm_memory::VolatileSlice::new(t.ptr.cast_mut(), t.len) }
+        })
+    }
+
+    /// Copies the tail (if any) into the buffer, so [`Packet::data`] is
+    /// the whole frame. Ports that are not vhost-user get their packets
+    /// materialized by the PMD before `tx_burst`.
+    #[inline]
+    pub fn materialize(&mut self) {
+        if let Some(t) = self.tail.take() {
+            let at = self.head + self.len;
+            // `set_tail` made sure the whole frame fits after any tag
+            // push or pop (those move `head` by 4 and `len` by 4, within
+            // the headroom, keeping `head + len` or reducing it).
+            let end = (at + t.len).min(self.buf.len());
+            let dst = &mut self.buf[at..end];
+            // SAFETY: `set_tail`'s contract: `ptr` is valid for `t.len`
+            // bytes; `dst` is our own buffer, so they do not overlap.
+            let src = unsafe { vm_memory::VolatileSlice::new(t.ptr.cast_mut(), t.len) };
+            src.copy_to(dst);
+            self.len += dst.len();
+        }
     }
 
     /// Largest frame this buffer can hold at the default headroom.
@@ -101,6 +210,7 @@ impl Packet {
     #[inline]
     pub fn set_frame(&mut self, frame: &[u8]) -> bool {
         self.head = HEADROOM;
+        self.tail = None;
         if frame.len() > self.capacity() {
             self.len = 0;
             return false;
@@ -118,6 +228,7 @@ impl Packet {
         if len > self.capacity() {
             return None;
         }
+        self.tail = None;
         self.head = HEADROOM;
         self.len = len;
         Some(&mut self.buf[HEADROOM..HEADROOM + len])
@@ -169,7 +280,15 @@ impl Packet {
     #[inline]
     pub fn copy_into(&self, other: &mut Packet) -> bool {
         other.origin = self.origin;
-        other.set_frame(self.data())
+        if !other.set_frame(self.data()) {
+            return false;
+        }
+        match self.tail {
+            // SAFETY: the same tail, under the same contract, on the same
+            // thread; `set_tail` checks that it fits the other buffer.
+            Some(t) => unsafe { other.set_tail(t.ptr, t.len) },
+            None => true,
+        }
     }
 }
 
@@ -223,6 +342,7 @@ impl PacketPool {
         p.head = HEADROOM;
         p.len = 0;
         p.origin = 0;
+        p.tail = None;
         Some(p)
     }
 
@@ -240,7 +360,8 @@ impl PacketPool {
 
     /// Gives a packet back.
     #[inline]
-    pub fn free(&mut self, p: Packet) {
+    pub fn free(&mut self, mut p: Packet) {
+        p.tail = None;
         if self.free.len() < self.capacity && p.buffer_size() == self.buf_size {
             self.free.push(p);
         } else {
@@ -296,6 +417,43 @@ mod tests {
         // A buffer of a foreign size is released, not adopted.
         pool.free(Packet::with_buffer_size(4096));
         assert_eq!(pool.releases, 1);
+    }
+
+    #[test]
+    fn a_tail_counts_in_the_length_and_materializes_after_tag_changes() {
+        let frame: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+        let mut p = Packet::with_buffer_size(HEADROOM + 2048);
+        p.set_frame(&frame[..TAIL_MIN_HEAD]);
+        let rest = &frame[TAIL_MIN_HEAD..];
+        // SAFETY: `rest` outlives the packet's use of it in this test.
+        assert!(unsafe { p.set_tail(rest.as_ptr(), rest.len()) });
+        assert_eq!(p.len(), 1000);
+        assert_eq!(p.data().len(), TAIL_MIN_HEAD);
+        assert!(p.push_vlan(0x8100, 7));
+        assert!(p.pop_vlan());
+        assert!(p.push_vlan(0x8100, 9));
+        assert_eq!(p.len(), 1004);
+        let mut copy = Packet::with_buffer_size(HEADROOM + 2048);
+        assert!(p.copy_into(&mut copy));
+        p.materialize();
+        assert!(p.tail().is_none());
+        assert_eq!(p.len(), 1004);
+        assert_eq!(&p.data()[..12], &frame[..12]);
+        assert_eq!(&p.data()[16..], &frame[12..]);
+        copy.materialize();
+        assert_eq!(copy.data(), p.data());
+        // A new frame drops the tail; a tail that could not be
+        // materialized into the buffer is refused.
+        p.set_frame(&frame[..200]);
+        assert_eq!(p.len(), 200);
+        let mut small = Packet::with_buffer_size(HEADROOM + 512);
+        small.set_frame(&frame[..TAIL_MIN_HEAD]);
+        // SAFETY: as above.
+        assert!(!unsafe { small.set_tail(rest.as_ptr(), rest.len()) });
+        let mut short = Packet::from_frame(&frame[..64]);
+        // SAFETY: as above.
+        let refused = !unsafe { short.set_tail(rest.as_ptr(), 10) };
+        assert!(refused, "headers must be in the buffer");
     }
 
     #[test]

@@ -256,6 +256,11 @@ impl Pmd {
             let ctr = &self.stats.ports[idx];
             match self.ports[idx].as_mut() {
                 Some(port) => {
+                    if !port.takes_tails() {
+                        for p in q.iter_mut() {
+                            p.materialize();
+                        }
+                    }
                     let n = q.len();
                     let res = port.tx_burst(q, &mut self.pool);
                     debug_assert_eq!(res.sent + res.dropped, n);
@@ -289,7 +294,7 @@ impl Pmd {
             let Some(port) = self.ports[idx].as_mut() else {
                 continue;
             };
-            let n = port.rx_burst(&mut self.pool, &mut self.rx, self.burst);
+            let n = port.rx_burst_lending(&mut self.pool, &mut self.rx, self.burst);
             if n == 0 {
                 continue;
             }
@@ -300,6 +305,12 @@ impl Pmd {
                 .add(self.rx.iter().map(|p| p.len() as u64).sum());
             self.pipeline.process(id, &mut self.rx, &mut self.pool, now);
             self.flush_outputs();
+            // Every packet of the burst is sent or freed: the port may
+            // take back what it lent (see `Port::rx_burst_lending`).
+            debug_assert!(self.rx.is_empty());
+            if let Some(port) = self.ports[idx].as_mut() {
+                port.rx_complete();
+            }
         }
         self.announce_learning();
 

@@ -79,4 +79,32 @@ pub trait Port: Send + std::fmt::Debug {
     fn set_rx_notify(&mut self, _on: bool) -> bool {
         false
     }
+
+    /// [`Port::rx_burst`], but the port may lend frames: leave their
+    /// ends in its own memory as [`crate::packet::Tail`]s (zero-copy
+    /// receive). The caller must then send or free every packet of the
+    /// burst and call [`Port::rx_complete`] before the next receive and
+    /// before giving any packet of it to a port whose
+    /// [`Port::takes_tails`] is false without
+    /// [`Packet::materialize`]. The PMD does all of this; other callers
+    /// use `rx_burst`.
+    fn rx_burst_lending(
+        &mut self,
+        pool: &mut PacketPool,
+        out: &mut Vec<Packet>,
+        max: usize,
+    ) -> usize {
+        self.rx_burst(pool, out, max)
+    }
+
+    /// Ends a burst received with [`Port::rx_burst_lending`]: the lent
+    /// frames are no longer read, so the port may give their buffers back.
+    fn rx_complete(&mut self) {}
+
+    /// True if `tx_burst` copies [`crate::packet::Tail`]s itself (it
+    /// reads the frame through `Packet::data` and `Packet::tail_slice`);
+    /// otherwise packets reach it materialized.
+    fn takes_tails(&self) -> bool {
+        false
+    }
 }

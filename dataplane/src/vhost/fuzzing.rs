@@ -31,6 +31,8 @@ struct RingCase {
     base: u16,
     mrg_rxbuf: bool,
     event_idx: bool,
+    /// Receive with `rx_burst_lending` (frame tails left in guest memory).
+    lend: bool,
     frame_lens: [u16; 3],
 }
 
@@ -44,6 +46,7 @@ impl RingCase {
                 base: u16::from_le_bytes([p[1], p[2]]),
                 mrg_rxbuf: p[3] & 1 != 0,
                 event_idx: p[3] & 2 != 0,
+                lend: p[3] & 4 != 0,
                 frame_lens: [frame_len(p[4]), frame_len(p[5]), frame_len(p[6])],
             },
             image,
@@ -128,8 +131,21 @@ pub fn rings(data: &[u8]) {
         let mut out = Vec::new();
         for _ in 0..3 {
             let before = out.len();
-            let n = q.rx_burst(&mut pool, &mut out, 32);
+            let n = if case.lend {
+                q.rx_burst_lending(&mut pool, &mut out, 32)
+            } else {
+                q.rx_burst(&mut pool, &mut out, 32)
+            };
             assert_eq!(out.len() - before, n, "rx_burst counts what it returns");
+            if case.lend {
+                // What a non-vhost port would get: the whole frame.
+                for p in &mut out[before..] {
+                    let len = p.len();
+                    p.materialize();
+                    assert_eq!(p.data().len(), len, "materialized frame is whole");
+                }
+                q.rx_complete();
+            }
         }
         for p in &out {
             assert!(

@@ -35,11 +35,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::eventfd::{EfdFlags, EventFd};
-use vm_memory::{Bytes, GuestAddress};
+use vm_memory::{Bytes, GuestAddress, VolatileSlice};
 
 use super::guest_mem::{GuestMem, MemError};
 use super::split_ring::{Seg, SplitRing};
-use crate::packet::{Packet, PacketPool};
+use crate::packet::{Packet, PacketPool, TAIL_MIN_HEAD};
 use crate::port::{Port, TxOutcome};
 
 /// Smallest frame accepted from a guest (an Ethernet header).
@@ -216,7 +216,28 @@ pub struct VhostQueue {
     tx_heads: Vec<(u16, usize)>,
     /// Transmit: what happens to each frame of the burst.
     tx_plan: Vec<TxPlan>,
+    /// Receive: what the last burst lent, until `rx_complete`.
+    lent: Option<Lent>,
 }
+
+/// A receive burst that left frame tails in the guest's memory: the
+/// memory stays mapped (this `Arc`) and the chains (`rx_chains`) stay
+/// unreturned until [`Port::rx_complete`].
+#[derive(Debug)]
+struct Lent {
+    /// Held, never read: keeps the tails' memory mapped.
+    #[allow(dead_code)]
+    mem: Arc<GuestMem>,
+    /// [`SplitRing::serial`] of the ring the chains came from.
+    ring: u64,
+}
+
+/// Frames of at least this many bytes are received zero-copy when the
+/// caller allows it (`rx_burst_lending`) and their end lies in one
+/// mapped buffer: only their first [`TAIL_MIN_HEAD`] bytes are copied out,
+/// the rest is copied once, straight into the receiving guest. Below it a
+/// copy costs less than the bookkeeping.
+pub const LEND_MIN_FRAME: usize = 256;
 
 /// A chain popped from the guest's TX ring in the first pass.
 #[derive(Clone, Copy, Debug)]
@@ -250,6 +271,7 @@ impl VhostQueue {
             rx_chains: Vec::with_capacity(64),
             tx_heads: Vec::with_capacity(64),
             tx_plan: Vec::with_capacity(64),
+            lent: None,
         }
     }
 }
@@ -306,18 +328,22 @@ fn copy_out(mem: &GuestMem, segs: &[Seg], mut skip: usize, dst: &mut [u8]) -> Re
     Ok(())
 }
 
-/// Writes `hdr` then `frame` across the chains of `heads` (whose buffers
-/// are `segs[start..]`, each head with the end index of its own), staging
-/// each head with the bytes it received.
+/// Writes `pieces` (the virtio-net header, the frame bytes in the packet
+/// buffer) then `tail` (the frame's end still in the sending guest's
+/// memory, if any) across the chains of `heads` (whose buffers are
+/// `segs[start..]`, each head with the end index of its own), staging each
+/// head with the bytes it received.
 fn copy_in(
     r: &mut ActiveRing,
     heads: &[(u16, usize)],
     segs: &[Seg],
     mut start: usize,
-    hdr: &[u8],
-    frame: &[u8],
+    pieces: [&[u8]; 2],
+    tail: Option<VolatileSlice<'_>>,
 ) -> Result<(), MemError> {
-    let total = hdr.len() + frame.len();
+    let [hdr, frame] = pieces;
+    let in_buf = hdr.len() + frame.len();
+    let total = in_buf + tail.as_ref().map_or(0, |t| t.len());
     let mut done = 0usize;
     let mut res = Ok(());
     for &(head, end) in heads {
@@ -330,22 +356,41 @@ fn copy_in(
             let fast = r.mem.slice(s.addr, room);
             let mut at = 0usize;
             while room > 0 && done < total && res.is_ok() {
-                let (src, off) = if done < hdr.len() {
-                    (hdr, done)
+                let oob = |_| MemError::OutOfBounds {
+                    addr: s.addr.0,
+                    len: s.len as usize,
+                };
+                let n;
+                if done < in_buf {
+                    let (src, off) = if done < hdr.len() {
+                        (hdr, done)
+                    } else {
+                        (frame, done - hdr.len())
+                    };
+                    n = room.min(src.len() - off);
+                    let piece = &src[off..off + n];
+                    res = match &fast {
+                        Some(buf) => buf.write_slice(piece, at).map_err(oob),
+                        None => r.mem.write(GuestAddress(s.addr.0 + at as u64), piece),
+                    };
                 } else {
-                    (frame, done - hdr.len())
-                };
-                let n = room.min(src.len() - off);
-                let piece = &src[off..off + n];
-                res = match &fast {
-                    Some(buf) => buf
-                        .write_slice(piece, at)
-                        .map_err(|_| MemError::OutOfBounds {
-                            addr: s.addr.0,
-                            len: s.len as usize,
-                        }),
-                    None => r.mem.write(GuestAddress(s.addr.0 + at as u64), piece),
-                };
+                    // `done < total` here, so there is a tail.
+                    let Some(t) = &tail else { break };
+                    let off = done - in_buf;
+                    n = room.min(t.len() - off);
+                    res = match &fast {
+                        Some(buf) => t
+                            .subslice(off, n)
+                            .and_then(|src| {
+                                buf.subslice(at, n)
+                                    .map(|dst| src.copy_to_volatile_slice(dst))
+                            })
+                            .map_err(oob),
+                        None => {
+                            copy_tail_slow(&r.mem, t, off, n, GuestAddress(s.addr.0 + at as u64))
+                        }
+                    };
+                }
                 at += n;
                 room -= n;
                 done += n;
@@ -358,8 +403,40 @@ fn copy_in(
     res
 }
 
-impl Port for VhostQueue {
-    fn rx_burst(&mut self, pool: &mut PacketPool, out: &mut Vec<Packet>, max: usize) -> usize {
+/// Copies `n` bytes of `tail` from `off` to guest address `to` through a
+/// bounce buffer: a destination buffer that crosses two adjacent regions.
+fn copy_tail_slow(
+    mem: &GuestMem,
+    tail: &VolatileSlice<'_>,
+    off: usize,
+    n: usize,
+    to: GuestAddress,
+) -> Result<(), MemError> {
+    let mut bounce = [0u8; 256];
+    let mut done = 0;
+    while done < n {
+        let k = (n - done).min(bounce.len());
+        let src = tail
+            .subslice(off + done, k)
+            .map_err(|_| MemError::OutOfBounds { addr: to.0, len: n })?;
+        src.copy_to(&mut bounce[..k]);
+        mem.write(GuestAddress(to.0 + done as u64), &bounce[..k])?;
+        done += k;
+    }
+    Ok(())
+}
+
+impl VhostQueue {
+    /// Receives a burst; with `lend`, frames of [`LEND_MIN_FRAME`] bytes
+    /// or more may keep their ends in guest memory (see [`Lent`]).
+    fn receive(
+        &mut self,
+        pool: &mut PacketPool,
+        out: &mut Vec<Packet>,
+        max: usize,
+        lend: bool,
+    ) -> usize {
+        debug_assert!(self.lent.is_none(), "rx_complete was not called");
         let shared = &*self.shared;
         let mut guard = match shared.rx.try_lock() {
             Ok(g) => g,
@@ -412,13 +489,15 @@ impl Port for VhostQueue {
                 len,
             });
         }
-        // Second pass: copy the frames out, return the heads in order.
+        // Second pass: copy the frames out (or their headers, lending the
+        // rest), then return the heads in order.
         let mut got = 0;
         let popped = self.rx_chains.len();
+        let mut kept = popped;
+        let mut lending = false;
         for (k, ch) in self.rx_chains.iter().enumerate() {
             let Some(len) = ch.len else {
                 inc(&c.rx_bad_chain);
-                r.ring.stage_used(ch.head, 0);
                 continue;
             };
             let Some(frame_len) = (len as usize)
@@ -426,21 +505,42 @@ impl Port for VhostQueue {
                 .filter(|&l| l >= MIN_FRAME)
             else {
                 inc(&c.rx_bad_frame);
-                r.ring.stage_used(ch.head, 0);
                 continue;
             };
             let Some(mut p) = pool.alloc() else {
                 // Out of buffers: leave this chain and the rest (the last
                 // ones popped) for the next burst.
                 r.ring.unpop((popped - k) as u16);
+                kept = k;
                 break;
             };
-            let ok = match p.prepare(frame_len) {
-                Some(buf) => copy_out(&r.mem, &self.segs[ch.start..ch.end], hdr_len, buf).is_ok(),
-                None => false,
+            let segs = &self.segs[ch.start..ch.end];
+            let tail = if lend && frame_len >= LEND_MIN_FRAME {
+                lendable_tail(&r.mem, segs, hdr_len + TAIL_MIN_HEAD)
+            } else {
+                None
             };
-            r.ring.stage_used(ch.head, 0);
+            let ok = match tail {
+                Some((ptr, tail_len)) => match p.prepare(TAIL_MIN_HEAD) {
+                    Some(buf) => {
+                        copy_out(&r.mem, segs, hdr_len, buf).is_ok()
+                            // SAFETY: `ptr` points at `tail_len` bytes of a
+                            // mapped region of `r.mem` (`lendable_tail`).
+                            // This queue keeps that memory mapped
+                            // (`Lent::mem`) until `rx_complete`, which the
+                            // PMD calls on this thread after every packet of
+                            // the burst is sent, freed or materialized.
+                            && unsafe { p.set_tail(ptr, tail_len) }
+                    }
+                    None => false,
+                },
+                None => match p.prepare(frame_len) {
+                    Some(buf) => copy_out(&r.mem, segs, hdr_len, buf).is_ok(),
+                    None => false,
+                },
+            };
             if ok {
+                lending |= p.tail().is_some();
                 out.push(p);
                 got += 1;
             } else {
@@ -448,8 +548,80 @@ impl Port for VhostQueue {
                 pool.free(p);
             }
         }
-        publish(r, c);
+        self.rx_chains.truncate(kept);
+        if lending {
+            // The heads go back in `rx_complete`, once nothing reads them.
+            r.ring.set_lent(kept as u16);
+            self.lent = Some(Lent {
+                mem: Arc::clone(&r.mem),
+                ring: r.ring.serial(),
+            });
+        } else {
+            for ch in &self.rx_chains {
+                r.ring.stage_used(ch.head, 0);
+            }
+            publish(r, c);
+        }
         got
+    }
+}
+
+/// Where the frame's bytes from chain offset `at` on lie, if they lie in
+/// one buffer (the chain's last) that is inside one mapped region: its
+/// host address and length.
+fn lendable_tail(mem: &GuestMem, segs: &[Seg], at: usize) -> Option<(*const u8, usize)> {
+    let mut start = 0usize;
+    for (i, s) in segs.iter().enumerate() {
+        let len = s.len as usize;
+        if at < start + len {
+            if i + 1 != segs.len() {
+                return None;
+            }
+            let skip = at - start;
+            let slice = mem.slice(GuestAddress(s.addr.0 + skip as u64), len - skip)?;
+            return Some((slice.ptr_guard().as_ptr(), len - skip));
+        }
+        start += len;
+    }
+    None
+}
+
+impl Port for VhostQueue {
+    fn rx_burst(&mut self, pool: &mut PacketPool, out: &mut Vec<Packet>, max: usize) -> usize {
+        self.receive(pool, out, max, false)
+    }
+
+    fn rx_burst_lending(
+        &mut self,
+        pool: &mut PacketPool,
+        out: &mut Vec<Packet>,
+        max: usize,
+    ) -> usize {
+        self.receive(pool, out, max, true)
+    }
+
+    fn rx_complete(&mut self) {
+        let Some(lent) = self.lent.take() else {
+            return;
+        };
+        let shared = &*self.shared;
+        let mut guard = lock(&shared.rx);
+        // A ring the control thread stopped or replaced meanwhile answered
+        // GET_VRING_BASE without the lent heads: they are not ours to return.
+        if let Some(r) = guard.as_mut().filter(|r| r.ring.serial() == lent.ring) {
+            r.ring.set_lent(0);
+            for ch in &self.rx_chains {
+                r.ring.stage_used(ch.head, 0);
+            }
+            publish(r, &shared.counters);
+        }
+        drop(guard);
+        // The guest memory may be unmapped here, outside the lock.
+        drop(lent);
+    }
+
+    fn takes_tails(&self) -> bool {
+        true
     }
 
     fn tx_burst(&mut self, pkts: &mut Vec<Packet>, pool: &mut PacketPool) -> TxOutcome {
@@ -545,7 +717,14 @@ impl Port for VhostQueue {
                         let n = heads.len() as u16;
                         hdr[10..12].copy_from_slice(&n.to_le_bytes());
                     }
-                    let res = copy_in(r, heads, &self.segs, seg, &hdr[..hdr_len], p.data());
+                    let res = copy_in(
+                        r,
+                        heads,
+                        &self.segs,
+                        seg,
+                        [&hdr[..hdr_len], p.data()],
+                        p.tail_slice(),
+                    );
                     if res.is_ok() {
                         out.sent += 1;
                         out.bytes += p.len();
@@ -747,5 +926,163 @@ mod tests {
         // Every head is back, in order, with length 0.
         let heads: Vec<(u32, u32)> = (0..5).map(|i| used(&mem, i)).collect();
         assert_eq!(heads, [(2, 0), (0, 0), (3, 0), (4, 0), (5, 0)]);
+    }
+
+    fn used_idx(m: &GuestMem) -> u16 {
+        m.mem().read_obj(GuestAddress(0x2002)).expect("used idx")
+    }
+
+    /// A guest TX ring offering `frames` (header and frame in one buffer
+    /// each, at 0x8000 + 0x1000 * i).
+    fn tx_ring_with(frames: &[Vec<u8>]) -> (VhostQueue, Arc<GuestMem>) {
+        let (q, mem) = queue(false, true);
+        for (i, f) in frames.iter().enumerate() {
+            let addr = 0x8000 + 0x1000 * i as u64;
+            mem.write(GuestAddress(addr), &[0u8; 12]).expect("hdr");
+            mem.write(GuestAddress(addr + 12), f).expect("frame");
+            put_desc(&mem, i as u16, addr, 12 + f.len() as u32, 0, 0);
+        }
+        let heads: Vec<u16> = (0..frames.len() as u16).collect();
+        offer(&mem, &heads);
+        (q, mem)
+    }
+
+    fn pattern(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed))
+            .collect()
+    }
+
+    #[test]
+    fn lending_receive_keeps_large_frames_in_guest_memory_until_complete() {
+        let big = pattern(1514, 1);
+        let small = pattern(100, 2);
+        let (mut q, mem) = tx_ring_with(&[big.clone(), small.clone()]);
+        let mut pool = PacketPool::new(8, 2048);
+        let mut out = Vec::new();
+        assert_eq!(q.rx_burst_lending(&mut pool, &mut out, 32), 2);
+        // The big frame: its headers in the buffer, the rest lent.
+        assert_eq!(out[0].len(), 1514);
+        assert_eq!(out[0].data(), &big[..TAIL_MIN_HEAD]);
+        assert_eq!(out[0].tail().map(|t| t.len()), Some(1514 - TAIL_MIN_HEAD));
+        // The small one is copied whole.
+        assert!(out[1].tail().is_none());
+        assert_eq!(out[1].data(), &small[..]);
+        // Nothing is returned to the guest while the tails are read, and a
+        // ring stopped now would restart at the lent heads.
+        assert_eq!(used_idx(&mem), 0);
+        assert_eq!(
+            lock(&q.shared.rx).as_ref().map(|r| r.ring.next_avail()),
+            Some(0)
+        );
+        // Materialized, the frame is whole.
+        let mut copy = pool.alloc().expect("packet");
+        assert!(out[0].copy_into(&mut copy));
+        copy.materialize();
+        assert_eq!(copy.data(), &big[..]);
+        pool.free(copy);
+        pool.free_all(&mut out);
+        q.rx_complete();
+        assert_eq!(used_idx(&mem), 2);
+        assert_eq!((used(&mem, 0), used(&mem, 1)), ((0, 0), (1, 0)));
+        assert_eq!(
+            lock(&q.shared.rx).as_ref().map(|r| r.ring.next_avail()),
+            Some(2)
+        );
+        // Plain `rx_burst` never lends.
+        let (mut q, _mem) = tx_ring_with(std::slice::from_ref(&big));
+        assert_eq!(q.rx_burst(&mut pool, &mut out, 32), 1);
+        assert!(out[0].tail().is_none());
+        assert_eq!(out[0].data(), &big[..]);
+    }
+
+    #[test]
+    fn a_lent_frame_is_copied_once_into_the_receiving_guest() {
+        let big = pattern(1514, 3);
+        let (mut rxq, _src) = tx_ring_with(std::slice::from_ref(&big));
+        let (mut txq, dst) = queue(true, true);
+        // Receive buffers of 1024 bytes: the frame spans two of them.
+        for i in 0..2u16 {
+            put_desc(
+                &dst,
+                i,
+                0x8000 + 0x1000 * u64::from(i),
+                1024,
+                VRING_DESC_F_WRITE,
+                0,
+            );
+        }
+        offer(&dst, &[0, 1]);
+        let mut pool = PacketPool::new(8, 2048);
+        let mut pkts = Vec::new();
+        assert_eq!(rxq.rx_burst_lending(&mut pool, &mut pkts, 32), 1);
+        // An 802.1Q tag pushed on the way does not disturb the tail.
+        assert!(pkts[0].push_vlan(0x8100, 100));
+        assert!(txq.takes_tails());
+        let out = txq.tx_burst(&mut pkts, &mut pool);
+        assert_eq!((out.sent, out.bytes), (1, 1518));
+        rxq.rx_complete();
+        let mut want = big[..12].to_vec();
+        want.extend_from_slice(&[0x81, 0x00, 0x00, 100]);
+        want.extend_from_slice(&big[12..]);
+        let mut got = vec![0u8; 12 + 1518];
+        dst.read(GuestAddress(0x8000), &mut got[..1024])
+            .expect("first");
+        dst.read(GuestAddress(0x9000), &mut got[1024..])
+            .expect("second");
+        assert_eq!(u16::from_le_bytes([got[10], got[11]]), 2, "num_buffers");
+        assert_eq!(&got[12..], &want[..]);
+        assert_eq!(
+            (used(&dst, 0), used(&dst, 1)),
+            ((0, 1024), (1, 12 + 1518 - 1024))
+        );
+    }
+
+    #[test]
+    fn a_ring_stopped_while_frames_are_lent_gets_none_of_their_heads() {
+        let big = pattern(600, 4);
+        let (mut q, mem) = tx_ring_with(&[big.clone(), big.clone()]);
+        let mut pool = PacketPool::new(8, 2048);
+        let mut out = Vec::new();
+        assert_eq!(q.rx_burst_lending(&mut pool, &mut out, 32), 2);
+        // The control thread stops the ring (GET_VRING_BASE) and starts a
+        // new one at the base it got.
+        let old = lock(&q.shared.rx).take().expect("ring");
+        let base = old.ring.next_avail();
+        assert_eq!(base, 0, "lent heads count as not consumed");
+        let ring = SplitRing::new(&mem, A, base, false).expect("ring");
+        *lock(&q.shared.rx) = Some(ActiveRing { ring, ..old });
+        // The tails can still be read: the burst holds the old mapping.
+        out[1].materialize();
+        assert_eq!(out[1].data(), &big[..]);
+        pool.free_all(&mut out);
+        q.rx_complete();
+        assert_eq!(used_idx(&mem), 0, "nothing staged into the new ring");
+        // The new ring hands the same frames out again.
+        assert_eq!(q.rx_burst(&mut pool, &mut out, 32), 2);
+        assert_eq!(out[0].data(), &big[..]);
+        assert_eq!(used_idx(&mem), 2);
+    }
+
+    #[test]
+    fn a_frame_whose_end_spans_buffers_is_copied_whole() {
+        let (mut q, mem) = queue(false, true);
+        let big = pattern(1000, 5);
+        mem.write(GuestAddress(0x8000), &[0u8; 12]).expect("hdr");
+        mem.write(GuestAddress(0x8000 + 12), &big[..500])
+            .expect("a");
+        mem.write(GuestAddress(0x9000), &big[500..]).expect("b");
+        put_desc(&mem, 0, 0x8000, 512, VRING_DESC_F_NEXT, 1);
+        put_desc(&mem, 1, 0x9000, 500, 0, 0);
+        offer(&mem, &[0]);
+        let mut pool = PacketPool::new(8, 2048);
+        let mut out = Vec::new();
+        assert_eq!(q.rx_burst_lending(&mut pool, &mut out, 32), 1);
+        assert!(out[0].tail().is_none());
+        assert_eq!(out[0].data(), &big[..]);
+        assert_eq!(used_idx(&mem), 1);
+        pool.free_all(&mut out);
+        q.rx_complete();
+        assert_eq!(used_idx(&mem), 1);
     }
 }

@@ -151,7 +151,16 @@ pub struct SplitRing {
     avail_idx: Wrapping<u16>,
     shadow: Vec<u8>,
     staged: u16,
+    /// Heads popped last whose buffers a receive burst still reads (see
+    /// [`SplitRing::set_lent`]).
+    lent: u16,
+    /// Tells this ring from any other, also one started again on the same
+    /// memory at the same addresses.
+    serial: u64,
 }
+
+/// Source of [`SplitRing::serial`].
+static RING_SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// A ring area must lie in one mapped region (the frontend's addresses
 /// are translated per region anyway: [`GuestMem::va_to_gpa`]).
@@ -218,6 +227,8 @@ impl SplitRing {
             avail_idx: Wrapping(base),
             shadow: Vec::with_capacity(usize::from(size.min(256)) * 8),
             staged: 0,
+            lent: 0,
+            serial: RING_SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 
@@ -227,8 +238,23 @@ impl SplitRing {
     }
 
     /// Index of the next avail entry to consume (GET_VRING_BASE answer).
+    /// Heads that are lent ([`SplitRing::set_lent`]) count as not
+    /// consumed: their used entries were never written, so a ring stopped
+    /// meanwhile starts again at them and the guest loses no buffer.
     pub fn next_avail(&self) -> u16 {
-        self.next_avail.0
+        (self.next_avail - Wrapping(self.lent)).0
+    }
+
+    /// Records that the last `n` heads popped are still being read (a
+    /// zero-copy receive) and have no used entry yet; 0 once they are
+    /// staged. Only [`SplitRing::next_avail`] looks at it.
+    pub fn set_lent(&mut self, n: u16) {
+        self.lent = n;
+    }
+
+    /// A number no other ring of this process has.
+    pub fn serial(&self) -> u64 {
+        self.serial
     }
 
     /// Index of the next used entry to fill.
