@@ -1617,6 +1617,7 @@ fn vhost_counters(port: &VhostUserPort) -> BTreeMap<String, u64> {
     [
         ("rx_bad_chain", c.rx_bad_chain),
         ("rx_bad_frame", c.rx_bad_frame),
+        ("rx_zero_copy", c.rx_zero_copy),
         ("tx_bad_chain", c.tx_bad_chain),
         ("tx_ring_full", c.tx_ring_full),
         ("tx_no_ring", c.tx_no_ring),

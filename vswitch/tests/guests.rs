@@ -95,6 +95,25 @@ switches:
     assert!(stream > 10.0, "TCP_STREAM {stream} Mbit/s");
     assert!(rr[0] > 50.0, "TCP_RR {} transactions/s", rr[0]);
     assert!(udp > 10.0, "UDP_STREAM {udp} Mbit/s");
+    // A Linux guest's full-size TCP segments are received zero-copy
+    // (headers copied out, the rest copied once into the other guest).
+    let stats = std::process::Command::new(env!("CARGO_BIN_EXE_vswitchctl"))
+        .arg("--runtime-dir")
+        .arg(d)
+        .args(["stats", "--json"])
+        .output()
+        .expect("vswitchctl runs");
+    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).expect("stats JSON");
+    let zero_copy: u64 = stats["switches"][0]["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .filter_map(|p| p["vhost"]["rx_zero_copy"].as_u64())
+        .sum();
+    assert!(
+        zero_copy > 1000,
+        "frames received zero-copy: {zero_copy}\n{stats:#}"
+    );
     daemon.stop();
     let log = daemon.log();
     let (rx0, tx0) = port_counters(&log, "vm0").expect("vm0 counters");

@@ -76,6 +76,9 @@ pub struct VhostCounters {
     pub rx_bad_chain: AtomicU64,
     /// Guest TX frames too short or too long.
     pub rx_bad_frame: AtomicU64,
+    /// Guest TX frames received zero-copy: only their headers copied out,
+    /// the rest copied once, straight to where they went.
+    pub rx_zero_copy: AtomicU64,
     /// Guest RX chains that were malformed (returned with length 0).
     pub tx_bad_chain: AtomicU64,
     /// Frames dropped because the guest RX ring had no room.
@@ -100,6 +103,7 @@ pub struct VhostCounters {
 pub struct VhostCountersSnapshot {
     pub rx_bad_chain: u64,
     pub rx_bad_frame: u64,
+    pub rx_zero_copy: u64,
     pub tx_bad_chain: u64,
     pub tx_ring_full: u64,
     pub tx_no_ring: u64,
@@ -117,6 +121,7 @@ impl VhostCounters {
         VhostCountersSnapshot {
             rx_bad_chain: g(&self.rx_bad_chain),
             rx_bad_frame: g(&self.rx_bad_frame),
+            rx_zero_copy: g(&self.rx_zero_copy),
             tx_bad_chain: g(&self.tx_bad_chain),
             tx_ring_full: g(&self.tx_ring_full),
             tx_no_ring: g(&self.tx_no_ring),
@@ -494,7 +499,7 @@ impl VhostQueue {
         let mut got = 0;
         let popped = self.rx_chains.len();
         let mut kept = popped;
-        let mut lending = false;
+        let mut lent_frames = 0u64;
         for (k, ch) in self.rx_chains.iter().enumerate() {
             let Some(len) = ch.len else {
                 inc(&c.rx_bad_chain);
@@ -540,7 +545,7 @@ impl VhostQueue {
                 },
             };
             if ok {
-                lending |= p.tail().is_some();
+                lent_frames += u64::from(p.tail().is_some());
                 out.push(p);
                 got += 1;
             } else {
@@ -549,7 +554,8 @@ impl VhostQueue {
             }
         }
         self.rx_chains.truncate(kept);
-        if lending {
+        if lent_frames > 0 {
+            c.rx_zero_copy.fetch_add(lent_frames, Ordering::Relaxed);
             // The heads go back in `rx_complete`, once nothing reads them.
             r.ring.set_lent(kept as u16);
             self.lent = Some(Lent {
@@ -968,6 +974,7 @@ mod tests {
         // The small one is copied whole.
         assert!(out[1].tail().is_none());
         assert_eq!(out[1].data(), &small[..]);
+        assert_eq!(q.shared.counters.snapshot().rx_zero_copy, 1);
         // Nothing is returned to the guest while the tails are read, and a
         // ring stopped now would restart at the lent heads.
         assert_eq!(used_idx(&mem), 0);
