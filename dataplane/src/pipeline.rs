@@ -113,15 +113,47 @@ impl Pipeline {
             }
             return;
         };
-        for pkt in pkts.drain(..) {
-            if let Err(reason) = self.forward_one(&snap, inp, pkt, pool, now, ctr) {
-                ctr.drop(reason);
+        // Frames of one flow come in runs (a TCP window, a generator's
+        // burst): a frame whose headers equal the previous frame's takes
+        // the same known-unicast decision without parsing, classifying,
+        // learning or looking up again. Within a burst nothing else can
+        // change that decision: the snapshot and `now` are fixed, peers'
+        // learning is applied between bursts, and learning this frame's
+        // source again changes nothing.
+        let mut recent: Option<Recent> = None;
+        for mut pkt in pkts.drain(..) {
+            let key = burst_key(pkt.data());
+            if let (Some(k), Some(r)) = (key, recent)
+                && k == r.key
+                && pkt.len() - r.hdr_len <= snap.mtu
+            {
+                pkt.set_origin(inp.spec.id.0);
+                if let Err(reason) = self.emit(&snap, r.out, pkt, r.c, pool) {
+                    ctr.drop(reason);
+                    recent = None;
+                }
+                continue;
+            }
+            recent = None;
+            match self.forward_one(&snap, inp, pkt, pool, now, ctr) {
+                Ok(Some((out, c, hdr_len))) => {
+                    recent = key.map(|key| Recent {
+                        key,
+                        out,
+                        c,
+                        hdr_len,
+                    });
+                }
+                Ok(None) => {}
+                Err(reason) => ctr.drop(reason),
             }
         }
     }
 
     /// Decides one frame. On `Err` the frame was freed and the caller
-    /// counts the reason.
+    /// counts the reason. A frame sent to exactly one port as known
+    /// unicast returns that decision (port, classification, header
+    /// length) for the next frames with the same headers.
     #[inline]
     fn forward_one(
         &mut self,
@@ -131,7 +163,7 @@ impl Pipeline {
         pool: &mut PacketPool,
         now: u32,
         ctr: &PortCounters,
-    ) -> Result<(), DropReason> {
+    ) -> Result<Option<(PortId, Classified, usize)>, DropReason> {
         let in_id = inp.spec.id;
         pkt.set_origin(in_id.0);
         let verdict = Self::ingress(snap, inp, &pkt);
@@ -189,12 +221,16 @@ impl Pipeline {
                 pool.free(pkt);
                 return Err(DropReason::UplinkToUplink);
             }
+            let mut copies = false;
             for &(p, up) in &members.promiscuous {
                 if p != in_id && p != out && !(inp.is_uplink && up) {
                     self.emit_copy(snap, p, &pkt, c, pool, ctr);
+                    copies = true;
                 }
             }
-            return self.emit(snap, out, pkt, c, pool);
+            self.emit(snap, out, pkt, c, pool)?;
+            let hdr_len = ETH_HEADER_LEN + if c.tagged { VLAN_TAG_LEN } else { 0 };
+            return Ok((!copies).then_some((out, c, hdr_len)));
         }
 
         // Flood within the VLAN.
@@ -226,7 +262,7 @@ impl Pipeline {
                 for &p in rest {
                     self.emit_copy(snap, p, &pkt, c, pool, ctr);
                 }
-                self.emit(snap, last, pkt, c, pool)
+                self.emit(snap, last, pkt, c, pool).map(|()| None)
             }
         };
         self.targets = targets;
@@ -327,6 +363,39 @@ impl Pipeline {
         q.push(pkt);
         Ok(())
     }
+}
+
+/// A known-unicast decision of this burst (see [`Pipeline::process`]).
+#[derive(Clone, Copy, Debug)]
+struct Recent {
+    key: [u8; BURST_KEY_LEN],
+    out: PortId,
+    c: Classified,
+    hdr_len: usize,
+}
+
+/// ARP's ethertype.
+const ETHERTYPE_ARP: u16 = 0x0806;
+
+/// Header bytes a decision depends on: the MAC addresses, the ethertype
+/// or outer tag, and the inner TPID or ethertype after a tag.
+const BURST_KEY_LEN: usize = 18;
+
+/// The header bytes a forwarding decision depends on, or `None` for a
+/// frame that always goes the full way: too short, or ARP (whose body
+/// the switch may read).
+#[inline]
+fn burst_key(data: &[u8]) -> Option<[u8; BURST_KEY_LEN]> {
+    let mut key: [u8; BURST_KEY_LEN] = data.get(..BURST_KEY_LEN)?.try_into().ok()?;
+    let ethertype = u16::from_be_bytes([key[12], key[13]]);
+    let inner = if crate::wire::is_vlan_tpid(ethertype) {
+        u16::from_be_bytes([key[16], key[17]])
+    } else {
+        // Untagged: bytes 14.. are the payload, not part of the decision.
+        key[14..].fill(0);
+        ethertype
+    };
+    (inner != ETHERTYPE_ARP).then_some(key)
 }
 
 #[cfg(test)]

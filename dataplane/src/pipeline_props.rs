@@ -6,6 +6,7 @@
 
 use proptest::prelude::*;
 
+use crate::packet::Packet;
 use crate::port::{PortId, PortRole};
 use crate::snapshot::{PortSpec, SecurityPolicy, SwitchSpec};
 use crate::testing::{Harness, frame, mac};
@@ -158,6 +159,65 @@ proptest! {
                 prop_assert_eq!(drops_after, drops_before + 1, "undelivered frame must be one counted drop");
             } else {
                 prop_assert_eq!(drops_after, drops_before, "delivered frame must not count a drop");
+            }
+        }
+    }
+}
+
+/// One burst: an ingress port and frames drawn from three header
+/// variants (so the same headers repeat), each with a payload length.
+#[derive(Debug, Clone)]
+struct Burst {
+    port_index: usize,
+    variants: [Input; 3],
+    frames: Vec<(usize, usize)>,
+}
+
+fn burst() -> impl Strategy<Value = Burst> {
+    (
+        0usize..8,
+        [input(), input(), input()],
+        proptest::collection::vec(
+            (
+                0usize..3,
+                prop_oneof![4 => 0usize..200, 1 => 1480usize..1520],
+            ),
+            1..32,
+        ),
+    )
+        .prop_map(|(port_index, variants, frames)| Burst {
+            port_index,
+            variants,
+            frames,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    /// Frames forwarded in one burst (where a frame with the previous
+    /// frame's headers reuses its decision) leave exactly as they leave
+    /// one per burst, with the same drops counted.
+    #[test]
+    fn a_burst_forwards_like_frames_one_by_one(spec in switch_spec(), bursts in proptest::collection::vec(burst(), 1..12)) {
+        let ports = spec.ports.clone();
+        let mut one_by_one = Harness::new(spec.clone());
+        let mut together = Harness::new(spec);
+        for (b, burst) in bursts.iter().enumerate() {
+            let id = ports[burst.port_index % ports.len()].id.0;
+            for (k, &(v, len)) in burst.frames.iter().enumerate() {
+                let inp = &burst.variants[v];
+                let mut payload = vec![0u8; len.max(8)];
+                payload[..4].copy_from_slice(&(b as u32).to_be_bytes());
+                payload[4..8].copy_from_slice(&(k as u32).to_be_bytes());
+                let f = frame(addr(inp.dst), addr(inp.src), &inp.tags, &payload);
+                one_by_one.send(id, &f);
+                let peer = together.peers.get_mut(&id).expect("port");
+                prop_assert!(peer.send(0, Packet::from_frame(&f)).is_ok());
+            }
+            together.pmd.poll_once(together.now);
+            prop_assert_eq!(together.recv_everywhere(), one_by_one.recv_everywhere(), "burst {}", b);
+            for p in &ports {
+                prop_assert_eq!(together.stats(p.id.0), one_by_one.stats(p.id.0), "port {} counters", p.id.0);
             }
         }
     }
