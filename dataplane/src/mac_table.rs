@@ -21,6 +21,8 @@
 
 use hashbrown::HashMap;
 
+use std::net::Ipv4Addr;
+
 use crate::port::PortId;
 use crate::wire::MacAddr;
 
@@ -66,6 +68,9 @@ struct Entry {
     is_static: bool,
     last_seen: u32,
     last_synced: u32,
+    /// IPv4 address the host behind this MAC announced in its own ARP
+    /// frames on this port (see [`MacTable::set_ipv4`]).
+    ipv4: Option<Ipv4Addr>,
 }
 
 /// What learning a source address did.
@@ -114,6 +119,8 @@ pub struct MacTableRow {
     pub is_static: bool,
     /// Seconds since it was last seen.
     pub age_secs: u32,
+    /// IPv4 address seen in its ARP frames on this port, if any.
+    pub ipv4: Option<Ipv4Addr>,
 }
 
 /// Seconds between re-announcements of an active entry to peer PMDs.
@@ -306,6 +313,8 @@ impl MacTable {
             e.port = port;
             e.last_seen = now;
             e.last_synced = now;
+            // Whatever it said on its old port is not known here.
+            e.ipv4 = None;
             self.count_sub(from);
             self.count_add(port);
             return if expired {
@@ -327,6 +336,7 @@ impl MacTable {
                 is_static: false,
                 last_seen: now,
                 last_synced: now,
+                ipv4: None,
             },
         );
         self.count_add(port);
@@ -334,12 +344,30 @@ impl MacTable {
     }
 
     /// Applies a peer PMD's learning event: like [`MacTable::learn`], but
-    /// never triggers a new announcement.
-    pub fn apply_remote(&mut self, key: u64, port: PortId, seen: u32) {
+    /// never triggers a new announcement; an IPv4 address it carries is
+    /// recorded as [`MacTable::set_ipv4`] would.
+    pub fn apply_remote(&mut self, key: u64, port: PortId, seen: u32, ipv4: Option<Ipv4Addr>) {
         if let Learned::Refreshed | Learned::RefreshedSync = self.learn(key, port, seen)
             && let Some(e) = self.map.get_mut(&key)
         {
             e.last_synced = e.last_synced.max(seen);
+        }
+        if let Some(ip) = ipv4 {
+            self.set_ipv4(key, port, ip);
+        }
+    }
+
+    /// Records that the host behind `key` on `port` announced `ip` (ARP
+    /// snooping, for the gratuitous ARPs a team sends after a failover).
+    /// Only an entry learned on `port` takes it. Returns true if the
+    /// address is new for the entry.
+    pub fn set_ipv4(&mut self, key: u64, port: PortId, ip: Ipv4Addr) -> bool {
+        match self.map.get_mut(&key) {
+            Some(e) if e.port == port && e.ipv4 != Some(ip) => {
+                e.ipv4 = Some(ip);
+                true
+            }
+            _ => false,
         }
     }
 
@@ -353,6 +381,7 @@ impl MacTable {
                 is_static: true,
                 last_seen: 0,
                 last_synced: 0,
+                ipv4: None,
             },
         ) && !old.is_static
         {
@@ -436,6 +465,7 @@ impl MacTable {
                     } else {
                         now.saturating_sub(e.last_seen)
                     },
+                    ipv4: e.ipv4,
                 }
             })
             .collect();
@@ -469,13 +499,13 @@ mod tests {
         // an entry seen at second 11 while this PMD still says 10. That
         // entry must not look 4 billion seconds old (which floods unicast).
         let mut t = table(100, 100, 300);
-        t.apply_remote(mac_key(1, mac(1)), PortId(1), 11);
+        t.apply_remote(mac_key(1, mac(1)), PortId(1), 11, None);
         assert_eq!(t.lookup(mac_key(1, mac(1)), 10), Some(PortId(1)));
         assert_eq!(t.lookup_table(mac_key(1, mac(1)), 10), Some(PortId(1)));
         assert_eq!(t.age(10), 0);
         assert_eq!(t.rows(10).len(), 1);
         // An older stamp from a slower peer does not make it older.
-        t.apply_remote(mac_key(1, mac(1)), PortId(1), 5);
+        t.apply_remote(mac_key(1, mac(1)), PortId(1), 5, None);
         assert_eq!(t.lookup_table(mac_key(1, mac(1)), 310), Some(PortId(1)));
         assert_eq!(t.lookup_table(mac_key(1, mac(1)), 312), None);
     }

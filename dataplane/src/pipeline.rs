@@ -9,6 +9,7 @@
 //! (STP, LACP, LLDP) are not forwarded. Every frame that is not delivered
 //! is counted under a [`DropReason`] on its ingress port.
 
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use crate::mac_table::{Learned, MacTable, mac_key};
@@ -28,6 +29,9 @@ pub struct MacEvent {
     pub port: PortId,
     /// When, in switch seconds.
     pub seen: u32,
+    /// The IPv4 address the host announced in an ARP frame, if this event
+    /// is about that ([`MacTable::set_ipv4`]).
+    pub ipv4: Option<Ipv4Addr>,
 }
 
 /// Per-PMD forwarding state: the MAC table replica and output queues.
@@ -204,6 +208,21 @@ impl Pipeline {
                     key,
                     port: in_id,
                     seen: now,
+                    ipv4: None,
+                });
+            }
+            // ARP snooping: a guest's own address, for the gratuitous ARPs
+            // its team sends when the guest's traffic moves to another
+            // member. Never from the network side.
+            if !inp.is_uplink
+                && let Some(ip) = arp_sender(pkt.data(), &h)
+                && self.mac.set_ipv4(key, in_id, ip)
+            {
+                self.sync_out.push(MacEvent {
+                    key,
+                    port: in_id,
+                    seen: now,
+                    ipv4: Some(ip),
                 });
             }
         }
@@ -363,6 +382,27 @@ impl Pipeline {
         q.push(pkt);
         Ok(())
     }
+}
+
+/// The sender protocol address of an Ethernet/IPv4 ARP request or reply
+/// that the frame's source sent about itself (sender hardware address =
+/// source MAC), unless it is 0.0.0.0 (an RFC 5227 probe).
+#[inline]
+fn arp_sender(data: &[u8], h: &EthernetHeader) -> Option<Ipv4Addr> {
+    let (ethertype, at) = match h.tci {
+        Some(_) => (h.inner_ethertype?, ETH_HEADER_LEN + VLAN_TAG_LEN),
+        None => (h.ethertype, ETH_HEADER_LEN),
+    };
+    if ethertype != ETHERTYPE_ARP {
+        return None;
+    }
+    let arp = data.get(at..at + 28)?;
+    // Hardware type Ethernet, protocol IPv4, address lengths 6 and 4.
+    if arp[..6] != [0, 1, 0x08, 0x00, 6, 4] || arp[8..14] != h.src.0 {
+        return None;
+    }
+    let ip = Ipv4Addr::new(arp[14], arp[15], arp[16], arp[17]);
+    (!ip.is_unspecified()).then_some(ip)
 }
 
 /// A known-unicast decision of this burst (see [`Pipeline::process`]).

@@ -493,3 +493,68 @@ fn frames_carry_their_originating_port_to_the_output() {
         .collect();
     assert_eq!(origins, vec![3, 3]);
 }
+
+/// An Ethernet/IPv4 ARP frame from `src` (opcode `op`), sender `sha`/`spa`,
+/// after the given tags.
+fn arp(src: MacAddr, tags: &[(u16, u16)], op: u16, sha: MacAddr, spa: [u8; 4]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&BCAST.0);
+    f.extend_from_slice(&src.0);
+    for &(tpid, tci) in tags {
+        f.extend_from_slice(&tpid.to_be_bytes());
+        f.extend_from_slice(&tci.to_be_bytes());
+    }
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4]);
+    f.extend_from_slice(&op.to_be_bytes());
+    f.extend_from_slice(&sha.0);
+    f.extend_from_slice(&spa);
+    f.extend_from_slice(&[0; 6]);
+    f.extend_from_slice(&[10, 0, 0, 254]);
+    f.resize(f.len().max(60), 0);
+    f
+}
+
+fn ipv4_of(h: &Harness, vid: u16, m: MacAddr) -> Option<std::net::Ipv4Addr> {
+    h.pmd
+        .mac_table()
+        .rows(h.now)
+        .into_iter()
+        .find(|r| r.vid == vid && r.mac == m)
+        .and_then(|r| r.ipv4)
+}
+
+#[test]
+fn arp_snooping_learns_a_guests_own_address_only() {
+    let mut h = Harness::new(spec(vec![
+        guest(1, VlanMode::Access(1)),
+        guest(2, trunk(&[(10, 10)], None)),
+        uplink(3, VlanMode::Access(1)),
+        guest(4, VlanMode::Access(1)),
+    ]));
+    // A request and a reply each teach the sender's address.
+    h.send(1, &arp(mac(1), &[], 1, mac(1), [10, 0, 0, 1]));
+    assert_eq!(ipv4_of(&h, 1, mac(1)), Some([10, 0, 0, 1].into()));
+    h.send(1, &arp(mac(1), &[], 2, mac(1), [10, 0, 0, 9]));
+    assert_eq!(ipv4_of(&h, 1, mac(1)), Some([10, 0, 0, 9].into()));
+    // A probe (0.0.0.0) and an ARP about another MAC teach nothing.
+    h.send(1, &arp(mac(4), &[], 1, mac(4), [0, 0, 0, 0]));
+    assert_eq!(ipv4_of(&h, 1, mac(4)), None);
+    h.send(1, &arp(mac(5), &[], 2, mac(6), [10, 0, 0, 5]));
+    assert_eq!(ipv4_of(&h, 1, mac(5)), None);
+    // Tagged ARP on a trunk, in its VLAN.
+    h.send(2, &arp(mac(2), &[(Q, 10)], 1, mac(2), [10, 0, 10, 2]));
+    assert_eq!(ipv4_of(&h, 10, mac(2)), Some([10, 0, 10, 2].into()));
+    // Never from the network side.
+    h.send(3, &arp(mac(3), &[], 1, mac(3), [10, 0, 0, 3]));
+    assert!(
+        h.pmd
+            .mac_table()
+            .rows(h.now)
+            .iter()
+            .any(|r| r.mac == mac(3))
+    );
+    assert_eq!(ipv4_of(&h, 1, mac(3)), None);
+    // A guest that moves to another port loses the address it had.
+    h.send(4, &frame(BCAST, mac(1), &[], &[]));
+    assert_eq!(ipv4_of(&h, 1, mac(1)), None);
+}

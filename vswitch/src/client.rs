@@ -320,10 +320,15 @@ pub fn format_mac_table(t: &MacTableReply) -> String {
                     } else {
                         format!("{} s", e.age)
                     },
+                    e.ipv4.clone().unwrap_or_else(|| "-".into()),
                 ]
             })
             .collect();
-        out.push_str(&table("  ", &["VLAN", "MAC", "PORT", "TYPE", "AGE"], &rows));
+        out.push_str(&table(
+            "  ",
+            &["VLAN", "MAC", "PORT", "TYPE", "AGE", "IPV4"],
+            &rows,
+        ));
     }
     out
 }

@@ -973,6 +973,7 @@ impl Daemon {
                         .map_or_else(|| format!("#{}", row.port), |p| p.name.clone()),
                     is_static: row.is_static,
                     age: row.age_secs,
+                    ipv4: row.ipv4.map(|ip| ip.to_string()),
                 })
                 .collect();
             switches.push(protocol::SwitchMacTable {

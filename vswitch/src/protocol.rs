@@ -562,6 +562,10 @@ pub struct MacEntry {
     pub is_static: bool,
     /// Seconds since last seen (0 for static entries).
     pub age: u32,
+    /// IPv4 address the host announced in its own ARP frames on this
+    /// port (what a team's gratuitous ARPs carry), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4: Option<String>,
 }
 
 /// Reply to [`Request::FdbFlush`].

@@ -355,7 +355,7 @@ impl TeamRuntime {
                     port: GuestPort(r.port.0),
                     mac: r.mac.0,
                     vlan,
-                    ipv4: None,
+                    ipv4: r.ipv4,
                 })
             })
             .collect()
@@ -709,7 +709,49 @@ mod tests {
             port: PortId(port),
             is_static: false,
             age_secs: 0,
+            ipv4: None,
         }
+    }
+
+    #[test]
+    fn a_guest_whose_address_is_known_is_announced_by_rarp_and_gratuitous_arp() {
+        let c = cfg(config::TeamPolicy::PortId, true, true);
+        let mut rt = runtime(&c);
+        let mut io = FakeIo::default();
+        io.links.insert("eth0".into(), true);
+        io.links.insert("eth1".into(), true);
+        let uplinks = BTreeSet::from([PortId(9)]);
+        let table = vec![
+            MacTableRow {
+                ipv4: Some(std::net::Ipv4Addr::new(10, 0, 0, 7)),
+                ..row(1, 1, 1)
+            },
+            row(1, 2, 2),
+        ];
+        let mut rows = || table.clone();
+        let out = supervise(
+            &mut rt,
+            &mut io,
+            &mut rows,
+            &uplinks,
+            Timestamp::from_millis(0),
+        );
+        let of =
+            |last: u8| -> Vec<&Outgoing> { out.iter().filter(|o| o.frame[11] == last).collect() };
+        let one = of(1);
+        assert_eq!(
+            one.len(),
+            2,
+            "RARP and GARP for the guest with an address: {out:?}"
+        );
+        assert_eq!(&one[0].frame[12..14], &[0x80, 0x35], "RARP first");
+        let garp = &one[1].frame;
+        assert_eq!(&garp[12..14], &[0x08, 0x06], "then ARP");
+        assert_eq!(&garp[..6], &[0xff; 6], "broadcast");
+        assert_eq!(&garp[28..32], &[10, 0, 0, 7], "sender address");
+        assert_eq!(&garp[38..42], &[10, 0, 0, 7], "target address = sender");
+        assert_eq!(one[0].member, one[1].member, "out of the same member");
+        assert_eq!(of(2).len(), 1, "RARP only without an address");
     }
 
     #[test]
