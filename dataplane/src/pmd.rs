@@ -229,7 +229,9 @@ impl Pmd {
 
     fn apply_peer_learning(&mut self) {
         for ev in self.sync_in.try_iter().take(SYNC_EVENTS_PER_POLL) {
-            self.pipeline.mac.apply_remote(ev.key, ev.port, ev.seen, ev.ipv4);
+            self.pipeline
+                .mac
+                .apply_remote(ev.key, ev.port, ev.seen, ev.ipv4);
         }
     }
 
