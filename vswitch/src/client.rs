@@ -522,8 +522,9 @@ pub fn format_teams(r: &TeamShowReply) -> String {
         if !t.guests.is_empty() {
             out.push_str("  guests:\n");
             for g in &t.guests {
+                let ip = g.ipv4.as_ref().map_or(String::new(), |ip| format!(" {ip}"));
                 out.push_str(&format!(
-                    "    {} {} VLAN {}: {}\n",
+                    "    {} {}{ip} VLAN {}: {}\n",
                     g.port, g.mac, g.vlan, g.why
                 ));
             }

@@ -217,6 +217,10 @@ pub struct TeamGuestStatus {
     pub member: Option<String>,
     /// The explanation, in words.
     pub why: String,
+    /// Its IPv4 address, learned from its own ARP frames: announced by a
+    /// gratuitous ARP with its RARP when it moves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4: Option<String>,
 }
 
 /// An event in [`TeamStatus`].

@@ -428,6 +428,7 @@ impl TeamRuntime {
                     vlan: g.vlan.map_or_else(|| native_of(&self.vlan), Vlan::id),
                     member: e.member.as_ref().map(|(_, n)| n.clone()),
                     why: e.to_string(),
+                    ipv4: g.ipv4.map(|ip| ip.to_string()),
                 }
             })
             .collect();
@@ -752,6 +753,16 @@ mod tests {
         assert_eq!(&garp[38..42], &[10, 0, 0, 7], "target address = sender");
         assert_eq!(one[0].member, one[1].member, "out of the same member");
         assert_eq!(of(2).len(), 1, "RARP only without an address");
+        // team show's guest lines carry the address.
+        let st = rt.show(&table, &uplinks, &|_| None, Timestamp::from_millis(0));
+        let ip = |last: u8| {
+            st.guests
+                .iter()
+                .find(|g| g.mac == format!("52:54:00:00:00:0{last}"))
+                .map(|g| g.ipv4.clone())
+        };
+        assert_eq!(ip(1), Some(Some("10.0.0.7".to_string())));
+        assert_eq!(ip(2), Some(None));
     }
 
     #[test]

@@ -587,6 +587,13 @@ fn port_id_spreads_and_pins_guests_fails_over_under_traffic_announces_and_fails_
     );
     let t = lab.team();
     assert!(
+        t.guests
+            .iter()
+            .any(|x| x.mac == mac && x.ipv4.as_deref() == Some(ip.as_str())),
+        "team show does not show {ip} for {mac}: {:?}",
+        t.guests
+    );
+    assert!(
         t.events.iter().any(|e| e.what == "u0 link down"),
         "{:?}",
         t.events
