@@ -291,6 +291,28 @@ impl BeaconMonitor {
         &self.config
     }
 
+    /// This monitor for a team whose member `i` is this monitor's member
+    /// `old_of[i]` (`None`: new to the team, not probed yet): what was
+    /// heard, judged and numbered follows each member.
+    pub(crate) fn remapped(&self, old_of: &[Option<usize>], now: Timestamp) -> BeaconMonitor {
+        let n = old_of.len();
+        let mut m = BeaconMonitor::new(self.config, n, now);
+        m.next_send = self.next_send;
+        let old = |o: &Option<usize>| o.filter(|&o| o < self.members);
+        for (i, o) in old_of.iter().enumerate() {
+            let Some(o) = old(o) else { continue };
+            m.probed_since[i] = self.probed_since[o];
+            m.sequence[i] = self.sequence[o];
+            m.verdict[i] = self.verdict[o];
+            for (j, p) in old_of.iter().enumerate() {
+                if let Some(p) = old(p) {
+                    m.heard[i * n + j] = self.heard[o * self.members + p];
+                }
+            }
+        }
+        m
+    }
+
     fn idx(&self, m: MemberIndex) -> Option<usize> {
         let i = m.get();
         (i < self.members).then_some(i)

@@ -47,6 +47,33 @@ impl Selector {
         self.designated = designated.map_or(NO_MEMBER, |m| m.0);
     }
 
+    /// The same choice with member `i` renamed `to[i]`: for a dataplane
+    /// whose members are in another order than the team's (a team
+    /// reconfigured with [`Team::reconfigured`](crate::Team::reconfigured)
+    /// while the dataplane keeps the order it started with). A member
+    /// without a new index carries nothing and counts as unused.
+    pub fn remapped(&self, to: &[MemberIndex]) -> Selector {
+        let map = |m: u8| to.get(usize::from(m)).map_or(NO_MEMBER, |n| n.0);
+        let mut table = self.table;
+        for t in &mut table {
+            *t = map(*t);
+        }
+        // Every index that is not a renamed used member: unused.
+        let mut unused = !0u32;
+        for (i, n) in to.iter().enumerate().take(usize::from(self.members)) {
+            if self.unused & (1 << i) == 0 && n.0 < 32 {
+                unused &= !(1 << n.0);
+            }
+        }
+        Selector {
+            policy: self.policy,
+            table,
+            designated: map(self.designated),
+            unused,
+            members: self.members,
+        }
+    }
+
     /// The team's policy.
     pub fn policy(&self) -> TeamPolicy {
         self.policy

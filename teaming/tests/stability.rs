@@ -13,7 +13,11 @@
 //!   (the moved ones return, nothing else changed), and while every active
 //!   member is up each bucket is on its home slot's own member and no
 //!   standby carries anything;
-//! - the returned moves are exactly the difference of the tables.
+//! - the returned moves are exactly the difference of the tables;
+//! - a reload ([`Team::reconfigured`]) with the same settings moves
+//!   nothing, and one with the active order reversed keeps the state
+//!   invariants, and its selector remapped to the old member order
+//!   routes every bucket to the same member, by name.
 
 mod common;
 
@@ -47,13 +51,20 @@ impl Case {
         }
     }
 
-    fn team(&self) -> Team {
+    fn spec(&self, reverse_active: bool) -> TeamSpec {
         let names = |prefix: &'static str, n: usize| (0..n).map(move |i| format!("{prefix}{i}"));
-        let spec = TeamSpec::new(self.policy, names("a", self.active))
+        let mut active: Vec<String> = names("a", self.active).collect();
+        if reverse_active {
+            active.reverse();
+        }
+        TeamSpec::new(self.policy, active)
             .with_standby(names("s", self.standby))
             .with_unused(names("u", self.unused))
-            .with_failback(self.failback);
-        Team::new(spec, t(0)).expect("valid spec")
+            .with_failback(self.failback)
+    }
+
+    fn team(&self) -> Team {
+        Team::new(self.spec(false), t(0)).expect("valid spec")
     }
 }
 
@@ -175,6 +186,37 @@ fn check_round_trip(c: &Case, team: &Team) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// A reload with the same settings moves nothing; one with the active
+/// order reversed keeps the invariants and, remapped to the old order,
+/// routes each bucket to the member of the same name.
+fn check_reload(c: &Case, team: &Team, at: u64) -> Result<(), TestCaseError> {
+    let same = team
+        .reconfigured(c.spec(false), t(at + 500))
+        .expect("valid");
+    prop_assert_eq!(table(&same), table(team), "same settings moved buckets");
+    let rev = team.reconfigured(c.spec(true), t(at + 500)).expect("valid");
+    check_state(c, &rev)?;
+    let to: Vec<MemberIndex> = (0..c.members())
+        .map(|i| {
+            let name = rev.member_name(m(i as u8)).expect("member");
+            team.member_index(name).expect("same set")
+        })
+        .collect();
+    let sel = rev.selector().remapped(&to);
+    for b in 0..BUCKETS {
+        let bucket = teaming::Bucket(b as u8);
+        let want = rev
+            .selector()
+            .member_for_bucket(bucket)
+            .and_then(|x| rev.member_name(x));
+        let got = sel
+            .member_for_bucket(bucket)
+            .and_then(|x| team.member_name(x));
+        prop_assert_eq!(got, want, "bucket {}", b);
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -196,7 +238,8 @@ proptest! {
                 *e |= team.is_usable(m(j as u8));
             }
             check_state(&c, team)?;
-            check_round_trip(&c, team)
+            check_round_trip(&c, team)?;
+            check_reload(&c, team, at)
         };
         for (i, up) in c.initial.iter().enumerate() {
             apply(&mut team, i, *up, 0)?;

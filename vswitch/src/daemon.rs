@@ -9,9 +9,11 @@
 //! 1. *Check.* Every change is classified: applicable to the running
 //!    switches, ignored (a file setting the command line overrides),
 //!    needing a restart (PMD cores, idle policy, paths, an MTU larger than
-//!    the PMDs' packet buffers) or not implemented yet (teams, SR-IOV). The
-//!    new dataplane specs are built and validated. Any refusal, or an
-//!    invalid file, returns an error and changes nothing.
+//!    the PMDs' packet buffers; internal ports, uplinks and teams added or
+//!    removed, an uplink's driver, a team's member set: they are opened at
+//!    start). The new dataplane specs are built and validated, and so is
+//!    every team's new teaming spec. Any refusal, or an invalid file,
+//!    returns an error and changes nothing.
 //! 2. *Prepare.* New switches are started and new or re-created vhost-user
 //!    ports are created (their sockets appear), without touching anything
 //!    running. A failure here undoes what was prepared. Exception: a
@@ -24,7 +26,11 @@
 //!    new queues attached, the new spec published with
 //!    [`dataplane::Switch::update`] (PMDs switch between bursts; only ports
 //!    whose spec changed lose their learned MACs, so the others keep
-//!    forwarding), then removed ports are detached, their control threads
+//!    forwarding), then running teams whose policy, member order or roles,
+//!    failback, failure detection, notify-switches or VLAN changed are
+//!    reconfigured in place ([`crate::teams::TeamRuntime::reconfigure`]:
+//!    link states kept, new member choice published, moved guests
+//!    announced), then removed ports are detached, their control threads
 //!    stopped and their server sockets deleted. Removed switches stop last.
 //!
 //! A change of only the owner, group or mode of a server port's socket
@@ -344,6 +350,43 @@ struct Prepared {
 const NETDEV_AT_START: &str =
     " (uplinks, teams and internal ports are opened at start; restart vswitchd to change them)";
 
+/// How a reload treats a change of uplinks or teams: uplinks and teams
+/// are opened at start, so adding or removing one, or changing an
+/// uplink's driver, needs a restart; a running team's policy, failover
+/// settings and member order are changed live.
+fn team_verdict(c: &Change) -> Verdict {
+    match c {
+        Change::TeamPolicyChanged { .. } | Change::TeamFailoverChanged { .. } => Verdict::Apply,
+        Change::TeamMembersChanged { old, new, .. } => team_members_verdict(old, new),
+        _ => Verdict::Restart(NETDEV_AT_START.to_string()),
+    }
+}
+
+/// A team's members may be reordered and moved between the active,
+/// standby and unused lists live (the team is reconfigured); adding or
+/// removing one needs a restart, because members are opened at start.
+fn team_members_verdict(old: &[Vec<String>; 3], new: &[Vec<String>; 3]) -> Verdict {
+    let set = |l: &[Vec<String>; 3]| l.iter().flatten().cloned().collect::<BTreeSet<String>>();
+    let (o, n) = (set(old), set(new));
+    if o == n {
+        return Verdict::Apply;
+    }
+    let list = |s: BTreeSet<&String>| s.into_iter().cloned().collect::<Vec<_>>().join(", ");
+    let mut what = Vec::new();
+    let added = list(n.difference(&o).collect());
+    if !added.is_empty() {
+        what.push(format!("adds {added}"));
+    }
+    let removed = list(o.difference(&n).collect());
+    if !removed.is_empty() {
+        what.push(format!("removes {removed}"));
+    }
+    Verdict::Restart(format!(
+        " ({}: team members are opened at start; restart vswitchd to add or remove one)",
+        what.join(", ")
+    ))
+}
+
 /// A report's lines for a reply: changes, then warnings and errors.
 fn sriov_lines(r: &crate::sriov::SriovReport) -> Vec<String> {
     r.changes()
@@ -354,6 +397,7 @@ fn sriov_lines(r: &crate::sriov::SriovReport) -> Vec<String> {
 }
 
 /// How a reload treats one change.
+#[derive(Debug, PartialEq, Eq)]
 enum Verdict {
     Apply,
     Ignore(&'static str),
@@ -1200,8 +1244,8 @@ impl Daemon {
             | Change::TeamAdded { .. }
             | Change::TeamRemoved { .. }
             | Change::TeamPolicyChanged { .. }
-            | Change::TeamMembersChanged { .. }
-            | Change::TeamFailoverChanged { .. } => Verdict::Restart(NETDEV_AT_START.to_string()),
+            | Change::TeamFailoverChanged { .. }
+            | Change::TeamMembersChanged { .. } => team_verdict(c),
             Change::SwitchAdded { .. }
             | Change::SwitchRemoved { .. }
             | Change::MacTableChanged { .. }
@@ -1267,6 +1311,21 @@ impl Daemon {
         }
         if !blocked.is_empty() {
             return Err(DaemonError::Refused(blocked));
+        }
+        // Every team's new settings must make a team, so applying them to
+        // a running one cannot fail half-way.
+        for sw in &new.switches {
+            for t in &sw.teams {
+                if let Err(e) = teaming::Team::new(
+                    crate::teams::team_spec(&sw.name, t),
+                    teaming::Timestamp::ZERO,
+                ) {
+                    return Err(DaemonError::Refused(vec![format!(
+                        "  team {}: {e}",
+                        t.name
+                    )]));
+                }
+            }
         }
         let mut ids = self.ids.clone();
         let mut specs = Vec::new();
@@ -1378,6 +1437,7 @@ impl Daemon {
                 }
             }
         }
+        errors.extend(self.apply_teams(&new));
         for (name, port) in retired {
             retire(&name, port, &keep);
         }
@@ -1425,6 +1485,74 @@ impl Daemon {
             }
             Err(DaemonError::Partial(errors))
         }
+    }
+
+    /// Reconfigures the running teams whose settings `new` changes (policy,
+    /// member order and roles, failback, failure detection, notify
+    /// switches, the members' VLAN mode): see
+    /// [`crate::teams::TeamRuntime::reconfigure`]. The member sets are the
+    /// running ones (a reload that changes one is refused) and every new
+    /// team was built once in the check, so this does not fail short of a
+    /// bug; what does is returned.
+    fn apply_teams(&self, new: &Config) -> Vec<String> {
+        let mut errors = Vec::new();
+        let changes = config::diff(&self.config, new);
+        for sw in &new.switches {
+            let (Some(r), Some(old_sw)) =
+                (self.switches.get(&sw.name), self.config.switch(&sw.name))
+            else {
+                continue;
+            };
+            let Some(sup) = &r.netdevs.supervisor else {
+                continue;
+            };
+            let mut rows = None;
+            for t in sup.teams() {
+                let mut rt = t.lock().unwrap_or_else(PoisonError::into_inner);
+                let (Some(nt), Some(ot)) = (sw.team(rt.name()), old_sw.team(rt.name())) else {
+                    continue;
+                };
+                let what: Vec<String> = changes
+                    .iter()
+                    .filter(|c| match c {
+                        Change::TeamPolicyChanged { switch, team, .. }
+                        | Change::TeamMembersChanged { switch, team, .. }
+                        | Change::TeamFailoverChanged { switch, team, .. } => {
+                            *switch == sw.name && *team == nt.name
+                        }
+                        Change::UplinkVlanChanged { switch, uplink, .. } => {
+                            *switch == sw.name && nt.members().any(|m| m == uplink)
+                        }
+                        _ => false,
+                    })
+                    .map(ToString::to_string)
+                    .collect();
+                let vlan = crate::translate::vlan_mode(&nt.vlan);
+                if what.is_empty() && ot.vlan == nt.vlan && *rt.vlan() == vlan {
+                    continue;
+                }
+                let rows = rows.get_or_insert_with(|| {
+                    r.switch.mac_table().unwrap_or_else(|e| {
+                        tracing::warn!(switch = %sw.name, "reload: cannot read the MAC table, no guest is announced: {e}");
+                        Vec::new()
+                    })
+                });
+                match rt.reconfigure(
+                    nt,
+                    vlan,
+                    rows,
+                    &r.netdevs.uplink_ids,
+                    &what,
+                    backends::now(),
+                ) {
+                    Ok(moved) => {
+                        tracing::info!(team = %nt.name, "reconfigured live; {moved} guest MAC(s) moved")
+                    }
+                    Err(e) => errors.push(e),
+                }
+            }
+        }
+        errors
     }
 
     /// Gives the sockets of running server ports whose owner, group or
@@ -1654,5 +1782,101 @@ impl Shared {
 impl crate::control::Handler for Shared {
     fn handle(&self, req: Request) -> Response {
         self.lock().handle(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A switch with uplinks u0..u3 and team bond0 as `team` (YAML flow
+    /// mapping fields after the name).
+    fn with_team(team: &str) -> Config {
+        let yaml = format!(
+            "switches:\n  - name: sw0\n    uplinks:\n      - {{ name: u0 }}\n      - {{ name: u1 }}\n      - {{ name: u2 }}\n      - {{ name: u3, driver: af-xdp }}\n    teams:\n      - {{ name: bond0, {team} }}\n"
+        );
+        config::parse_str(&yaml, "t.yaml").unwrap_or_else(|e| panic!("{yaml}\n{e}"))
+    }
+
+    /// Each change of `old -> new` with its verdict, in words.
+    fn verdicts(old: &str, new: &str) -> Vec<(String, Verdict)> {
+        config::diff(&with_team(old), &with_team(new))
+            .iter()
+            .map(|c| (c.to_string(), team_verdict(c)))
+            .collect()
+    }
+
+    #[test]
+    fn team_settings_and_order_apply_live_member_sets_need_a_restart() {
+        let base = "policy: explicit-failover, active: [u0, u1], standby: [u2]";
+        for (new, what) in [
+            (
+                "policy: port-id, active: [u0, u1], standby: [u2]",
+                "bond0: policy explicit-failover -> port-id",
+            ),
+            (
+                "policy: explicit-failover, active: [u1, u0], standby: [u2]",
+                "bond0: members active u0, u1; standby u2 -> active u1, u0; standby u2",
+            ),
+            (
+                "policy: explicit-failover, active: [u2], standby: [u0], unused: [u1]",
+                "bond0: members active u0, u1; standby u2 -> active u2; standby u0; unused u1",
+            ),
+            (
+                "policy: explicit-failover, active: [u0, u1], standby: [u2], failback: false, notify-switches: false",
+                "bond0: failback on -> off, notify switches on -> off",
+            ),
+            (
+                "policy: explicit-failover, active: [u0, u1], standby: [u2], failure-detection: beacon",
+                "bond0: failure detection link -> beacon",
+            ),
+        ] {
+            assert_eq!(verdicts(base, new), [(what.to_string(), Verdict::Apply)]);
+        }
+        let restart = |v: &[(String, Verdict)], want: &str| {
+            assert!(
+                v.iter()
+                    .any(|(_, v)| matches!(v, Verdict::Restart(why) if why.contains(want))),
+                "{want}: {v:?}"
+            );
+        };
+        let v = verdicts(base, "policy: explicit-failover, active: [u0, u1, u3]");
+        restart(&v, "adds u3, removes u2: team members are opened at start");
+        let v = verdicts(
+            base,
+            "policy: explicit-failover, active: [u0], standby: [u2]",
+        );
+        restart(&v, "(removes u1:");
+        // A policy change with a member added: the whole reload is
+        // refused (the policy change alone would apply).
+        let v = verdicts(base, "policy: port-id, active: [u0, u1, u2, u3]");
+        assert!(v.iter().any(|(_, v)| *v == Verdict::Apply), "{v:?}");
+        restart(&v, "adds u3");
+    }
+
+    #[test]
+    fn uplinks_and_whole_teams_still_need_a_restart() {
+        for c in [
+            Change::UplinkDriverChanged {
+                switch: "sw0".into(),
+                uplink: "u0".into(),
+                old: config::UplinkDriver::AfXdp,
+                new: config::UplinkDriver::AfPacket,
+            },
+            Change::TeamRemoved {
+                switch: "sw0".into(),
+                team: "bond0".into(),
+            },
+            Change::UplinkRemoved {
+                switch: "sw0".into(),
+                uplink: "u0".into(),
+            },
+        ] {
+            assert_eq!(
+                team_verdict(&c),
+                Verdict::Restart(NETDEV_AT_START.to_string()),
+                "{c}"
+            );
+        }
     }
 }

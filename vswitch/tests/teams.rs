@@ -18,7 +18,8 @@
 //! under traffic (loss window measured), RARPs out of the new member,
 //! failback on and off; ip-hash keeps each IP pair on one member and
 //! spreads pairs; a broadcast from the network reaches each guest once and
-//! a guest's broadcast does not loop back.
+//! a guest's broadcast does not loop back; a reload switches a team's
+//! policy and member order live under traffic.
 //!
 //! Needs root, iproute2, the bridge and bonding modules, ping and tcpdump
 //! (`scripts/install-deps.sh`).
@@ -1058,4 +1059,236 @@ fn udp_from(ns: &str, src: (&str, u16), dst: (&str, u16), n: usize) {
     })
     .join()
     .expect("sender thread");
+}
+
+/// The daemon's PID and its start time (clock ticks since boot): equal
+/// before and after means the same process, never restarted.
+fn daemon_identity(lab: &Lab) -> (u32, String, u64) {
+    let pid = lab.daemon.as_ref().expect("daemon runs").id();
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Field 22 (starttime), counted after the ")" that ends the name.
+    let start = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(19))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (pid, comm.trim().to_string(), start)
+}
+
+/// Rewrites the lab's configuration file (`edit` on its text) and asks the
+/// daemon to reload it.
+fn reload(lab: &Lab, edit: impl FnOnce(String) -> String) -> Result<Vec<String>, String> {
+    let cfg = lab.dir.path().join("vswitch.yaml");
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    std::fs::write(&cfg, edit(text)).expect("config");
+    let v = client::request(
+        &lab.socket,
+        &Request::Reload {
+            dry_run: false,
+            config: None,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let r: vswitch::protocol::ReloadReply = client::decode(v).map_err(|e| e.to_string())?;
+    Ok(r.changes)
+}
+
+/// Pings r1 from every guest every 5 ms for `count` pings; returns per
+/// guest (lost, longest gap in pings).
+fn ping_all_guests(lab: &Lab, count: u32) -> Vec<Child> {
+    (1..=GUESTS)
+        .map(|g| {
+            Command::new("ip")
+                .args(["netns", "exec", &lab.ns(&format!("g{g}")), "ping", "-n"])
+                .args(["-i", "0.005", "-c", &count.to_string(), "-W", "1"])
+                .arg("10.9.0.101")
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("ping")
+        })
+        .collect()
+}
+
+fn losses(pingers: Vec<Child>, count: u32) -> Vec<(u32, u32)> {
+    pingers
+        .into_iter()
+        .map(|p| {
+            let seqs = replies(&p.wait_with_output().expect("ping ends"));
+            let worst = seqs
+                .windows(2)
+                .map(|w| w[1] - w[0] - 1)
+                .max()
+                .unwrap_or(count);
+            (count - seqs.len() as u32, worst)
+        })
+        .collect()
+}
+
+#[test]
+fn a_reload_changes_the_policy_and_member_order_live_under_traffic() {
+    let _s = serial();
+    let lab = Lab::new("explicit-failover", true, Physical::Bridge);
+    for g in 1..=GUESTS {
+        let out = lab.ping(&format!("g{g}"), "10.9.0.101", 2, "0.2");
+        assert!(ping_ok(&out), "g{g} cannot reach r1:\n{}", lab.log());
+    }
+    let members = |lab: &Lab| -> Vec<String> {
+        (1..=GUESTS)
+            .map(|g| lab.member_of(g).unwrap_or_else(|| "-".into()))
+            .collect()
+    };
+    assert_eq!(
+        members(&lab),
+        ["u0"; GUESTS],
+        "explicit failover: all on u0"
+    );
+    let before = daemon_identity(&lab);
+    assert_eq!(before.1, "vswitchd");
+
+    // explicit-failover -> port-id while every guest pings r1 every 5 ms.
+    const COUNT: u32 = 400;
+    let caps = capture(&lab.ns("ph"), "p1", "ether proto 0x8035 or arp", 4);
+    std::thread::sleep(Duration::from_millis(500));
+    let pingers = ping_all_guests(&lab, COUNT);
+    std::thread::sleep(Duration::from_millis(1000));
+    let t0 = Instant::now();
+    let changes = reload(&lab, |c| {
+        c.replace("policy: explicit-failover", "policy: port-id")
+    })
+    .unwrap_or_else(|e| panic!("reload refused: {e}\n{}", lab.log()));
+    let took = t0.elapsed();
+    assert_eq!(
+        changes,
+        ["bond0: policy explicit-failover -> port-id"],
+        "{changes:?}"
+    );
+    let lost = losses(pingers, COUNT);
+    eprintln!(
+        "reload explicit-failover -> port-id took {} ms; per guest (lost of {COUNT}, longest gap in 5 ms pings): {lost:?}",
+        took.as_millis()
+    );
+    let after = members(&lab);
+    let moved: Vec<usize> = (1..=GUESTS).filter(|&g| after[g - 1] == "u1").collect();
+    assert!(
+        !moved.is_empty() && moved.len() < GUESTS,
+        "port-id spreads the guests: {after:?}"
+    );
+    for &(l, gap) in &lost {
+        assert!(l <= 10 && gap <= 10, "pings lost over the reload: {lost:?}");
+    }
+    let t = lab.team();
+    assert_eq!(t.policy, "port-id");
+    let events: Vec<&str> = t.events.iter().map(|e| e.what.as_str()).collect();
+    assert!(
+        events.contains(&"reload: bond0: policy explicit-failover -> port-id"),
+        "{events:?}"
+    );
+    let summary = format!("reload moved guests: {} u0 -> u1", moved.len());
+    assert!(events.contains(&summary.as_str()), "{events:?}");
+    // The moved guests were announced out of u1, with their addresses.
+    let lines = captured(caps);
+    for &g in &moved {
+        let mac = format!("52:54:00:00:00:0{g}");
+        let ip = format!("10.9.0.{g}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&mac) && l.contains("Reverse Request")),
+            "no RARP for {mac} on p1: {lines:?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&format!("{mac} > ff:ff:ff:ff:ff:ff"))
+                    && (l.contains(&format!("who-has {ip} tell {ip},"))
+                        || l.contains(&format!("Announcement, {ip},")))),
+            "no gratuitous ARP for {mac} ({ip}) on p1: {lines:?}"
+        );
+    }
+    // The traffic moved: a moved guest's pings leave on u1 (u0 may carry
+    // a stray frame of another guest meanwhile, not 10 pings).
+    let g = moved[0];
+    let tx = |lab: &Lab| -> BTreeMap<String, u64> {
+        lab.team()
+            .members
+            .iter()
+            .map(|m| (m.name.clone(), m.tx_packets))
+            .collect()
+    };
+    let a = tx(&lab);
+    assert!(ping_ok(&lab.ping(
+        &format!("g{g}"),
+        "10.9.0.101",
+        10,
+        "0.02"
+    )));
+    let b = tx(&lab);
+    assert!(
+        b["u1"] >= a["u1"] + 10 && b["u0"] < a["u0"] + 10,
+        "g{g}'s pings: {a:?} -> {b:?}"
+    );
+
+    // The active order reversed: every guest swaps member.
+    let changes = reload(&lab, |c| c.replace("active: [u0, u1]", "active: [u1, u0]"))
+        .unwrap_or_else(|e| panic!("reload refused: {e}\n{}", lab.log()));
+    assert_eq!(
+        changes,
+        ["bond0: members active u0, u1 -> active u1, u0"],
+        "{changes:?}"
+    );
+    let swapped = members(&lab);
+    for g in 1..=GUESTS {
+        assert_ne!(
+            swapped[g - 1],
+            after[g - 1],
+            "g{g}: {after:?} -> {swapped:?}"
+        );
+        assert!(ping_ok(&lab.ping(
+            &format!("g{g}"),
+            "10.9.0.101",
+            3,
+            "0.05"
+        )));
+    }
+    // The PMDs follow: g's pings now leave on u0.
+    let a = tx(&lab);
+    assert!(ping_ok(&lab.ping(
+        &format!("g{g}"),
+        "10.9.0.101",
+        10,
+        "0.02"
+    )));
+    let b = tx(&lab);
+    assert!(
+        b["u0"] >= a["u0"] + 10 && b["u1"] < a["u1"] + 10,
+        "g{g}'s pings after the swap: {a:?} -> {b:?}"
+    );
+    let t = lab.team();
+    let names: Vec<&str> = t.members.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["u1", "u0"], "team show lists the new order");
+    assert!(t.members.iter().all(|m| m.link_up && m.usable), "{t:?}");
+
+    // A member added (with a policy change): refused as a whole, naming
+    // what needs the restart; nothing changes.
+    let e = reload(&lab, |c| {
+        c.replace("policy: port-id", "policy: src-mac")
+            .replace("active: [u1, u0]", "active: [u1, u0, u2]")
+            .replace(
+                "    teams:\n",
+                "      - name: u2\n        driver: af-packet\n    teams:\n",
+            )
+    })
+    .expect_err("a new member needs a restart");
+    assert!(
+        e.contains("needs a restart: uplink u2: added")
+            && e.contains(
+                "needs a restart: bond0: members active u1, u0 -> active u1, u0, u2 (adds u2:"
+            ),
+        "{e}"
+    );
+    let t = lab.team();
+    assert_eq!(t.policy, "port-id", "refused reload changed nothing");
+    assert_eq!(members(&lab), swapped);
+    assert_eq!(daemon_identity(&lab), before, "same daemon process");
 }
