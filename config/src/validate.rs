@@ -1061,23 +1061,7 @@ fn port(
         let queues = r
             .queues
             .as_ref()
-            .and_then(|q| {
-                let n = int_in(ctx, q, &join(path, "queues"), 1, MAX_QUEUES.into())?;
-                if n > 1 {
-                    // The model keeps the range; the switch serves one
-                    // queue pair per port today, and a frontend asking
-                    // for more would only see its rings refused.
-                    ctx.err(
-                        at(q),
-                        &join(path, "queues"),
-                        format!(
-                            "{n} queue pairs: multiqueue is not implemented yet; use 1 (and queues=1 on the QEMU netdev)"
-                        ),
-                    );
-                    return None;
-                }
-                Some(n)
-            })
+            .and_then(|q| int_in(ctx, q, &join(path, "queues"), 1, MAX_QUEUES.into()))
             .map_or(1, to_u16);
         let access = match mode {
             VhostMode::Server => Some(socket_access(ctx, socket_keys, socket_defaults, path)),

@@ -300,7 +300,8 @@ struct VhostPort {
     handle: VhostUserPort,
     socket: PathBuf,
     role: SocketRole,
-    rx_pmd: usize,
+    /// The PMD polling each queue pair's receive ring.
+    rx_pmds: Vec<usize>,
     /// Connected at the last housekeeping pass.
     was_connected: bool,
 }
@@ -427,17 +428,31 @@ fn vhost_role(mode: config::VhostMode) -> SocketRole {
     }
 }
 
+/// Queue pairs of a vhost-user port (1 for anything else).
+fn port_queue_pairs(p: &config::Port) -> usize {
+    match &p.kind {
+        config::PortKind::VhostUser { queues, .. } => usize::from(*queues).max(1),
+        config::PortKind::Internal => 1,
+    }
+}
+
 fn create_vhost(
     p: &config::Port,
     pmd_count: usize,
     rx_pmd: usize,
 ) -> Result<Option<(VhostPort, Vec<PortQueue>)>, DaemonError> {
-    let config::PortKind::VhostUser { socket, mode, .. } = &p.kind else {
+    let config::PortKind::VhostUser {
+        socket,
+        mode,
+        queues,
+    } = &p.kind
+    else {
         return Ok(None);
     };
     let role = vhost_role(*mode);
     let mut spec = VhostUserSpec::new(&p.name, socket, role, pmd_count);
     spec.rx_pmd = rx_pmd;
+    spec.queue_pairs = usize::from(*queues);
     if let Some(a) = &p.socket_access {
         spec.perms = socket_perms(a);
     }
@@ -448,10 +463,10 @@ fn create_vhost(
     })?;
     Ok(Some((
         VhostPort {
+            rx_pmds: handle.rx_pmds(),
             handle,
             socket: socket.clone(),
             role,
-            rx_pmd,
             was_connected: false,
         },
         queues,
@@ -881,6 +896,11 @@ impl Daemon {
                                 role,
                                 socket,
                                 queues,
+                                queues_running: vhost.map(|v| {
+                                    let running = v.handle.running_pairs();
+                                    let n = running.iter().filter(|&&r| r).count();
+                                    u16::try_from(n).unwrap_or(u16::MAX)
+                                }),
                                 connected: vhost.map(|v| v.handle.connected()).or_else(|| {
                                     running
                                         .and_then(|r| r.netdevs.ports.get(&p.name))
@@ -1186,8 +1206,21 @@ impl Daemon {
                             rx_ports: sw
                                 .ports
                                 .iter()
-                                .filter(|p| r.vhost.get(&p.name).is_some_and(|v| v.rx_pmd == index))
-                                .map(|p| p.name.clone())
+                                .filter_map(|p| Some((p, r.vhost.get(&p.name)?)))
+                                .flat_map(|(p, v)| {
+                                    let multi = v.rx_pmds.len() > 1;
+                                    v.rx_pmds
+                                        .iter()
+                                        .enumerate()
+                                        .filter(|&(_, &m)| m == index)
+                                        .map(move |(q, _)| {
+                                            if multi {
+                                                format!("{} q{q}", p.name)
+                                            } else {
+                                                p.name.clone()
+                                            }
+                                        })
+                                })
                                 .collect(),
                             tx_ports: r.vhost.len(),
                             iterations: st.iterations.get(),
@@ -1645,13 +1678,23 @@ impl Daemon {
             };
             let old_sw = self.config.switch(&sw.name);
             let n = r.switch.pmd_count().max(1);
-            // Receive polling goes to the PMD with the fewest ports.
+            // Receive polling goes to the PMD with the fewest receive
+            // rings (a port's queue pairs go round-robin from there).
             let mut load = vec![0usize; n];
             for v in r.vhost.values() {
-                if let Some(l) = load.get_mut(v.rx_pmd) {
-                    *l += 1;
+                for &m in &v.rx_pmds {
+                    if let Some(l) = load.get_mut(m) {
+                        *l += 1;
+                    }
                 }
             }
+            let add_load = |load: &mut Vec<usize>, p: &config::Port, first: usize| {
+                for q in 0..port_queue_pairs(p) {
+                    if let Some(l) = load.get_mut((first + q) % n) {
+                        *l += 1;
+                    }
+                }
+            };
             for p in &sw.ports {
                 let fresh = match old_sw.and_then(|s| s.port(&p.name)) {
                     None => true,
@@ -1662,13 +1705,13 @@ impl Daemon {
                 }
                 let rx_pmd = (0..n).min_by_key(|&i| load[i]).unwrap_or(0);
                 if server_socket(p).is_some_and(|s| retiring.contains(&socket_identity(s))) {
-                    load[rx_pmd] += 1;
+                    add_load(&mut load, p, rx_pmd);
                     out.deferred.push((sw.name.clone(), p.clone(), rx_pmd));
                     continue;
                 }
                 match create_vhost(p, n, rx_pmd) {
                     Ok(Some((port, queues))) => {
-                        load[rx_pmd] += 1;
+                        add_load(&mut load, p, rx_pmd);
                         let Some(id) = ids.get(&p.name) else {
                             continue;
                         };
@@ -1757,9 +1800,24 @@ fn vhost_counters(port: &VhostUserPort) -> BTreeMap<String, u64> {
         ("resets", c.resets),
     ]
     .into_iter()
-    .filter(|&(_, v)| v > 0)
     .map(|(k, v)| (k.to_string(), v))
+    .chain(per_pair_frames(port))
+    .filter(|&(_, v)| v > 0)
     .collect()
+}
+
+/// A multiqueue port's frames per queue pair (`rx_q1`: received from
+/// the guest on pair 1, `tx_q1`: sent to it); nothing for one pair.
+fn per_pair_frames(port: &VhostUserPort) -> Vec<(String, u64)> {
+    let frames = port.pair_frames();
+    if frames.len() < 2 {
+        return Vec::new();
+    }
+    frames
+        .iter()
+        .enumerate()
+        .flat_map(|(q, &(rx, tx))| [(format!("rx_q{q}"), rx), (format!("tx_q{q}"), tx)])
+        .collect()
 }
 
 /// The daemon behind the lock the control socket and the signal loop share.

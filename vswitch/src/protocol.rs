@@ -440,6 +440,10 @@ pub struct PortStatus {
     pub socket: Option<PathBuf>,
     /// vhost-user: queue pairs configured.
     pub queues: Option<u16>,
+    /// vhost-user: queue pairs whose two rings run now (the guest enabled
+    /// them); `None` without a running backend.
+    #[serde(default)]
+    pub queues_running: Option<u16>,
     /// vhost-user: a frontend (QEMU) is connected now. `None` when the
     /// port has no backend running (internal ports, not implemented yet).
     pub connected: Option<bool>,

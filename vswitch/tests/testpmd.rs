@@ -267,6 +267,18 @@ impl Testpmd {
         tag: &str,
         deadline: Deadline,
     ) -> Self {
+        Self::start_mq(ports, topology, tag, deadline, 1)
+    }
+
+    /// [`Testpmd::start`] with `queues` queue pairs on every port (and as
+    /// many rx/tx queues in testpmd: each forwards as its own stream).
+    fn start_mq(
+        ports: &[(PathBuf, &str, &str)],
+        topology: &str,
+        tag: &str,
+        deadline: Deadline,
+        queues: usize,
+    ) -> Self {
         let prefix = format!("vswitch-test-{}-{tag}", std::process::id());
         let mut cmd = Command::new("stdbuf");
         cmd.args([
@@ -289,11 +301,13 @@ impl Testpmd {
         .args(["--log-level", "lib.eal:notice"]);
         for (i, (sock, mac, _)) in ports.iter().enumerate() {
             cmd.arg("--vdev").arg(format!(
-                "net_virtio_user{i},path={},mac={mac}",
+                "net_virtio_user{i},path={},mac={mac},queues={queues}",
                 sock.display()
             ));
         }
         cmd.args(["--", "-i", "--nb-cores=1", "--total-num-mbufs=16384"])
+            .arg(format!("--rxq={queues}"))
+            .arg(format!("--txq={queues}"))
             .arg(format!("--port-topology={topology}"));
         for (i, (_, _, peer)) in ports.iter().enumerate() {
             cmd.arg(format!("--eth-peer={i},{peer}"));
@@ -787,6 +801,119 @@ fn reloads_that_add_and_remove_a_port_drop_nothing_on_the_others() {
                 ingress_drops: 0,
             },
             "{name} after {reloads} reloads"
+        );
+    }
+}
+
+/// Reads `vswitchctl stats --json` and returns, per port, its vhost-user
+/// counters (`rx_q0`, `tx_q1`, ...).
+fn vhost_counters(runtime: &Path) -> HashMap<String, HashMap<String, u64>> {
+    let out = Command::new(env!("CARGO_BIN_EXE_vswitchctl"))
+        .arg("--runtime-dir")
+        .arg(runtime)
+        .args(["--json", "stats"])
+        .output()
+        .expect("vswitchctl runs");
+    assert!(
+        out.status.success(),
+        "vswitchctl stats: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stats JSON");
+    let mut ports = HashMap::new();
+    for sw in v["switches"].as_array().expect("switches") {
+        for p in sw["ports"].as_array().expect("ports") {
+            let counters = p["vhost"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_u64()?)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            ports.insert(p["name"].as_str().expect("name").to_string(), counters);
+        }
+    }
+    ports
+}
+
+/// Multiqueue: two ports of two queue pairs each on a switch of two PMDs.
+/// testpmd sends from both queues of each port; every frame must arrive
+/// exactly once, both queue pairs of both ports must carry frames in each
+/// direction, and each PMD polls one pair of each port.
+#[test]
+fn two_queue_pairs_per_port_carry_every_frame_exactly_once() {
+    require_tools();
+    let _serial = serial();
+    let deadline = Deadline::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(
+        dir.path(),
+        "runtime:\n  pmd-cores: [0, 1]\nswitches:\n  - name: sw0\n    ports:\n      - name: vhost0\n        queues: 2\n      - name: vhost1\n        queues: 2\n",
+    );
+    let vs = Vswitchd::start(dir.path(), Some(&cfg), deadline);
+    let mut pmd = Testpmd::start_mq(
+        &[
+            (dir.path().join("vhost0.sock"), MAC0, MAC1),
+            (dir.path().join("vhost1.sock"), MAC1, MAC0),
+        ],
+        "paired",
+        "mq",
+        deadline,
+        2,
+    );
+    pmd.run("set fwd rxonly", None);
+    // Two streams per port (one per queue): each sends BURSTS x 32.
+    let per_round = 2 * PER_ROUND;
+    let mut frames = 0;
+    for size in [64u64, 1514] {
+        pmd.run(&format!("set txpkts {size}"), None);
+        pmd.run(&format!("start tx_first {BURSTS}"), None);
+        frames += per_round;
+        let s = pmd.wait_stats(
+            &format!("{size}-byte frames over two queue pairs"),
+            &[frames, frames],
+            &[frames, frames],
+        );
+        pmd.run("stop", Some("Done."));
+        assert_clean(&s);
+    }
+    let counters = vhost_counters(dir.path());
+    for port in ["vhost0", "vhost1"] {
+        let c = &counters[port];
+        let get = |k: &str| c.get(k).copied().unwrap_or(0);
+        // Frames from testpmd arrive on both pairs (its two tx queues)...
+        assert_eq!(get("rx_q0") + get("rx_q1"), frames, "{port}: {c:?}");
+        assert!(get("rx_q0") > 0 && get("rx_q1") > 0, "{port}: {c:?}");
+        // ...and the switch delivers on both (one per PMD).
+        assert_eq!(get("tx_q0") + get("tx_q1"), frames, "{port}: {c:?}");
+        assert!(get("tx_q0") > 0 && get("tx_q1") > 0, "{port}: {c:?}");
+    }
+    let status = Command::new(env!("CARGO_BIN_EXE_vswitchctl"))
+        .arg("--runtime-dir")
+        .arg(dir.path())
+        .arg("status")
+        .output()
+        .expect("vswitchctl runs");
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.lines()
+            .filter(|l| l.contains("vhost0") || l.contains("vhost1"))
+            .all(|l| l.contains(" 2/2 ")),
+        "both pairs of both ports run:\n{text}"
+    );
+    pmd.quit();
+    let ports = vs.stop();
+    for name in ["vhost0", "vhost1"] {
+        assert_eq!(
+            ports.get(name).copied(),
+            Some(SwitchPort {
+                rx: frames,
+                tx: frames,
+                tx_dropped: 0,
+                ingress_drops: 0,
+            }),
+            "{name}"
         );
     }
 }

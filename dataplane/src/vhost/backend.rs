@@ -29,24 +29,37 @@ use vhost::vhost_user::{
     Error as VuError, GpuBackend, Result as VuResult, VhostUserBackendReqHandlerMut,
 };
 use virtio_bindings::virtio_config::VIRTIO_F_VERSION_1;
-use virtio_bindings::virtio_net::VIRTIO_NET_F_MRG_RXBUF;
+use virtio_bindings::virtio_net::{VIRTIO_NET_F_MQ, VIRTIO_NET_F_MRG_RXBUF};
 use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
 
 use super::guest_mem::GuestMem;
 use super::port::{ActiveRing, NetHdr, Shared, lock};
 use super::split_ring::{RingAddrs, SplitRing};
 
-/// Vrings of one queue pair: 0 is the guest's RX ring, 1 its TX ring.
-pub const NUM_VRINGS: usize = 2;
+/// Vrings of one queue pair: `2q` is the guest's RX ring, `2q + 1` its
+/// TX ring.
+pub const VRINGS_PER_PAIR: usize = 2;
+/// Most queue pairs a port may have (the config's `queues` limit).
+pub const MAX_QUEUE_PAIRS: usize = 16;
 /// Largest vring size accepted (QEMU's maximum is 1024).
 pub const MAX_VRING_SIZE: u32 = 32768;
 
-/// The virtio features a port offers.
+/// The virtio features a port with one queue pair offers; with more,
+/// [`device_features`] adds VIRTIO_NET_F_MQ.
 pub const DEVICE_FEATURES: u64 = (1 << VIRTIO_F_VERSION_1)
     | (1 << VIRTIO_NET_F_MRG_RXBUF)
     | (1 << VIRTIO_RING_F_EVENT_IDX)
     | (1 << VIRTIO_RING_F_INDIRECT_DESC)
     | VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits();
+
+/// The virtio features a port with `pairs` queue pairs offers.
+pub fn device_features(pairs: usize) -> u64 {
+    if pairs > 1 {
+        DEVICE_FEATURES | (1 << VIRTIO_NET_F_MQ)
+    } else {
+        DEVICE_FEATURES
+    }
+}
 
 /// The vhost-user protocol features a port offers (`vhost` adds REPLY_ACK
 /// handling itself once it is negotiated).
@@ -76,7 +89,8 @@ pub struct PortCtl {
     acked_features: u64,
     acked_protocol: u64,
     mem: Option<Arc<GuestMem>>,
-    rings: [RingCfg; NUM_VRINGS],
+    /// `VRINGS_PER_PAIR` per queue pair of the port.
+    rings: Vec<RingCfg>,
 }
 
 fn invalid<T>(what: &'static str) -> VuResult<T> {
@@ -109,13 +123,24 @@ fn check_eventfd(index: u8, fd: Option<&File>) -> VuResult<()> {
 
 impl PortCtl {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        let rings = Self::fresh_rings(&shared);
         PortCtl {
             shared,
             acked_features: 0,
             acked_protocol: 0,
             mem: None,
-            rings: Default::default(),
+            rings,
         }
+    }
+
+    fn fresh_rings(shared: &Shared) -> Vec<RingCfg> {
+        (0..VRINGS_PER_PAIR * shared.pairs.len())
+            .map(|_| RingCfg::default())
+            .collect()
+    }
+
+    fn pairs(&self) -> usize {
+        self.shared.pairs.len()
     }
 
     /// Whether the frontend acked VHOST_USER_F_PROTOCOL_FEATURES.
@@ -124,16 +149,25 @@ impl PortCtl {
     }
 
     fn ring(&mut self, index: u32) -> VuResult<&mut RingCfg> {
-        self.rings
-            .get_mut(index as usize)
-            .ok_or(VuError::InvalidParam)
+        let pairs = self.pairs();
+        self.rings.get_mut(index as usize).ok_or_else(|| {
+            tracing::warn!(
+                vring = index,
+                queue_pairs = pairs,
+                "the frontend uses more queue pairs than the port has: \
+                 raise the port's `queues` or lower the frontend's (QEMU: queues=N on the netdev)"
+            );
+            VuError::InvalidParam
+        })
     }
 
+    /// The slot of vring `index` (which exists: see [`Self::ring`]).
     fn slot(&self, index: usize) -> &std::sync::Mutex<Option<ActiveRing>> {
-        if index == 0 {
-            &self.shared.tx
+        let pair = &self.shared.pairs[index / VRINGS_PER_PAIR];
+        if index.is_multiple_of(VRINGS_PER_PAIR) {
+            &pair.tx
         } else {
-            &self.shared.rx
+            &pair.rx
         }
     }
 
@@ -150,14 +184,18 @@ impl PortCtl {
     /// Stops ring `index` after the PMD's current burst; returns its next
     /// avail index if it was running.
     fn stop(&mut self, index: usize) -> Option<u16> {
+        if index >= self.rings.len() {
+            return None;
+        }
+        let q = index / VRINGS_PER_PAIR;
         let taken = lock(self.slot(index)).take();
-        self.shared.ring_bell();
+        self.shared.ring_bell(q);
         if let Some(cfg) = self.rings.get_mut(index) {
             cfg.started = false;
         }
         let r = taken?;
         if let Some(k) = &r.kick {
-            self.shared.unwatch_kick(k);
+            self.shared.unwatch_kick(q, k);
         }
         Some(r.ring.next_avail())
         // `r` drops here, outside the lock: its memory snapshot with it.
@@ -193,10 +231,11 @@ impl PortCtl {
         let call = cfg.call.as_ref().and_then(|f| f.try_clone().ok());
         let kick = cfg.kick.as_ref().and_then(|f| f.try_clone().ok());
         cfg.started = true;
-        if index == 1
+        let q = index / VRINGS_PER_PAIR;
+        if index % VRINGS_PER_PAIR == 1
             && let Some(k) = &kick
         {
-            self.shared.watch_kick(k);
+            self.shared.watch_kick(q, k);
         }
         let active = ActiveRing {
             ring,
@@ -207,18 +246,18 @@ impl PortCtl {
             broken: false,
         };
         *lock(self.slot(index)) = Some(active);
-        self.shared.ring_bell();
+        self.shared.ring_bell(q);
         tracing::debug!(vring = index, size = addrs.size, "vring started");
         Ok(())
     }
 
     /// Forgets the frontend: rings stopped, memory dropped, features reset.
     pub(crate) fn reset(&mut self) {
-        for i in 0..NUM_VRINGS {
+        for i in 0..self.rings.len() {
             self.stop(i);
         }
         self.mem = None;
-        self.rings = Default::default();
+        self.rings = Self::fresh_rings(&self.shared);
         self.acked_features = 0;
         self.acked_protocol = 0;
         self.shared
@@ -231,7 +270,7 @@ impl PortCtl {
     /// the PMD found a ring the guest corrupted, or guest memory vanished
     /// (the frontend shrank its file: see [`super::sigbus`]).
     pub(crate) fn broken(&self) -> Option<&'static str> {
-        let rings = (0..NUM_VRINGS).map(|i| lock(self.slot(i)));
+        let rings = (0..self.rings.len()).map(|i| lock(self.slot(i)));
         let mut lost = self.mem.as_ref().is_some_and(|m| m.lost());
         let mut broken = false;
         for r in rings {
@@ -266,11 +305,11 @@ impl VhostUserBackendReqHandlerMut for PortCtl {
     }
 
     fn get_features(&mut self) -> VuResult<u64> {
-        Ok(DEVICE_FEATURES)
+        Ok(device_features(self.pairs()))
     }
 
     fn set_features(&mut self, features: u64) -> VuResult<()> {
-        if features & !DEVICE_FEATURES != 0 {
+        if features & !device_features(self.pairs()) != 0 {
             return Err(VuError::InvalidParam);
         }
         self.acked_features = features;
@@ -290,7 +329,7 @@ impl VhostUserBackendReqHandlerMut for PortCtl {
         self.mem = Some(Arc::new(mem));
         // Running rings move to the new map at their current position;
         // the old map goes when the PMD has let go of it.
-        for i in 0..NUM_VRINGS {
+        for i in 0..self.rings.len() {
             if let Some(next) = self.stop(i) {
                 self.rings[i].base = next;
                 self.maybe_start(i)?;
@@ -383,9 +422,10 @@ impl VhostUserBackendReqHandlerMut for PortCtl {
 
     fn get_queue_num(&mut self) -> VuResult<u64> {
         // QEMU reads this as queue pairs, the `vhost` frontend (and
-        // cloud-hypervisor) as vrings; the vring count satisfies both for
-        // the one pair served today.
-        Ok(NUM_VRINGS as u64)
+        // cloud-hypervisor) as vrings; the vring count satisfies both. A
+        // QEMU asking for more pairs than the port has is then told at its
+        // first vring beyond them (`ring`), and the port resets.
+        Ok(self.rings.len() as u64)
     }
 
     fn set_vring_enable(&mut self, index: u32, enable: bool) -> VuResult<()> {
@@ -410,7 +450,8 @@ impl VhostUserBackendReqHandlerMut for PortCtl {
         // struct virtio_net_config: mac[6], status, max_virtqueue_pairs, mtu.
         let mut cfg = [0u8; 12];
         cfg[6..8].copy_from_slice(&1u16.to_le_bytes()); // VIRTIO_NET_S_LINK_UP
-        cfg[8..10].copy_from_slice(&1u16.to_le_bytes());
+        let pairs = u16::try_from(self.pairs()).unwrap_or(u16::MAX);
+        cfg[8..10].copy_from_slice(&pairs.to_le_bytes());
         cfg[10..12].copy_from_slice(&1500u16.to_le_bytes());
         let start = offset as usize;
         let end = start
@@ -498,7 +539,7 @@ mod tests {
     /// stopped; vswitch/tests/hostile.rs), a regular file would grow.
     #[test]
     fn vring_fds_must_be_eventfds() {
-        let shared = Arc::new(Shared::new().expect("eventfds"));
+        let shared = Arc::new(Shared::single().expect("eventfds"));
         let mut ctl = PortCtl::new(shared);
         let eventfd = || {
             let e = nix::sys::eventfd::EventFd::from_value_and_flags(
@@ -524,5 +565,31 @@ mod tests {
             assert!(ctl.set_vring_kick(0, Some(f)).is_err());
         }
         assert!(ctl.set_vring_err(0, Some(pipe())).is_err());
+    }
+
+    #[test]
+    fn a_multiqueue_port_offers_mq_and_its_pairs_and_refuses_vrings_beyond() {
+        let one = PortCtl::new(Arc::new(Shared::single().expect("eventfds")));
+        let mut two = PortCtl::new(Arc::new(Shared::new(2, 2, 0).expect("eventfds")));
+        let mut one = one;
+        let mq = 1u64 << VIRTIO_NET_F_MQ;
+        assert_eq!(one.get_features().expect("features") & mq, 0);
+        assert_eq!(two.get_features().expect("features") & mq, mq);
+        assert!(one.set_features(DEVICE_FEATURES | mq).is_err());
+        assert!(two.set_features(DEVICE_FEATURES | mq).is_ok());
+        assert_eq!(one.get_queue_num().expect("queues"), 2);
+        assert_eq!(two.get_queue_num().expect("queues"), 4);
+        let pairs = |c: &mut PortCtl| {
+            let b = c
+                .get_config(8, 2, VhostUserConfigFlags::empty())
+                .expect("config");
+            u16::from_le_bytes([b[0], b[1]])
+        };
+        assert_eq!((pairs(&mut one), pairs(&mut two)), (1, 2));
+        assert!(two.set_vring_num(3, 256).is_ok());
+        assert!(two.set_vring_num(4, 256).is_err());
+        assert!(one.set_vring_num(2, 256).is_err());
+        assert!(two.set_vring_enable(3, true).is_ok());
+        assert!(two.get_vring_base(5).is_err());
     }
 }

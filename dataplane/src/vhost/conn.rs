@@ -15,7 +15,7 @@ use vhost::vhost_user::{
     BackendReqHandler, Error as VuError, Listener, VhostUserBackendReqHandlerMut,
 };
 
-use super::backend::PortCtl;
+use super::backend::{MAX_QUEUE_PAIRS, PortCtl};
 use super::port::{Shared, VhostCountersSnapshot, VhostQueue};
 use super::socket::{SocketFile, SocketPerms};
 use crate::switch::PortQueue;
@@ -53,7 +53,11 @@ pub struct VhostUserSpec {
     pub role: SocketRole,
     /// Number of PMDs of the switch (one queue object each).
     pub pmd_count: usize,
-    /// The PMD that polls the guest's TX ring.
+    /// Queue pairs (virtio-net multiqueue): the guest may run up to this
+    /// many RX/TX ring pairs. 1 to [`MAX_QUEUE_PAIRS`].
+    pub queue_pairs: usize,
+    /// The PMD that polls pair 0's receive ring (the guest's TX ring);
+    /// pair `q`'s goes to PMD `(rx_pmd + q) % pmd_count`.
     pub rx_pmd: usize,
     /// Client role: wait between connection attempts.
     pub reconnect: Duration,
@@ -71,6 +75,7 @@ impl VhostUserSpec {
             socket: socket.into(),
             role,
             pmd_count,
+            queue_pairs: 1,
             rx_pmd: 0,
             reconnect: Duration::from_secs(1),
             perms: SocketPerms::default(),
@@ -101,6 +106,9 @@ pub enum VhostError {
         /// PMDs there are.
         pmd_count: usize,
     },
+    /// The spec asks for no queue pair or too many.
+    #[error("{0} queue pairs: a port has 1 to {MAX_QUEUE_PAIRS}")]
+    QueuePairs(usize),
 }
 
 /// The control plane's handle on a vhost-user port. Dropping it stops the
@@ -167,7 +175,11 @@ impl VhostUserPort {
                 pmd_count: pmds,
             });
         }
-        let shared = Arc::new(Shared::new().map_err(VhostError::Setup)?);
+        if !(1..=MAX_QUEUE_PAIRS).contains(&spec.queue_pairs) {
+            return Err(VhostError::QueuePairs(spec.queue_pairs));
+        }
+        let shared =
+            Arc::new(Shared::new(spec.queue_pairs, pmds, spec.rx_pmd).map_err(VhostError::Setup)?);
         let ctl = Arc::new(Mutex::new(PortCtl::new(shared.clone())));
         let stop = Arc::new(AtomicBool::new(false));
         let listen_err = |source| VhostError::Listen {
@@ -199,9 +211,12 @@ impl VhostUserPort {
             .spawn(move || worker.run(listener))
             .map_err(VhostError::Setup)?;
         let queues = (0..pmds)
-            .map(|i| PortQueue {
-                port: Box::new(VhostQueue::new(shared.clone())),
-                poll_rx: i == spec.rx_pmd,
+            .map(|i| {
+                let q = VhostQueue::new(shared.clone(), i);
+                PortQueue {
+                    poll_rx: q.polls_rx(),
+                    port: Box::new(q),
+                }
             })
             .collect();
         Ok((
@@ -226,9 +241,40 @@ impl VhostUserPort {
         self.shared.connected.load(Ordering::Acquire)
     }
 
-    /// Whether both rings of the queue pair are running.
+    /// Whether both rings of queue pair 0 are running.
     pub fn rings_running(&self) -> bool {
-        super::port::lock(&self.shared.rx).is_some() && super::port::lock(&self.shared.tx).is_some()
+        self.running_pairs().first().copied().unwrap_or(false)
+    }
+
+    /// Per queue pair: whether both its rings run (the guest enabled it).
+    pub fn running_pairs(&self) -> Vec<bool> {
+        use super::port::lock;
+        self.shared
+            .pairs
+            .iter()
+            .map(|p| lock(&p.rx).is_some() && lock(&p.tx).is_some())
+            .collect()
+    }
+
+    /// Per queue pair: frames received from the guest and sent to it.
+    pub fn pair_frames(&self) -> Vec<(u64, u64)> {
+        self.shared
+            .pairs
+            .iter()
+            .map(|p| {
+                (
+                    p.rx_frames.load(Ordering::Relaxed),
+                    p.tx_frames.load(Ordering::Relaxed),
+                )
+            })
+            .collect()
+    }
+
+    /// The PMD that polls each queue pair's receive ring.
+    pub fn rx_pmds(&self) -> Vec<usize> {
+        (0..self.shared.pairs.len())
+            .map(|q| self.shared.poller(q))
+            .collect()
     }
 
     /// The port's counters.

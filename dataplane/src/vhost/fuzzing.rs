@@ -75,7 +75,7 @@ fn queue(
         used: GuestAddress(USED),
     };
     let ring = SplitRing::new(mem, addrs, case.base, case.event_idx).ok()?;
-    let shared = Arc::new(Shared::new().expect("eventfd and epoll"));
+    let shared = Arc::new(Shared::single().expect("eventfd and epoll"));
     let active = ActiveRing {
         ring,
         mem: mem.clone(),
@@ -87,8 +87,9 @@ fn queue(
         },
         broken: false,
     };
-    *lock(if guest_rx { &shared.tx } else { &shared.rx }) = Some(active);
-    Some((VhostQueue::new(shared.clone()), shared))
+    let pair = &shared.pairs[0];
+    *lock(if guest_rx { &pair.tx } else { &pair.rx }) = Some(active);
+    Some((VhostQueue::new(shared.clone(), 0), shared))
 }
 
 /// Checks that every chain the switch took from the avail ring went back
@@ -154,7 +155,7 @@ pub fn rings(data: &[u8]) {
                 p.len()
             );
         }
-        check_returned(&mem, &shared.rx, case.base, "guest TX ring");
+        check_returned(&mem, &shared.pairs[0].rx, case.base, "guest TX ring");
         out.clear();
     }
 
@@ -169,7 +170,7 @@ pub fn rings(data: &[u8]) {
         let given = pkts.len();
         let out = q.tx_burst(&mut pkts, &mut pool);
         assert_eq!(out.sent + out.dropped, given, "every frame sent or dropped");
-        check_returned(&mem, &shared.tx, case.base, "guest RX ring");
+        check_returned(&mem, &shared.pairs[0].tx, case.base, "guest RX ring");
     }
 }
 
@@ -274,8 +275,11 @@ pub fn messages(data: &[u8]) {
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     c.reset();
     assert!(
-        lock(&shared.rx).is_none() && lock(&shared.tx).is_none(),
-        "reset stops both rings"
+        shared
+            .pairs
+            .iter()
+            .all(|p| lock(&p.rx).is_none() && lock(&p.tx).is_none()),
+        "reset stops every ring"
     );
 }
 
@@ -289,7 +293,8 @@ fn feed(data: &[u8]) -> Option<(Arc<Shared>, Arc<Mutex<PortCtl>>)> {
         return None;
     }
     drop(theirs);
-    let shared = Arc::new(Shared::new().expect("eventfd and epoll"));
+    // Two queue pairs over two PMDs: vrings 0-3 are valid, 4 and up not.
+    let shared = Arc::new(Shared::new(2, 2, 0).expect("eventfd and epoll"));
     let ctl = Arc::new(Mutex::new(PortCtl::new(shared.clone())));
     let mut side = ours.try_clone().expect("dup");
     let mut handler = BackendReqHandler::from_stream(ours, ctl.clone());
@@ -402,9 +407,11 @@ mod tests {
             s
         };
         let (shared, _ctl) = feed(&start(0x1_0000)).expect("fed");
-        assert!(lock(&shared.rx).is_some() && lock(&shared.tx).is_some());
+        let p = &shared.pairs[0];
+        assert!(lock(&p.rx).is_some() && lock(&p.tx).is_some());
         let (shared, _ctl) = feed(&start(64 << 20)).expect("fed");
-        assert!(lock(&shared.rx).is_none() && lock(&shared.tx).is_none());
+        let p = &shared.pairs[0];
+        assert!(lock(&p.rx).is_none() && lock(&p.tx).is_none());
     }
 
     #[test]

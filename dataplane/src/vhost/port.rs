@@ -139,15 +139,37 @@ fn inc(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
+/// One queue pair's rings.
+#[derive(Debug, Default)]
+pub(crate) struct Pair {
+    /// The guest's TX ring (vring `2q + 1`): the switch receives from it.
+    pub(crate) rx: Mutex<Option<ActiveRing>>,
+    /// The guest's RX ring (vring `2q`): the switch transmits into it.
+    pub(crate) tx: Mutex<Option<ActiveRing>>,
+    /// Frames received from the guest on this pair (added once per burst).
+    pub(crate) rx_frames: AtomicU64,
+    /// Frames sent to the guest on this pair (added once per burst).
+    pub(crate) tx_frames: AtomicU64,
+}
+
+/// What wakes one sleeping PMD for this port: an epoll set of the kick
+/// eventfds of the receive rings it polls, plus a bell rung when one of
+/// those rings changes.
+#[derive(Debug)]
+struct Wake {
+    epoll: Epoll,
+    bell: EventFd,
+}
+
 /// State shared by the control thread and the PMDs' queue objects.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    /// The guest's TX ring (vring 1): the switch receives from it.
-    pub(crate) rx: Mutex<Option<ActiveRing>>,
-    /// The guest's RX ring (vring 0): the switch transmits into it.
-    pub(crate) tx: Mutex<Option<ActiveRing>>,
-    wake: Epoll,
-    bell: EventFd,
+    /// The queue pairs, `queues` of the port's config.
+    pub(crate) pairs: Box<[Pair]>,
+    /// The PMD that polls each pair's receive ring.
+    poller: Box<[usize]>,
+    /// One per PMD of the switch.
+    wakes: Box<[Wake]>,
     pub(crate) counters: VhostCounters,
     pub(crate) connected: AtomicBool,
 }
@@ -159,30 +181,56 @@ pub(crate) fn lock(m: &Mutex<Option<ActiveRing>>) -> MutexGuard<'_, Option<Activ
 }
 
 impl Shared {
-    pub(crate) fn new() -> std::io::Result<Shared> {
-        let wake = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
-        let bell = EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)?;
-        wake.add(bell.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, 0))?;
+    /// `pairs` queue pairs served by `pmds` PMDs: pair `q`'s receive ring
+    /// is polled by PMD `(first_pmd + q) % pmds`.
+    pub(crate) fn new(pairs: usize, pmds: usize, first_pmd: usize) -> std::io::Result<Shared> {
+        let pairs = pairs.max(1);
+        let pmds = pmds.max(1);
+        let wakes = (0..pmds)
+            .map(|_| {
+                let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+                let bell = EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)?;
+                epoll.add(bell.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, 0))?;
+                Ok(Wake { epoll, bell })
+            })
+            .collect::<std::io::Result<Box<[Wake]>>>()?;
         Ok(Shared {
-            rx: Mutex::new(None),
-            tx: Mutex::new(None),
-            wake,
-            bell,
+            pairs: (0..pairs).map(|_| Pair::default()).collect(),
+            poller: (0..pairs).map(|q| (first_pmd + q) % pmds).collect(),
+            wakes,
             counters: VhostCounters::default(),
             connected: AtomicBool::new(false),
         })
     }
 
-    /// Wakes a PMD sleeping on this port (a ring changed).
-    pub(crate) fn ring_bell(&self) {
-        // EAGAIN: a wake-up is already pending.
-        let _ = self.bell.write(1);
+    /// A port with one queue pair and one PMD (tests and fuzzing).
+    #[cfg(any(test, feature = "test-utils"))]
+    pub(crate) fn single() -> std::io::Result<Shared> {
+        Shared::new(1, 1, 0)
     }
 
-    /// Watches the guest's kick eventfd while the receive ring runs.
-    pub(crate) fn watch_kick(&self, kick: &File) {
-        if let Err(e) = self
-            .wake
+    /// The PMD that polls pair `q`'s receive ring.
+    pub(crate) fn poller(&self, q: usize) -> usize {
+        self.poller.get(q).copied().unwrap_or(0)
+    }
+
+    fn wake_of(&self, q: usize) -> Option<&Wake> {
+        self.wakes.get(self.poller(q))
+    }
+
+    /// Wakes the PMD sleeping on pair `q`'s receive ring (a ring changed).
+    pub(crate) fn ring_bell(&self, q: usize) {
+        if let Some(w) = self.wake_of(q) {
+            // EAGAIN: a wake-up is already pending.
+            let _ = w.bell.write(1);
+        }
+    }
+
+    /// Watches the guest's kick eventfd while pair `q`'s receive ring runs.
+    pub(crate) fn watch_kick(&self, q: usize, kick: &File) {
+        let Some(w) = self.wake_of(q) else { return };
+        if let Err(e) = w
+            .epoll
             .add(kick.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, 1))
         {
             tracing::warn!(error = %e, "cannot watch the kick eventfd; an idle PMD wakes late");
@@ -191,13 +239,17 @@ impl Shared {
 
     /// Stops watching a kick eventfd (before it is closed: the frontend
     /// keeps its own copy, so closing ours would not remove it).
-    pub(crate) fn unwatch_kick(&self, kick: &File) {
-        let _ = self.wake.delete(kick.as_fd());
+    pub(crate) fn unwatch_kick(&self, q: usize, kick: &File) {
+        if let Some(w) = self.wake_of(q) {
+            let _ = w.epoll.delete(kick.as_fd());
+        }
     }
 
-    fn drain_bell(&self) {
-        // EAGAIN when nothing was written: nothing to clear.
-        let _ = self.bell.read();
+    fn drain_bell(&self, pmd: usize) {
+        if let Some(w) = self.wakes.get(pmd) {
+            // EAGAIN when nothing was written: nothing to clear.
+            let _ = w.bell.read();
+        }
     }
 }
 
@@ -212,6 +264,16 @@ impl Shared {
 #[derive(Debug)]
 pub struct VhostQueue {
     shared: Arc<Shared>,
+    /// The PMD this queue object belongs to.
+    pmd: usize,
+    /// Pairs whose receive ring this PMD polls (see [`Shared::new`]).
+    polls: Vec<usize>,
+    /// Index into `polls` of the pair tried first in the next burst.
+    next_poll: usize,
+    /// The pair this PMD transmits on while the guest runs its RX ring:
+    /// `pmd % pairs`, so with as many pairs as PMDs no two PMDs share a
+    /// ring. Otherwise the first pair whose RX ring runs.
+    home: usize,
     /// Buffers of every chain of the current burst.
     segs: Vec<Seg>,
     /// Receive: the chains of the burst.
@@ -233,7 +295,9 @@ struct Lent {
     /// Held, never read: keeps the tails' memory mapped.
     #[allow(dead_code)]
     mem: Arc<GuestMem>,
-    /// [`SplitRing::serial`] of the ring the chains came from.
+    /// The pair whose receive ring the chains came from.
+    pair: usize,
+    /// [`SplitRing::serial`] of that ring.
     ring: u64,
 }
 
@@ -269,8 +333,14 @@ enum TxPlan {
 }
 
 impl VhostQueue {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+    /// PMD `pmd`'s queue object for the port of `shared`.
+    pub(crate) fn new(shared: Arc<Shared>, pmd: usize) -> Self {
+        let pairs = shared.pairs.len();
         VhostQueue {
+            polls: (0..pairs).filter(|&q| shared.poller(q) == pmd).collect(),
+            next_poll: 0,
+            home: pmd % pairs.max(1),
+            pmd,
             shared,
             segs: Vec::with_capacity(128),
             rx_chains: Vec::with_capacity(64),
@@ -432,8 +502,15 @@ fn copy_tail_slow(
 }
 
 impl VhostQueue {
-    /// Receives a burst; with `lend`, frames of [`LEND_MIN_FRAME`] bytes
-    /// or more may keep their ends in guest memory (see [`Lent`]).
+    /// Whether this PMD polls any of the port's receive rings.
+    pub(crate) fn polls_rx(&self) -> bool {
+        !self.polls.is_empty()
+    }
+
+    /// Receives a burst from one of the pairs this PMD polls: the first,
+    /// from a rotating start, that has frames. One pair per burst keeps
+    /// [`Lent`] to one ring; the rotation keeps busy pairs from starving
+    /// each other.
     fn receive(
         &mut self,
         pool: &mut PacketPool,
@@ -441,9 +518,35 @@ impl VhostQueue {
         max: usize,
         lend: bool,
     ) -> usize {
+        let n = self.polls.len();
+        for i in 0..n {
+            let at = (self.next_poll + i) % n;
+            let got = self.receive_from(self.polls[at], pool, out, max, lend);
+            if got > 0 {
+                self.next_poll = (at + 1) % n;
+                return got;
+            }
+        }
+        0
+    }
+
+    /// Receives a burst from pair `q`; with `lend`, frames of
+    /// [`LEND_MIN_FRAME`] bytes or more may keep their ends in guest
+    /// memory (see [`Lent`]).
+    fn receive_from(
+        &mut self,
+        q: usize,
+        pool: &mut PacketPool,
+        out: &mut Vec<Packet>,
+        max: usize,
+        lend: bool,
+    ) -> usize {
         debug_assert!(self.lent.is_none(), "rx_complete was not called");
         let shared = &*self.shared;
-        let mut guard = match shared.rx.try_lock() {
+        let Some(pair) = shared.pairs.get(q) else {
+            return 0;
+        };
+        let mut guard = match pair.rx.try_lock() {
             Ok(g) => g,
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
             // The control thread is swapping the ring: nothing this turn.
@@ -554,12 +657,14 @@ impl VhostQueue {
             }
         }
         self.rx_chains.truncate(kept);
+        pair.rx_frames.fetch_add(got as u64, Ordering::Relaxed);
         if lent_frames > 0 {
             c.rx_zero_copy.fetch_add(lent_frames, Ordering::Relaxed);
             // The heads go back in `rx_complete`, once nothing reads them.
             r.ring.set_lent(kept as u16);
             self.lent = Some(Lent {
                 mem: Arc::clone(&r.mem),
+                pair: q,
                 ring: r.ring.serial(),
             });
         } else {
@@ -611,7 +716,10 @@ impl Port for VhostQueue {
             return;
         };
         let shared = &*self.shared;
-        let mut guard = lock(&shared.rx);
+        let Some(pair) = shared.pairs.get(lent.pair) else {
+            return;
+        };
+        let mut guard = lock(&pair.rx);
         // A ring the control thread stopped or replaced meanwhile answered
         // GET_VRING_BASE without the lent heads: they are not ours to return.
         if let Some(r) = guard.as_mut().filter(|r| r.ring.serial() == lent.ring) {
@@ -634,7 +742,23 @@ impl Port for VhostQueue {
         let shared = &*self.shared;
         let c = &shared.counters;
         let mut out = TxOutcome::default();
-        let mut guard = lock(&shared.tx);
+        let mut pair = &shared.pairs[self.home];
+        let mut guard = lock(&pair.tx);
+        if shared.pairs.len() > 1 && guard.as_ref().is_none_or(|r| r.broken) {
+            // The guest did not enable this PMD's pair (it runs fewer
+            // queues than it may): the first pair it runs takes the burst.
+            drop(guard);
+            pair = &shared.pairs[0];
+            guard = lock(&pair.tx);
+            for p in shared.pairs.iter().skip(1) {
+                if guard.as_ref().is_some_and(|r| !r.broken) {
+                    break;
+                }
+                drop(guard);
+                pair = p;
+                guard = lock(&pair.tx);
+            }
+        }
         let ready = match guard.as_mut().filter(|r| !r.broken) {
             Some(r) => match r.ring.begin_burst(&r.mem) {
                 Ok(_) => Some(r),
@@ -757,36 +881,44 @@ impl Port for VhostQueue {
             pool.free(p);
         }
         publish(r, c);
+        pair.tx_frames.fetch_add(out.sent as u64, Ordering::Relaxed);
         out
     }
 
     fn wake_fd(&self) -> Option<RawFd> {
-        Some(self.shared.wake.0.as_raw_fd())
+        let w = self.shared.wakes.get(self.pmd)?;
+        Some(w.epoll.0.as_raw_fd())
     }
 
     fn set_rx_notify(&mut self, on: bool) -> bool {
         let shared = &*self.shared;
-        let mut guard = lock(&shared.rx);
-        let pending = match guard.as_mut().filter(|r| !r.broken) {
-            Some(r) => match r.ring.set_kick_notify(&r.mem, on) {
-                Ok(p) => p,
-                Err(_) => {
-                    r.broken = true;
-                    inc(&shared.counters.ring_broken);
-                    false
-                }
-            },
-            None => false,
-        };
-        if !on {
-            if let Some(kick) = guard.as_ref().and_then(|r| r.kick.as_ref()) {
+        let mut pending = false;
+        for &q in &self.polls {
+            let Some(pair) = shared.pairs.get(q) else {
+                continue;
+            };
+            let mut guard = lock(&pair.rx);
+            pending |= match guard.as_mut().filter(|r| !r.broken) {
+                Some(r) => match r.ring.set_kick_notify(&r.mem, on) {
+                    Ok(p) => p,
+                    Err(_) => {
+                        r.broken = true;
+                        inc(&shared.counters.ring_broken);
+                        false
+                    }
+                },
+                None => false,
+            };
+            if !on && let Some(kick) = guard.as_ref().and_then(|r| r.kick.as_ref()) {
                 // The frontend's eventfd may be blocking: read only if ready.
                 if crate::sys::poll_readable(&[kick.as_raw_fd()], 0).unwrap_or(false) {
                     let mut b = [0u8; 8];
                     let _ = (&*kick).read(&mut b);
                 }
             }
-            shared.drain_bell();
+        }
+        if !on {
+            shared.drain_bell(self.pmd);
         }
         pending
     }
@@ -837,7 +969,7 @@ mod tests {
     fn queue(tx_side: bool, mrg: bool) -> (VhostQueue, Arc<GuestMem>) {
         let m = Mem::from_ranges(&[(GuestAddress(0), 0x10_0000)]).expect("memory");
         let mem = Arc::new(GuestMem::from_mmap(m, Vec::new()));
-        let shared = Arc::new(Shared::new().expect("shared"));
+        let shared = Arc::new(Shared::single().expect("shared"));
         let ring = SplitRing::new(&mem, A, 0, false).expect("ring");
         let active = ActiveRing {
             ring,
@@ -850,9 +982,13 @@ mod tests {
             },
             broken: false,
         };
-        let slot = if tx_side { &shared.tx } else { &shared.rx };
+        let slot = if tx_side {
+            &shared.pairs[0].tx
+        } else {
+            &shared.pairs[0].rx
+        };
         *lock(slot) = Some(active);
-        (VhostQueue::new(shared), mem)
+        (VhostQueue::new(shared, 0), mem)
     }
 
     #[test]
@@ -979,7 +1115,9 @@ mod tests {
         // ring stopped now would restart at the lent heads.
         assert_eq!(used_idx(&mem), 0);
         assert_eq!(
-            lock(&q.shared.rx).as_ref().map(|r| r.ring.next_avail()),
+            lock(&q.shared.pairs[0].rx)
+                .as_ref()
+                .map(|r| r.ring.next_avail()),
             Some(0)
         );
         // Materialized, the frame is whole.
@@ -993,7 +1131,9 @@ mod tests {
         assert_eq!(used_idx(&mem), 2);
         assert_eq!((used(&mem, 0), used(&mem, 1)), ((0, 0), (1, 0)));
         assert_eq!(
-            lock(&q.shared.rx).as_ref().map(|r| r.ring.next_avail()),
+            lock(&q.shared.pairs[0].rx)
+                .as_ref()
+                .map(|r| r.ring.next_avail()),
             Some(2)
         );
         // Plain `rx_burst` never lends.
@@ -1054,11 +1194,11 @@ mod tests {
         assert_eq!(q.rx_burst_lending(&mut pool, &mut out, 32), 2);
         // The control thread stops the ring (GET_VRING_BASE) and starts a
         // new one at the base it got.
-        let old = lock(&q.shared.rx).take().expect("ring");
+        let old = lock(&q.shared.pairs[0].rx).take().expect("ring");
         let base = old.ring.next_avail();
         assert_eq!(base, 0, "lent heads count as not consumed");
         let ring = SplitRing::new(&mem, A, base, false).expect("ring");
-        *lock(&q.shared.rx) = Some(ActiveRing { ring, ..old });
+        *lock(&q.shared.pairs[0].rx) = Some(ActiveRing { ring, ..old });
         // The tails can still be read: the burst holds the old mapping.
         out[1].materialize();
         assert_eq!(out[1].data(), &big[..]);
@@ -1091,5 +1231,210 @@ mod tests {
         pool.free_all(&mut out);
         q.rx_complete();
         assert_eq!(used_idx(&mem), 1);
+    }
+
+    /// Rings of several queue pairs in one guest memory: vring `v` has
+    /// its descriptor table at `0x10000 * (v + 1)`, avail and used rings
+    /// 0x1000 and 0x2000 above, buffers 0x8000 above.
+    mod multiqueue {
+        use super::*;
+
+        fn base(vring: usize) -> u64 {
+            0x1_0000 * (vring as u64 + 1)
+        }
+
+        fn install(shared: &Shared, mem: &Arc<GuestMem>, vring: usize) {
+            let b = base(vring);
+            let addrs = RingAddrs {
+                size: SIZE,
+                desc: GuestAddress(b),
+                avail: GuestAddress(b + 0x1000),
+                used: GuestAddress(b + 0x2000),
+            };
+            let ring = SplitRing::new(mem, addrs, 0, false).expect("ring");
+            let active = ActiveRing {
+                ring,
+                mem: mem.clone(),
+                call: None,
+                kick: None,
+                hdr: NetHdr {
+                    len: 12,
+                    mrg_rxbuf: true,
+                },
+                broken: false,
+            };
+            let pair = &shared.pairs[vring / 2];
+            *lock(if vring.is_multiple_of(2) {
+                &pair.tx
+            } else {
+                &pair.rx
+            }) = Some(active);
+        }
+
+        /// A port of `pairs` pairs over `pmds` PMDs with every ring running.
+        fn port(pairs: usize, pmds: usize) -> (Arc<Shared>, Arc<GuestMem>) {
+            let m = Mem::from_ranges(&[(GuestAddress(0), 0x20_0000)]).expect("memory");
+            let mem = Arc::new(GuestMem::from_mmap(m, Vec::new()));
+            let shared = Arc::new(Shared::new(pairs, pmds, 0).expect("shared"));
+            for v in 0..2 * pairs {
+                install(&shared, &mem, v);
+            }
+            (shared, mem)
+        }
+
+        /// Puts `frames` (60 bytes each, first byte `tag + i`) into the
+        /// guest TX ring `vring`, after the `done` ones offered before.
+        fn guest_sends(mem: &GuestMem, vring: usize, done: u16, tags: &[u8]) {
+            let b = base(vring);
+            for (i, &t) in tags.iter().enumerate() {
+                let slot = done + i as u16;
+                let buf = b + 0x8000 + 0x100 * u64::from(slot);
+                let mut bytes = vec![0u8; 72];
+                bytes[12] = t;
+                mem.write(GuestAddress(buf), &bytes).expect("frame");
+                let mut d = [0u8; 16];
+                d[..8].copy_from_slice(&buf.to_le_bytes());
+                d[8..12].copy_from_slice(&72u32.to_le_bytes());
+                mem.write(GuestAddress(b + 16 * u64::from(slot)), &d)
+                    .expect("desc");
+                mem.write(
+                    GuestAddress(b + 0x1004 + 2 * u64::from(slot)),
+                    &slot.to_le_bytes(),
+                )
+                .expect("avail");
+            }
+            let idx = done + tags.len() as u16;
+            mem.write(GuestAddress(b + 0x1002), &idx.to_le_bytes())
+                .expect("avail idx");
+        }
+
+        /// Offers `n` writable 256-byte buffers on the guest RX ring `vring`.
+        fn guest_offers(mem: &GuestMem, vring: usize, n: u16) {
+            let b = base(vring);
+            for slot in 0..n {
+                let buf = b + 0x8000 + 0x100 * u64::from(slot);
+                let mut d = [0u8; 16];
+                d[..8].copy_from_slice(&buf.to_le_bytes());
+                d[8..12].copy_from_slice(&256u32.to_le_bytes());
+                d[12..14].copy_from_slice(&VRING_DESC_F_WRITE.to_le_bytes());
+                mem.write(GuestAddress(b + 16 * u64::from(slot)), &d)
+                    .expect("desc");
+                mem.write(
+                    GuestAddress(b + 0x1004 + 2 * u64::from(slot)),
+                    &slot.to_le_bytes(),
+                )
+                .expect("avail");
+            }
+            mem.write(GuestAddress(b + 0x1002), &n.to_le_bytes())
+                .expect("avail idx");
+        }
+
+        fn used_count(mem: &GuestMem, vring: usize) -> u16 {
+            mem.mem()
+                .read_obj(GuestAddress(base(vring) + 0x2002))
+                .expect("used idx")
+        }
+
+        fn tags(out: &[Packet]) -> Vec<u8> {
+            out.iter().map(|p| p.data()[0]).collect()
+        }
+
+        #[test]
+        fn each_pmd_receives_its_own_pair_and_sends_on_it() {
+            let (shared, mem) = port(2, 2);
+            let mut q0 = VhostQueue::new(shared.clone(), 0);
+            let mut q1 = VhostQueue::new(shared.clone(), 1);
+            assert!(q0.polls_rx() && q1.polls_rx());
+            assert_ne!(q0.wake_fd(), q1.wake_fd(), "one wake set per PMD");
+            guest_sends(&mem, 1, 0, &[0xa0, 0xa1]);
+            guest_sends(&mem, 3, 0, &[0xb0]);
+            let mut pool = PacketPool::new(16, 2048);
+            let mut out = Vec::new();
+            assert_eq!(q1.rx_burst(&mut pool, &mut out, 32), 1);
+            assert_eq!(tags(&out), [0xb0]);
+            pool.free_all(&mut out);
+            assert_eq!(q0.rx_burst(&mut pool, &mut out, 32), 2);
+            assert_eq!(tags(&out), [0xa0, 0xa1]);
+            pool.free_all(&mut out);
+            assert_eq!(q0.rx_burst(&mut pool, &mut out, 32), 0);
+            assert_eq!((used_count(&mem, 1), used_count(&mem, 3)), (2, 1));
+            // Each PMD transmits on its own pair.
+            guest_offers(&mem, 0, 4);
+            guest_offers(&mem, 2, 4);
+            let mut pkts = vec![Packet::from_frame(&[7u8; 60])];
+            assert_eq!(q1.tx_burst(&mut pkts, &mut pool).sent, 1);
+            assert_eq!((used_count(&mem, 0), used_count(&mem, 2)), (0, 1));
+            let mut pkts = vec![
+                Packet::from_frame(&[7u8; 60]),
+                Packet::from_frame(&[8u8; 60]),
+            ];
+            assert_eq!(q0.tx_burst(&mut pkts, &mut pool).sent, 2);
+            assert_eq!((used_count(&mem, 0), used_count(&mem, 2)), (2, 1));
+            let frames: Vec<(u64, u64)> = shared
+                .pairs
+                .iter()
+                .map(|p| {
+                    (
+                        p.rx_frames.load(Ordering::Relaxed),
+                        p.tx_frames.load(Ordering::Relaxed),
+                    )
+                })
+                .collect();
+            assert_eq!(frames, [(2, 2), (1, 1)]);
+        }
+
+        #[test]
+        fn a_pmd_whose_pair_the_guest_did_not_enable_sends_on_a_running_one() {
+            let (shared, mem) = port(2, 2);
+            // The guest runs one queue pair: pair 1's rings never start.
+            drop(lock(&shared.pairs[1].tx).take());
+            drop(lock(&shared.pairs[1].rx).take());
+            let mut q1 = VhostQueue::new(shared.clone(), 1);
+            guest_offers(&mem, 0, 4);
+            let mut pool = PacketPool::new(16, 2048);
+            let mut pkts = vec![Packet::from_frame(&[7u8; 60])];
+            assert_eq!(q1.tx_burst(&mut pkts, &mut pool).sent, 1);
+            assert_eq!(used_count(&mem, 0), 1);
+            assert_eq!(shared.counters.snapshot().tx_no_ring, 0);
+            let mut out = Vec::new();
+            assert_eq!(q1.rx_burst(&mut pool, &mut out, 32), 0);
+        }
+
+        #[test]
+        fn one_pmd_polling_two_pairs_takes_turns_and_skips_an_empty_one() {
+            let (shared, mem) = port(2, 1);
+            let mut q = VhostQueue::new(shared, 0);
+            guest_sends(&mem, 1, 0, &[0xa0, 0xa1, 0xa2]);
+            guest_sends(&mem, 3, 0, &[0xb0, 0xb1, 0xb2]);
+            let mut pool = PacketPool::new(16, 2048);
+            let mut out = Vec::new();
+            let mut bursts = Vec::new();
+            while q.rx_burst(&mut pool, &mut out, 2) > 0 {
+                bursts.push(tags(&out));
+                pool.free_all(&mut out);
+            }
+            assert_eq!(
+                bursts,
+                [vec![0xa0, 0xa1], vec![0xb0, 0xb1], vec![0xa2], vec![0xb2]]
+            );
+            // Pair 0 empty: pair 1's frames come on the first try.
+            guest_sends(&mem, 3, 3, &[0xb3]);
+            assert_eq!(q.rx_burst(&mut pool, &mut out, 2), 1);
+            assert_eq!(tags(&out), [0xb3]);
+        }
+
+        #[test]
+        fn more_pmds_than_pairs_leave_some_pmds_transmit_only() {
+            let (shared, _mem) = port(2, 3);
+            let polls: Vec<bool> = (0..3)
+                .map(|i| VhostQueue::new(shared.clone(), i).polls_rx())
+                .collect();
+            assert_eq!(polls, [true, true, false]);
+            let shared = Arc::new(Shared::new(3, 2, 1).expect("shared"));
+            assert_eq!(
+                (0..3).map(|q| shared.poller(q)).collect::<Vec<_>>(),
+                [1, 0, 1]
+            );
+        }
     }
 }
