@@ -606,9 +606,21 @@ fn start_switch(
 /// The QEMU arguments that attach a guest to a server port, or what a
 /// client port does.
 fn attach_hint(name: &str, port: &VhostPort) -> String {
+    let pairs = port.rx_pmds.len();
+    let (queues, mq) = if pairs > 1 {
+        (
+            format!(",queues={pairs}"),
+            format!(
+                ",mq=on,vectors={} (and -smp {pairs} or more)",
+                2 * pairs + 2
+            ),
+        )
+    } else {
+        (String::new(), String::new())
+    };
     match port.role {
         SocketRole::Server => format!(
-            "port {name}: attach a QEMU guest with -chardev socket,id={name},path={},reconnect-ms=1000 -netdev vhost-user,id=n-{name},chardev={name} -device virtio-net-pci,netdev=n-{name} (guest memory must be shared: -object memory-backend-memfd,id=mem,size=512M,share=on -machine memory-backend=mem)",
+            "port {name}: attach a QEMU guest with -chardev socket,id={name},path={},reconnect-ms=1000 -netdev vhost-user,id=n-{name},chardev={name}{queues} -device virtio-net-pci,netdev=n-{name}{mq} (guest memory must be shared: -object memory-backend-memfd,id=mem,size=512M,share=on -machine memory-backend=mem)",
             port.socket.display()
         ),
         SocketRole::Client => format!(

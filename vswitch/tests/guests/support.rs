@@ -207,6 +207,8 @@ pub struct GuestArgs {
     pub tests: Option<String>,
     pub len_s: u32,
     pub wait_s: u32,
+    /// Queue pairs of its NIC (and as many vCPUs); 0 or 1: one.
+    pub queues: u16,
 }
 
 impl Guest {
@@ -250,8 +252,26 @@ impl Guest {
         };
         let err = File::create(dir.join(format!("{}.{generation}.qemu-stderr", self.name)))
             .expect("qemu stderr file");
+        let queues = a.queues.max(1);
+        let (netdev, device) = if queues > 1 {
+            (
+                format!("vhost-user,id=n0,chardev=c0,queues={queues}"),
+                format!(
+                    "virtio-net-pci,netdev=n0,mac={},mq=on,vectors={}",
+                    a.mac,
+                    2 * queues + 2
+                ),
+            )
+        } else {
+            (
+                "vhost-user,id=n0,chardev=c0".to_string(),
+                format!("virtio-net-pci,netdev=n0,mac={}", a.mac),
+            )
+        };
         let child = Command::new("qemu-system-x86_64")
-            .args(["-accel", "tcg", "-smp", "1", "-m", "256M", "-nographic"])
+            .args(["-accel", "tcg", "-m", "256M", "-nographic"])
+            .arg("-smp")
+            .arg(queues.to_string())
             // No -no-reboot: it turns the monitor's system_reset into an
             // exit. panic=0 makes a kernel panic hang (visible on the
             // console, ended by the test's timeout) instead of rebooting.
@@ -278,9 +298,10 @@ impl Guest {
             .arg(cmdline)
             .arg("-chardev")
             .arg(chardev)
-            .args(["-netdev", "vhost-user,id=n0,chardev=c0"])
+            .arg("-netdev")
+            .arg(netdev)
             .arg("-device")
-            .arg(format!("virtio-net-pci,netdev=n0,mac={}", a.mac))
+            .arg(device)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(err)
