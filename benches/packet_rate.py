@@ -107,6 +107,35 @@ switches:
         port-group: vlan100
 """
 
+# The plain row with --queues above 1 (without it, vswitchd's built-in
+# default: the same two ports, one queue pair each).
+PLAIN_CONFIG = """\
+switches:
+  - name: sw0
+    ports:
+      - name: vhost0
+      - name: vhost1
+"""
+
+
+def with_queues(config, queues):
+    """`config` with `queues: N` on every port (none for 1)."""
+    if queues <= 1:
+        return config
+    out = []
+    for line in config.splitlines(keepends=True):
+        out.append(line)
+        if line.strip().startswith("- name: vhost"):
+            indent = line[: len(line) - len(line.lstrip())]
+            out.append(f"{indent}  queues: {queues}\n")
+    return "".join(out)
+
+
+def queue_args(queues):
+    """testpmd's rx/tx queue counts (each queue is a stream of the one core)."""
+    return [f"--rxq={queues}", f"--txq={queues}"] if queues > 1 else []
+
+
 # The team row: two switches in one vswitchd joined by two veth pairs.
 TEAM_CONFIG = """\
 # packet-rate harness: generator port 0 -> sw-a -> team ta ={{veths}}= team tb
@@ -669,7 +698,12 @@ def start_switch(kind, args, rundir, tag):
         if kind == "vswitch-vlan":
             cfg = os.path.join(rundir, "vlan100.yaml")
             with open(cfg, "w") as f:
-                f.write(VLAN_CONFIG)
+                f.write(with_queues(VLAN_CONFIG, args.queues))
+            argv += ["--config", cfg]
+        elif kind == "vswitch" and args.queues > 1:
+            cfg = os.path.join(rundir, "vlan1.yaml")
+            with open(cfg, "w") as f:
+                f.write(with_queues(PLAIN_CONFIG, args.queues))
             argv += ["--config", cfg]
         elif kind == "vswitch-team":
             cfg = os.path.join(rundir, "team.yaml")
@@ -719,8 +753,9 @@ def start_switch(kind, args, rundir, tag):
         sw.socks = (sock0, sock1)
     else:
         sw = Testpmd("testpmd-switch", cpu, f"pr-sw-{os.getpid()}-{tag}",
-                     [f"net_vhost0,iface={sock0},queues=1", f"net_vhost1,iface={sock1},queues=1"],
-                     ["--forward-mode=io"], args.mbufs)
+                     [f"net_vhost0,iface={sock0},queues={args.queues}",
+                      f"net_vhost1,iface={sock1},queues={args.queues}"],
+                     ["--forward-mode=io"] + queue_args(args.queues), args.mbufs)
         sw.expect(lambda l: "Checking link statuses" in l, 60, "testpmd switch ports")
         if args.retry:
             sw.run("set fwd io retry")
@@ -792,9 +827,9 @@ def one_run(kind, size, run_idx, args, workdir):
     try:
         sw = start_switch(kind, args, rundir, tag)
         gen = Testpmd("generator", args.gen_cpu, f"pr-gen-{os.getpid()}-{tag}",
-                      [f"net_virtio_user0,path={sw.socks[0]},mac={MAC0}",
-                       f"net_virtio_user1,path={sw.socks[1]},mac={MAC1}"],
-                      ["--forward-mode=io", f"--txpkts={size - 4}",
+                      [f"net_virtio_user0,path={sw.socks[0]},mac={MAC0},queues={args.queues}",
+                       f"net_virtio_user1,path={sw.socks[1]},mac={MAC1},queues={args.queues}"],
+                      ["--forward-mode=io", f"--txpkts={size - 4}"] + queue_args(args.queues) + [
                        f"--eth-peer=0,{MAC1}", f"--eth-peer=1,{MAC0}"], args.mbufs)
         gen.expect(lambda l: "Checking link statuses" in l, 60, "generator ports")
         gen.expect(lambda l: l.strip() == "Done", 60, "generator links")
@@ -984,7 +1019,8 @@ def table(rows, meta, results=()):
     lines.append(f"packet rate, {meta['date']}, {meta['host']}: switch on CPU {meta['switch_cpu']}, "
                  f"generator on CPU {meta['gen_cpu']}; {meta['runs']} runs x {meta['window_s']} s "
                  f"after {meta['warmup_s']} s warm-up; tx_first {meta['bursts']} "
-                 f"({meta['bursts'] * 32} frames per direction); io retry {'on' if meta['retry'] else 'off'}")
+                 f"({meta['bursts'] * 32} frames per direction); io retry {'on' if meta['retry'] else 'off'}"
+                 + (f"; {meta['queues']} queue pairs per port" if meta.get("queues", 1) > 1 else ""))
     lines.append(f"load average before: {meta['loadavg_before']}, after: {meta['loadavg_after']}; "
                  f"commit {meta.get('git_commit', '?')}"
                  + (f" with local changes to {', '.join(meta['git_modified'])}" if meta.get("git_modified") else ""))
@@ -1029,6 +1065,9 @@ def main():
     ap.add_argument("--warmup", type=float, default=3.0, help="seconds before the window")
     ap.add_argument("--window", type=float, default=5.0, help="measured seconds")
     ap.add_argument("--bursts", type=int, default=8, help="tx_first bursts of 32 per port")
+    ap.add_argument("--queues", type=int, default=1,
+                    help="queue pairs per port (vswitch, vswitch-vlan and testpmd rows; the generator "
+                         "sends on all of them from its one core, the switch serves them from its one)")
     ap.add_argument("--mbufs", type=int, default=32768)
     ap.add_argument("--switch-cpu", type=int, default=1)
     ap.add_argument("--gen-cpu", type=int, default=0)
@@ -1105,6 +1144,7 @@ def main():
         "switch_cpu": args.switch_cpu, "gen_cpu": args.gen_cpu,
         "runs": args.runs, "warmup_s": args.warmup, "window_s": args.window,
         "bursts": args.bursts, "retry": args.retry, "mbufs": args.mbufs,
+        "queues": args.queues,
         "min_cpu": args.min_cpu, "wait_quiet_s": args.wait_quiet, "vswitchd": args.vswitchd,
         "team_policy": args.team_policy, "team_driver": args.team_driver,
         "ovs_hugepages": args.ovs_hugepages,

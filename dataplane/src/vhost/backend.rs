@@ -28,7 +28,7 @@ use vhost::vhost_user::message::{
 use vhost::vhost_user::{
     Error as VuError, GpuBackend, Result as VuResult, VhostUserBackendReqHandlerMut,
 };
-use virtio_bindings::virtio_config::VIRTIO_F_VERSION_1;
+use virtio_bindings::virtio_config::{VIRTIO_F_IN_ORDER, VIRTIO_F_VERSION_1};
 use virtio_bindings::virtio_net::{VIRTIO_NET_F_MQ, VIRTIO_NET_F_MRG_RXBUF};
 use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
 
@@ -46,7 +46,15 @@ pub const MAX_VRING_SIZE: u32 = 32768;
 
 /// The virtio features a port with one queue pair offers; with more,
 /// [`device_features`] adds VIRTIO_NET_F_MQ.
+///
+/// VIRTIO_F_IN_ORDER promises that buffers go back in the order they were
+/// made available, which the split ring already does on every path (bad
+/// chains, full rings, lent frames: see the `vhost_rings` fuzz target's
+/// order check). A driver that negotiates it (DPDK's virtio-user does by
+/// default; Linux guests and QEMU's device do not) may then skip its
+/// descriptor free list.
 pub const DEVICE_FEATURES: u64 = (1 << VIRTIO_F_VERSION_1)
+    | (1 << VIRTIO_F_IN_ORDER)
     | (1 << VIRTIO_NET_F_MRG_RXBUF)
     | (1 << VIRTIO_RING_F_EVENT_IDX)
     | (1 << VIRTIO_RING_F_INDIRECT_DESC)
@@ -313,6 +321,7 @@ impl VhostUserBackendReqHandlerMut for PortCtl {
             return Err(VuError::InvalidParam);
         }
         self.acked_features = features;
+        tracing::debug!(features = %format_args!("{features:#x}"), "virtio features acked");
         Ok(())
     }
 

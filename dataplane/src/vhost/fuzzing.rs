@@ -95,7 +95,13 @@ fn queue(
 /// Checks that every chain the switch took from the avail ring went back
 /// to the used ring and that `used.idx` in guest memory says so (the
 /// image may hold any used index until the switch publishes one).
-fn check_returned(mem: &GuestMem, slot: &Mutex<Option<ActiveRing>>, base: u16, what: &str) {
+fn check_returned(
+    mem: &GuestMem,
+    slot: &Mutex<Option<ActiveRing>>,
+    case: &RingCase,
+    avail_before: &[u8],
+    what: &str,
+) {
     let g = lock(slot);
     let Some(r) = g.as_ref() else { return };
     if r.broken {
@@ -106,6 +112,7 @@ fn check_returned(mem: &GuestMem, slot: &Mutex<Option<ActiveRing>>, base: u16, w
         r.ring.next_avail(),
         "{what}: every popped chain returned"
     );
+    let base = case.base;
     if r.ring.next_used() != base {
         let used: u16 = mem
             .mem()
@@ -113,6 +120,36 @@ fn check_returned(mem: &GuestMem, slot: &Mutex<Option<ActiveRing>>, base: u16, w
             .expect("used ring in memory");
         assert_eq!(used, r.ring.next_used(), "{what}: used.idx published");
     }
+    // VIRTIO_F_IN_ORDER (offered): chains go back in the order they were
+    // made available. Checked unless a frame the switch wrote landed on
+    // the avail ring itself (then the order it read is not the image's).
+    if avail_ring(mem, case.size) == avail_before {
+        let n = r.ring.next_used().wrapping_sub(base);
+        for i in 0..n {
+            let slot = u64::from(base.wrapping_add(i) % case.size);
+            let offered = u16::from_le_bytes([
+                avail_before[4 + 2 * slot as usize],
+                avail_before[5 + 2 * slot as usize],
+            ]);
+            let id: u32 = mem
+                .mem()
+                .read_obj(GuestAddress(USED + 4 + 8 * slot))
+                .expect("used ring in memory");
+            assert_eq!(
+                id,
+                u32::from(offered),
+                "{what}: used entry {i} out of order"
+            );
+        }
+    }
+}
+
+/// The avail ring's bytes (flags, idx, entries) as they are in `mem`.
+fn avail_ring(mem: &GuestMem, size: u16) -> Vec<u8> {
+    let mut b = vec![0u8; 4 + 2 * usize::from(size)];
+    mem.read(GuestAddress(AVAIL), &mut b)
+        .expect("avail ring in memory");
+    b
 }
 
 /// Runs the switch's receive path (the guest's TX ring) and its transmit
@@ -128,6 +165,7 @@ pub fn rings(data: &[u8]) {
 
     // Guest TX -> switch.
     let mem = memory(image);
+    let avail_before = avail_ring(&mem, case.size);
     if let Some((mut q, shared)) = queue(&mem, &case, false) {
         let mut out = Vec::new();
         for _ in 0..3 {
@@ -155,7 +193,13 @@ pub fn rings(data: &[u8]) {
                 p.len()
             );
         }
-        check_returned(&mem, &shared.pairs[0].rx, case.base, "guest TX ring");
+        check_returned(
+            &mem,
+            &shared.pairs[0].rx,
+            &case,
+            &avail_before,
+            "guest TX ring",
+        );
         out.clear();
     }
 
@@ -170,7 +214,13 @@ pub fn rings(data: &[u8]) {
         let given = pkts.len();
         let out = q.tx_burst(&mut pkts, &mut pool);
         assert_eq!(out.sent + out.dropped, given, "every frame sent or dropped");
-        check_returned(&mem, &shared.pairs[0].tx, case.base, "guest RX ring");
+        check_returned(
+            &mem,
+            &shared.pairs[0].tx,
+            &case,
+            &avail_before,
+            "guest RX ring",
+        );
     }
 }
 
