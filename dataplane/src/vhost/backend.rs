@@ -578,9 +578,8 @@ mod tests {
 
     #[test]
     fn a_multiqueue_port_offers_mq_and_its_pairs_and_refuses_vrings_beyond() {
-        let one = PortCtl::new(Arc::new(Shared::single().expect("eventfds")));
+        let mut one = PortCtl::new(Arc::new(Shared::single().expect("eventfds")));
         let mut two = PortCtl::new(Arc::new(Shared::new(2, 2, 0).expect("eventfds")));
-        let mut one = one;
         let mq = 1u64 << VIRTIO_NET_F_MQ;
         assert_eq!(one.get_features().expect("features") & mq, 0);
         assert_eq!(two.get_features().expect("features") & mq, mq);

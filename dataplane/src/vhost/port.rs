@@ -1,17 +1,21 @@
 //! The PMD side of a vhost-user port: queue objects implementing [`Port`].
 //!
-//! One queue pair (vring 0: the guest's RX ring, which the switch fills;
-//! vring 1: the guest's TX ring, which the switch drains) is shared by
-//! every PMD of the switch, each through its own [`VhostQueue`]:
+//! A port has 1 to 16 queue pairs (pair q: vring 2q, the guest's RX ring,
+//! which the switch fills; vring 2q+1, the guest's TX ring, which the
+//! switch drains), served by every PMD of the switch, each through its own
+//! [`VhostQueue`]:
 //!
-//! - **Receive** (guest TX ring): exactly one PMD polls it (`poll_rx`). It
+//! - **Receive** (guest TX ring): exactly one PMD polls each pair's ring,
+//!   PMD `(rx_pmd + q) % pmds`; a PMD with several takes them in turn. It
 //!   takes the ring's mutex with `try_lock` once per burst, so it never
 //!   waits: if the control thread holds it (a hand-over in progress) the
 //!   burst is simply empty.
-//! - **Transmit** (guest RX ring): every PMD may send to the port, so the
-//!   ring sits behind a short mutex taken once per burst, as Open vSwitch
-//!   does with its per-txq spinlock when a port has fewer tx queues than
-//!   PMDs. With one PMD it is never contended.
+//! - **Transmit** (guest RX ring): every PMD may send to the port, on
+//!   pair `pmd % pairs` (or the first pair the guest runs, if it did not
+//!   enable that one), so the ring sits behind a short mutex taken once
+//!   per burst, as Open vSwitch does with its per-txq spinlock when a port
+//!   has fewer tx queues than PMDs. With as many pairs as PMDs it is never
+//!   contended.
 //! - **Hand-over**: the control thread installs, replaces and removes a
 //!   ring (and its `Arc` memory snapshot) under the same mutex, for O(1)
 //!   work. Taking the mutex therefore waits for the PMD's current burst to
@@ -19,10 +23,10 @@
 //!   GET_VRING_BASE needs, and the old memory map is unmapped only after
 //!   the PMD let go of it.
 //!
-//! Receive notifications: the port's wake fd is an epoll set holding the
-//! guest's kick eventfd (while the ring runs) and a control eventfd rung on
-//! every ring change, so an adaptive PMD sleeps until the guest kicks or
-//! the ring is (re)started. Kicks are suppressed (`used.flags` NO_NOTIFY,
+//! Receive notifications: each PMD's wake fd for the port is an epoll set
+//! holding the kick eventfds of the rings it polls (while they run) and a
+//! control eventfd rung when one of them changes, so an adaptive PMD
+//! sleeps until the guest kicks or a ring is (re)started. Kicks are suppressed (`used.flags` NO_NOTIFY,
 //! or a stale `avail_event` with EVENT_IDX) except while the PMD sleeps.
 //!
 //! Per-packet failures are counters ([`VhostCounters`]), never logs.
