@@ -40,11 +40,11 @@ pub struct Tail {
     len: usize,
 }
 
-// SAFETY: a `Tail` is an address and a length; it is dereferenced only
-// through `Packet::tail_slice` and `Packet::materialize`, on the PMD
-// thread that received the packet, while the lending port keeps the
-// memory mapped (see `Packet::set_tail`). Packets that leave that PMD
-// (memory ports) are materialized first, so no other thread reads it.
+// A `Tail` is an address and a length, dereferenced only through
+// `Packet::tail_slice` and `Packet::materialize` while the lending port
+// keeps the memory mapped (see `Packet::set_tail`).
+// SAFETY: only the PMD thread that received the packet dereferences it;
+// packets that leave that PMD (memory ports) are materialized first.
 unsafe impl Send for Tail {}
 
 impl Tail {

@@ -635,14 +635,14 @@ impl VhostQueue {
             let ok = match tail {
                 Some((ptr, tail_len)) => match p.prepare(TAIL_MIN_HEAD) {
                     Some(buf) => {
-                        copy_out(&r.mem, segs, hdr_len, buf).is_ok()
-                            // SAFETY: `ptr` points at `tail_len` bytes of a
-                            // mapped region of `r.mem` (`lendable_tail`).
-                            // This queue keeps that memory mapped
-                            // (`Lent::mem`) until `rx_complete`, which the
-                            // PMD calls on this thread after every packet of
-                            // the burst is sent, freed or materialized.
-                            && unsafe { p.set_tail(ptr, tail_len) }
+                        let copied = copy_out(&r.mem, segs, hdr_len, buf).is_ok();
+                        // `lendable_tail` found `ptr`: `tail_len` bytes
+                        // inside one mapped region of `r.mem`.
+                        // SAFETY: this queue keeps that memory mapped
+                        // (`Lent::mem`) until `rx_complete`, which the PMD
+                        // calls on this thread after every packet of the
+                        // burst is sent, freed or materialized.
+                        copied && unsafe { p.set_tail(ptr, tail_len) }
                     }
                     None => false,
                 },
