@@ -558,3 +558,47 @@ fn arp_snooping_learns_a_guests_own_address_only() {
     h.send(4, &frame(BCAST, mac(1), &[], &[]));
     assert_eq!(ipv4_of(&h, 1, mac(1)), None);
 }
+
+/// The burst key holds exactly the bytes a decision depends on: the MACs
+/// and ethertype of an untagged frame (not the payload after them), the
+/// tag and inner ethertype of a tagged one; ARP and runts have none.
+#[test]
+fn burst_key_covers_the_deciding_header_bytes() {
+    use super::burst_key;
+    let untagged = |ethertype: [u8; 2], payload: u8| {
+        let mut f = vec![0u8; 60];
+        f[..6].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+        f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
+        f[12..14].copy_from_slice(&ethertype);
+        f[14..].fill(payload);
+        f
+    };
+    let ipv4 = untagged([0x08, 0x00], 0x11);
+    let key = burst_key(&ipv4).expect("an IPv4 frame has a key");
+    // Payload bytes 14..18 are not part of the decision.
+    assert_eq!(burst_key(&untagged([0x08, 0x00], 0x22)), Some(key));
+    // Every byte of 0..14 is.
+    for i in 0..14 {
+        let mut f = ipv4.clone();
+        f[i] ^= 0x40;
+        assert_ne!(burst_key(&f), Some(key), "byte {i}");
+    }
+    assert_eq!(burst_key(&untagged([0x08, 0x06], 0)), None, "ARP");
+    assert_eq!(burst_key(&ipv4[..17]), None, "shorter than 18 bytes");
+
+    let mut tagged = ipv4.clone();
+    tagged[12..18].copy_from_slice(&[0x81, 0x00, 0x00, 0x0a, 0x08, 0x00]);
+    let tkey = burst_key(&tagged).expect("a tagged IPv4 frame has a key");
+    assert_ne!(tkey, key);
+    for i in 0..18 {
+        let mut f = tagged.clone();
+        f[i] ^= 0x01;
+        assert_ne!(burst_key(&f), Some(tkey), "byte {i}");
+    }
+    let mut f = tagged.clone();
+    f[18] ^= 0xff;
+    assert_eq!(burst_key(&f), Some(tkey), "byte 18 is payload");
+    let mut arp = tagged.clone();
+    arp[16..18].copy_from_slice(&[0x08, 0x06]);
+    assert_eq!(burst_key(&arp), None, "ARP behind a tag");
+}

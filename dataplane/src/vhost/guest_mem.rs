@@ -14,7 +14,8 @@
 //!
 //! The `unsafe` here: `GuestMem::host_slice` makes a `VolatileSlice` from a
 //! region's host address; `GuestMem` is declared `Send` and `Sync` (it holds
-//! those addresses); [`prefetch`] issues a prefetch hint. The invariants:
+//! those addresses); [`prefetch`] and [`prefetch_w`] issue prefetch hints.
+//! The invariants:
 //! - `regions[i].host .. + (end - start)` is exactly the host mapping of
 //!   region `i` of `mem`, which `GuestMem` owns and never changes or unmaps
 //!   before it drops (the SIGBUS handler may swap pages under it for zero
@@ -399,6 +400,17 @@ impl GuestMem {
         }
     }
 
+    /// Like [`GuestMem::prefetch`], for lines about to be written (see
+    /// [`prefetch_w`]).
+    #[inline]
+    pub fn prefetch_write(&self, addr: GuestAddress, len: usize) {
+        if let Some(s) = self.slice(addr, len) {
+            prefetch_w(&s, 0);
+            let next = 64 - (addr.0 % 64) as usize;
+            prefetch_w(&s, next);
+        }
+    }
+
     /// Copies `buf.len()` bytes of guest memory at `addr` into `buf`.
     #[inline]
     pub fn read(&self, addr: GuestAddress, buf: &mut [u8]) -> Result<(), MemError> {
@@ -482,6 +494,52 @@ pub fn prefetch(s: &VolatileSlice<'_>, at: usize) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = ptr;
+}
+
+/// [`prefetch`] for a line about to be written: PREFETCHW, which fetches
+/// the line owned (the stores that follow then need no second transfer
+/// from the guest's CPU to upgrade a shared copy), or a plain prefetch on
+/// a CPU without it.
+#[inline]
+pub fn prefetch_w(s: &VolatileSlice<'_>, at: usize) {
+    if at >= s.len() {
+        return;
+    }
+    let ptr = s.ptr_guard().as_ptr().wrapping_add(at);
+    #[cfg(target_arch = "x86_64")]
+    if has_prefetchw() {
+        // SAFETY: PREFETCHW is only a hint: it never faults, has no
+        // architecturally visible read and writes nothing, so any address
+        // is allowed (this one is inside `s` anyway); `has_prefetchw`
+        // checked that the CPU implements it (older Intel CPUs may raise
+        // #UD instead), and it touches no stack and no flags.
+        unsafe {
+            std::arch::asm!(
+                "prefetchw [{0}]",
+                in(reg) ptr,
+                options(nostack, readonly, preserves_flags)
+            );
+        }
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: as in `prefetch`: a hint that never faults; SSE is baseline.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(ptr.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ptr;
+}
+
+/// Whether the CPU implements PREFETCHW (CPUID 0x8000_0001 ECX bit 8:
+/// AMD since K8, Intel since Broadwell). Read once.
+#[cfg(target_arch = "x86_64")]
+fn has_prefetchw() -> bool {
+    use std::arch::x86_64::__cpuid;
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        __cpuid(0x8000_0000).eax >= 0x8000_0001 && __cpuid(0x8000_0001).ecx & (1 << 8) != 0
+    })
 }
 
 /// An atomic little-endian 16-bit load at `at` in `s`; `None` if out of
