@@ -14,8 +14,8 @@
 //!
 //! The `unsafe` here: `GuestMem::host_slice` makes a `VolatileSlice` from a
 //! region's host address; `GuestMem` is declared `Send` and `Sync` (it holds
-//! those addresses); [`prefetch`] and [`prefetch_w`] issue prefetch hints.
-//! The invariants:
+//! those addresses); [`prefetch`] and [`prefetch_w`] issue prefetch hints;
+//! [`write_at`] and [`read_at`] copy small pieces inline. The invariants:
 //! - `regions[i].host .. + (end - start)` is exactly the host mapping of
 //!   region `i` of `mem`, which `GuestMem` owns and never changes or unmaps
 //!   before it drops (the SIGBUS handler may swap pages under it for zero
@@ -415,9 +415,11 @@ impl GuestMem {
     #[inline]
     pub fn read(&self, addr: GuestAddress, buf: &mut [u8]) -> Result<(), MemError> {
         if let Some(slice) = self.slice(addr, buf.len()) {
-            // Volatile (memcpy for more than 8 bytes); bounded by `slice`.
-            slice.copy_to(buf);
-            return Ok(());
+            // Bounded by `slice`: inline for a small frame, else the
+            // volatile copy of `vm-memory` (memcpy for more than 8 bytes).
+            if read_at(&slice, 0, buf).is_some() {
+                return Ok(());
+            }
         }
         self.mem
             .read_slice(buf, addr)
@@ -542,6 +544,107 @@ fn has_prefetchw() -> bool {
     })
 }
 
+/// Copies up to this many bytes with inline moves ([`write_at`],
+/// [`read_at`]): a whole minimum-size frame.
+pub const SMALL_COPY: usize = 64;
+
+/// Copies `src` into `s` at `at`; `None` if that is out of bounds. Up to
+/// [`SMALL_COPY`] bytes (a virtio-net header, a small frame) are copied
+/// inline with fixed-size moves, more through `vm-memory`. At 64 bytes a
+/// frame is copied three times (header in, frame out, frame in) and the
+/// `memcpy` calls and their size dispatch were 9% of the PMD's time.
+#[inline(always)]
+pub fn write_at(s: &VolatileSlice<'_>, at: usize, src: &[u8]) -> Option<()> {
+    let n = src.len();
+    if at > s.len() || n > s.len() - at {
+        return None;
+    }
+    if n > SMALL_COPY {
+        return s.write_slice(src, at).ok();
+    }
+    let dst = s.ptr_guard_mut().as_ptr().wrapping_add(at);
+    // SAFETY: `dst .. dst + n` lies inside `s` (checked above), which
+    // `GuestMem` keeps mapped for the slice's lifetime; `src` is the
+    // caller's own memory, never guest memory, so the two do not overlap.
+    // Plain unaligned moves, as `vm-memory` itself copies more than 8
+    // bytes (`copy_nonoverlapping`); guest memory is never referenced.
+    unsafe { copy_small(dst, src.as_ptr(), n) };
+    Some(())
+}
+
+/// Copies `dst.len()` bytes of `s` from `at` into `dst`; `None` if that is
+/// out of bounds. Inline up to [`SMALL_COPY`] bytes, as [`write_at`].
+#[inline(always)]
+pub fn read_at(s: &VolatileSlice<'_>, at: usize, dst: &mut [u8]) -> Option<()> {
+    let n = dst.len();
+    if at > s.len() || n > s.len() - at {
+        return None;
+    }
+    if n > SMALL_COPY {
+        return s.subslice(at, n).ok().map(|sub| sub.copy_to(dst)).map(drop);
+    }
+    let src = s.ptr_guard().as_ptr().wrapping_add(at);
+    // SAFETY: `src .. src + n` lies inside `s` (checked above), mapped for
+    // the slice's lifetime; `dst` is the caller's own buffer of `n` bytes,
+    // never guest memory. The guest may change its bytes meanwhile: the
+    // copy then holds some mix of old and new bytes, as with `vm-memory`.
+    unsafe { copy_small(dst.as_mut_ptr(), src, n) };
+    Some(())
+}
+
+/// Copies `n <= SMALL_COPY` bytes with at most two overlapping fixed-size
+/// moves of the largest power of two `<= n` (as `memcpy` does inside, less
+/// the call and the dispatch).
+///
+/// # Safety
+/// `src .. src + n` must be readable, `dst .. dst + n` writable, and the
+/// two ranges must not overlap.
+#[inline(always)]
+unsafe fn copy_small(dst: *mut u8, src: *const u8, n: usize) {
+    debug_assert!(n <= SMALL_COPY);
+    // In each branch `K <= n` for the `move_two::<K>` it calls, and the
+    // caller vouched for `n` bytes at `src` and at `dst`, apart.
+    if n >= 32 {
+        // SAFETY: 32 <= n; the ranges as above.
+        unsafe { move_two::<32>(dst, src, n) }
+    } else if n >= 16 {
+        // SAFETY: 16 <= n; the ranges as above.
+        unsafe { move_two::<16>(dst, src, n) }
+    } else if n >= 8 {
+        // SAFETY: 8 <= n; the ranges as above.
+        unsafe { move_two::<8>(dst, src, n) }
+    } else if n >= 4 {
+        // SAFETY: 4 <= n; the ranges as above.
+        unsafe { move_two::<4>(dst, src, n) }
+    } else {
+        for i in 0..n {
+            // SAFETY: `i < n`: inside the source range.
+            let b = unsafe { src.wrapping_add(i).read() };
+            // SAFETY: `i < n`: inside the destination range.
+            unsafe { dst.wrapping_add(i).write(b) };
+        }
+    }
+}
+
+/// Copies bytes `0..K` and `n - K..n` (together all of `0..n` when
+/// `K <= n < 2K`).
+///
+/// # Safety
+/// `K <= n`, and as for [`copy_small`].
+#[inline(always)]
+unsafe fn move_two<const K: usize>(dst: *mut u8, src: *const u8, n: usize) {
+    use std::ptr::{read_unaligned, write_unaligned};
+    debug_assert!(K <= n);
+    // SAFETY: the first `K <= n` bytes of the source; unaligned is fine.
+    let a = unsafe { read_unaligned(src.cast::<[u8; K]>()) };
+    // SAFETY: bytes `n - K .. n` of the source.
+    let b = unsafe { read_unaligned(src.wrapping_add(n - K).cast::<[u8; K]>()) };
+    // SAFETY: the first `K` bytes of the destination.
+    unsafe { write_unaligned(dst.cast::<[u8; K]>(), a) };
+    // SAFETY: bytes `n - K .. n` of the destination.
+    unsafe { write_unaligned(dst.wrapping_add(n - K).cast::<[u8; K]>(), b) };
+}
+
 /// An atomic little-endian 16-bit load at `at` in `s`; `None` if out of
 /// bounds or misaligned.
 #[inline]
@@ -614,6 +717,40 @@ mod tests {
         assert!(m.load_u16(GuestAddress(0x5000), Ordering::Acquire).is_err());
         assert!(!m.check_range(GuestAddress(0x11ff0), 0x1000));
         assert!(m.check_range(GuestAddress(0x11000), 0x1000));
+    }
+
+    /// The inline small copies move exactly the bytes asked for, at every
+    /// length and offset, never a byte more, and refuse what is outside
+    /// the slice.
+    #[test]
+    fn small_copies_are_exact_and_bounded() {
+        let m = mem();
+        let s = m.slice(GuestAddress(0x10000), 0x200).expect("mapped");
+        let src: Vec<u8> = (0..100u8)
+            .map(|i| i.wrapping_mul(7).wrapping_add(1))
+            .collect();
+        for n in 0..=(SMALL_COPY + 3) {
+            for at in [0usize, 1, 3, 13, 64] {
+                assert!(m.write(GuestAddress(0x10000), &[0xee; 0x200]).is_ok());
+                assert_eq!(write_at(&s, at, &src[..n]), Some(()), "write {n} at {at}");
+                let mut back = [0u8; 0x200];
+                assert!(m.read(GuestAddress(0x10000), &mut back).is_ok());
+                assert!(back[..at].iter().all(|&b| b == 0xee), "before, {n} at {at}");
+                assert_eq!(&back[at..at + n], &src[..n], "{n} at {at}");
+                assert!(
+                    back[at + n..].iter().all(|&b| b == 0xee),
+                    "after, {n} at {at}"
+                );
+                let mut out = vec![0x55u8; n + 1];
+                assert_eq!(read_at(&s, at, &mut out[..n]), Some(()));
+                assert_eq!(&out[..n], &src[..n], "read {n} at {at}");
+                assert_eq!(out[n], 0x55, "read past {n}");
+            }
+        }
+        assert_eq!(write_at(&s, 0x200 - 3, &src[..4]), None);
+        assert_eq!(write_at(&s, 0x201, &[]), None);
+        assert_eq!(read_at(&s, 0x1f0, &mut [0u8; 17]), None);
+        assert_eq!(read_at(&s, usize::MAX, &mut [0u8; 1]), None);
     }
 
     /// A frontend that declares a region larger than its file (or at an

@@ -39,9 +39,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::eventfd::{EfdFlags, EventFd};
-use vm_memory::{Bytes, GuestAddress, VolatileSlice};
+use vm_memory::{GuestAddress, VolatileSlice};
 
-use super::guest_mem::{GuestMem, MemError};
+use super::guest_mem::{GuestMem, MemError, write_at};
 use super::split_ring::{Seg, SplitRing};
 use crate::packet::{Packet, PacketPool, TAIL_MIN_HEAD};
 use crate::port::{Port, TxOutcome};
@@ -474,7 +474,10 @@ fn copy_in(
                     n = room.min(src.len() - off);
                     let piece = &src[off..off + n];
                     res = match &fast {
-                        Some(buf) => buf.write_slice(piece, at).map_err(oob),
+                        Some(buf) => write_at(buf, at, piece).ok_or(MemError::OutOfBounds {
+                            addr: s.addr.0,
+                            len: s.len as usize,
+                        }),
                         None => r.mem.write(GuestAddress(s.addr.0 + at as u64), piece),
                     };
                 } else {
