@@ -338,9 +338,9 @@ class Lab:
         self.namespaces = []
         self.cleanups = []
 
-    def spawn(self, cmd, stderr=None, stdout=None):
+    def spawn(self, cmd, stderr=None, stdout=None, env=None):
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=stdout or subprocess.DEVNULL,
-                             stderr=stderr or subprocess.DEVNULL, start_new_session=True)
+                             stderr=stderr or subprocess.DEVNULL, start_new_session=True, env=env)
         self.procs.append(p)
         return p
 
@@ -456,7 +456,11 @@ class Ovs:
         cpu = str(args.switch_cpu)
         self.dbp = lab.spawn(["taskset", "-c", cpu, "ovsdb-server", db, f"--remote=punix:{d}/db.sock",
                               "--remote=db:Open_vSwitch,Open_vSwitch,manager_options",
-                              f"--pidfile={d}/ovsdb-server.pid", f"--log-file={d}/ovsdb-server.log"])
+                              f"--pidfile={d}/ovsdb-server.pid", f"--log-file={d}/ovsdb-server.log"],
+                             # OVS_RUNDIR: its control socket goes here, not to
+                             # /run/openvswitch (absent where the system OVS
+                             # never started).
+                             env=self.env)
         wait_for(lambda: os.path.exists(f"{d}/db.sock"), 10, "ovsdb-server socket")
         mem = str(args.ovs_hugepages * 2)
         self.vsctl("--no-wait", "init")
@@ -472,7 +476,7 @@ class Ovs:
         self.log = os.path.join(d, "ovs-vswitchd.log")
         self.vsp = lab.spawn(["taskset", "-c", cpu, f"{OVS_DIR}/ovs-vswitchd-dpdk", self.db_sock,
                               f"--pidfile={d}/ovs-vswitchd.pid", f"--log-file={self.log}"],
-                             stderr=open(os.path.join(d, "ovs-vswitchd.stderr"), "w"))
+                             stderr=open(os.path.join(d, "ovs-vswitchd.stderr"), "w"), env=self.env)
         self.vsctl("--timeout=60", "add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev")
         for g in guests:
             self.vsctl("--timeout=30", "add-port", "br0", g.name, "--", "set", "Interface", g.name,
