@@ -504,17 +504,12 @@ pub fn prefetch(s: &VolatileSlice<'_>, at: usize) {
 /// a CPU without it.
 #[inline]
 pub fn prefetch_w(s: &VolatileSlice<'_>, at: usize) {
-    if at >= s.len() {
-        return;
-    }
-    let ptr = s.ptr_guard().as_ptr().wrapping_add(at);
     #[cfg(target_arch = "x86_64")]
-    if has_prefetchw() {
-        // SAFETY: PREFETCHW is only a hint: it never faults, has no
-        // architecturally visible read and writes nothing, so any address
-        // is allowed (this one is inside `s` anyway); `has_prefetchw`
-        // checked that the CPU implements it (older Intel CPUs may raise
-        // #UD instead), and it touches no stack and no flags.
+    if at < s.len() && has_prefetchw() {
+        let ptr = s.ptr_guard().as_ptr().wrapping_add(at);
+        // SAFETY: a hint, as in `prefetch` (never faults, writes nothing);
+        // `has_prefetchw` checked that the CPU has it (older Intel CPUs
+        // may raise #UD); it touches no stack and no flags.
         unsafe {
             std::arch::asm!(
                 "prefetchw [{0}]",
@@ -524,13 +519,7 @@ pub fn prefetch_w(s: &VolatileSlice<'_>, at: usize) {
         }
         return;
     }
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: as in `prefetch`: a hint that never faults; SSE is baseline.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(ptr.cast::<i8>());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = ptr;
+    prefetch(s, at);
 }
 
 /// Whether the CPU implements PREFETCHW (CPUID 0x8000_0001 ECX bit 8:
@@ -562,12 +551,11 @@ pub fn write_at(s: &VolatileSlice<'_>, at: usize, src: &[u8]) -> Option<()> {
     if n > SMALL_COPY {
         return s.write_slice(src, at).ok();
     }
-    let dst = s.ptr_guard_mut().as_ptr().wrapping_add(at);
-    // SAFETY: `dst .. dst + n` lies inside `s` (checked above), which
-    // `GuestMem` keeps mapped for the slice's lifetime; `src` is the
-    // caller's own memory, never guest memory, so the two do not overlap.
     // Plain unaligned moves, as `vm-memory` itself copies more than 8
     // bytes (`copy_nonoverlapping`); guest memory is never referenced.
+    let dst = s.ptr_guard_mut().as_ptr().wrapping_add(at);
+    // SAFETY: `dst .. dst + n` is inside `s` (checked above), mapped while
+    // `s` lives; `src` is the caller's memory, never guest memory: apart.
     unsafe { copy_small(dst, src.as_ptr(), n) };
     Some(())
 }
