@@ -447,29 +447,16 @@ fn burst_key(data: &[u8]) -> Option<BurstKey> {
         u64::from_le_bytes(w)
     };
     let (lo, hi) = (word(&h[..8]), word(&h[8..16]));
-    let ethertype = u16::from_be_bytes([h[12], h[13]]);
-    let key = if crate::wire::is_vlan_tpid(ethertype) {
-        let inner = u16::from_be_bytes([h[16], h[17]]);
-        if inner == ETHERTYPE_ARP {
-            return None;
-        }
-        BurstKey {
-            lo,
-            hi,
-            inner: u16::from_le_bytes([h[16], h[17]]),
-        }
+    let outer = u16::from_be_bytes([h[12], h[13]]);
+    // The ethertype that says ARP or not, and the key's last part.
+    let (ethertype, hi, inner) = if crate::wire::is_vlan_tpid(outer) {
+        let inner = [h[16], h[17]];
+        (u16::from_be_bytes(inner), hi, u16::from_le_bytes(inner))
     } else {
-        if ethertype == ETHERTYPE_ARP {
-            return None;
-        }
         // Untagged: bytes 14.. are payload, not part of the decision.
-        BurstKey {
-            lo,
-            hi: hi & 0x0000_ffff_ffff_ffff,
-            inner: 0,
-        }
+        (outer, hi & 0x0000_ffff_ffff_ffff, 0)
     };
-    Some(key)
+    (ethertype != ETHERTYPE_ARP).then_some(BurstKey { lo, hi, inner })
 }
 
 #[cfg(test)]
