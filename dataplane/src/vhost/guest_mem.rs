@@ -638,6 +638,96 @@ unsafe fn move_two<const K: usize>(dst: *mut u8, src: *const u8, n: usize) {
     unsafe { write_unaligned(dst.wrapping_add(n - K).cast::<[u8; K]>(), b) };
 }
 
+/// Copies `src` into `dst` (guest memory to guest memory: a lent frame
+/// tail into the receiving guest's buffer); `None` if the lengths differ.
+///
+/// Front to back in 64-byte steps, never through `memmove`: the two
+/// buffers usually sit at the same offset in their 4 KiB pages (a
+/// generator's buffers are all alike), `memmove` then copies backwards to
+/// dodge 4K aliasing, and backwards the copy waits on every miss. Paired
+/// 100 ms slices of one run, flipping between the two: 1518-byte frames
+/// +6.5% (won 183 of 197 pairs), 512-byte +2.4%.
+#[inline]
+pub fn copy_forward(dst: &VolatileSlice<'_>, src: &VolatileSlice<'_>) -> Option<()> {
+    let n = src.len();
+    if dst.len() != n {
+        return None;
+    }
+    let d = dst.ptr_guard_mut().as_ptr();
+    let s = src.ptr_guard().as_ptr();
+    // Guest memory may overlap guest memory (one guest's two ports, both
+    // mapping its RAM): every step below loads before it stores, through
+    // raw pointers, so an overlap only mixes old and new bytes.
+    if n <= SMALL_COPY {
+        // SAFETY: `n` bytes at `s` and at `d`, each inside its slice (its
+        // length is `n`), both mapped while the slices live.
+        unsafe { copy_small(d, s, n) };
+        return Some(());
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: as above, `n >= 64` bytes at each; the CPU has AVX-512F
+        // (checked, and cached by `std`).
+        unsafe { copy_forward_avx512(d, s, n) };
+        return Some(());
+    }
+    // SAFETY: as above, `n >= 64` bytes at each.
+    unsafe { copy_forward_64(d, s, n) };
+    Some(())
+}
+
+/// [`copy_forward`]'s loop: 64 bytes at a time, then the last 64 bytes
+/// again (overlapping bytes already copied) if `n` is not a multiple.
+///
+/// # Safety
+/// `n >= 64`; `s .. s + n` readable, `d .. d + n` writable.
+#[inline(always)]
+unsafe fn copy_forward_64(d: *mut u8, s: *const u8, n: usize) {
+    use std::ptr::{read_unaligned, write_unaligned};
+    debug_assert!(n >= 64);
+    let step = |at: usize| {
+        // SAFETY: `at + 64 <= n` at every call below: source bytes
+        // `at .. at + 64`, unaligned, no reference to guest memory formed.
+        let v = unsafe { read_unaligned(s.wrapping_add(at).cast::<[u8; 64]>()) };
+        // SAFETY: the same bytes of the destination.
+        unsafe { write_unaligned(d.wrapping_add(at).cast::<[u8; 64]>(), v) };
+    };
+    let mut at = 0;
+    while at + 64 <= n {
+        step(at);
+        at += 64;
+    }
+    if at < n {
+        step(n - 64);
+    }
+}
+
+/// [`copy_forward_64`] with one 64-byte register per step.
+///
+/// # Safety
+/// As [`copy_forward_64`], and the CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn copy_forward_avx512(d: *mut u8, s: *const u8, n: usize) {
+    use std::arch::x86_64::{_mm512_loadu_si512, _mm512_storeu_si512};
+    debug_assert!(n >= 64);
+    let step = |at: usize| {
+        // SAFETY: `at + 64 <= n` at every call below: source bytes
+        // `at .. at + 64`; unaligned loads are allowed.
+        let v = unsafe { _mm512_loadu_si512(s.wrapping_add(at).cast()) };
+        // SAFETY: the same bytes of the destination.
+        unsafe { _mm512_storeu_si512(d.wrapping_add(at).cast(), v) };
+    };
+    let mut at = 0;
+    while at + 64 <= n {
+        step(at);
+        at += 64;
+    }
+    if at < n {
+        step(n - 64);
+    }
+}
+
 /// An atomic little-endian 16-bit load at `at` in `s`; `None` if out of
 /// bounds or misaligned.
 #[inline]
@@ -744,6 +834,51 @@ mod tests {
         assert_eq!(write_at(&s, 0x201, &[]), None);
         assert_eq!(read_at(&s, 0x1f0, &mut [0u8; 17]), None);
         assert_eq!(read_at(&s, usize::MAX, &mut [0u8; 1]), None);
+    }
+
+    #[test]
+    fn forward_copies_are_exact_and_bounded() {
+        let m = mem();
+        let src: Vec<u8> = (0..0x300u32)
+            .map(|i| (i.wrapping_mul(31) ^ (i >> 3)) as u8)
+            .collect();
+        assert!(m.write(GuestAddress(0x10000), &src).is_ok());
+        let from = m.slice(GuestAddress(0x10000), 0x300).expect("mapped");
+        let to = m.slice(GuestAddress(0x10400), 0x400).expect("mapped");
+        for n in (0..200).chain([255, 256, 257, 511, 640, 703]) {
+            for at in [0usize, 1, 12, 63, 64] {
+                assert!(m.write(GuestAddress(0x10400), &[0xee; 0x400]).is_ok());
+                let s = from.subslice(at, n).expect("source");
+                let d = to.subslice(at + 5, n).expect("destination");
+                assert_eq!(copy_forward(&d, &s), Some(()), "{n} at {at}");
+                let mut back = [0u8; 0x400];
+                assert!(m.read(GuestAddress(0x10400), &mut back).is_ok());
+                assert!(
+                    back[..at + 5].iter().all(|&b| b == 0xee),
+                    "before, {n} at {at}"
+                );
+                assert_eq!(&back[at + 5..at + 5 + n], &src[at..at + n], "{n} at {at}");
+                assert!(
+                    back[at + 5 + n..].iter().all(|&b| b == 0xee),
+                    "after, {n} at {at}"
+                );
+            }
+        }
+        // The portable loop, which this CPU may not take above.
+        for n in [64usize, 65, 127, 128, 200, 703] {
+            assert!(m.write(GuestAddress(0x10400), &[0xee; 0x400]).is_ok());
+            let s = from.subslice(0, n).expect("source");
+            let d = to.subslice(3, n).expect("destination");
+            // SAFETY: `n >= 64` bytes inside each mapped slice.
+            unsafe { copy_forward_64(d.ptr_guard_mut().as_ptr(), s.ptr_guard().as_ptr(), n) };
+            let mut back = [0u8; 0x400];
+            assert!(m.read(GuestAddress(0x10400), &mut back).is_ok());
+            assert_eq!(&back[3..3 + n], &src[..n], "portable {n}");
+            assert!(back[..3].iter().chain(&back[3 + n..]).all(|&b| b == 0xee));
+        }
+        let s = from.subslice(0, 100).expect("source");
+        let d = to.subslice(0, 99).expect("destination");
+        assert_eq!(copy_forward(&d, &s), None, "lengths differ");
     }
 
     /// A frontend that declares a region larger than its file (or at an

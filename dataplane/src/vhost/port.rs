@@ -41,7 +41,7 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use vm_memory::{GuestAddress, VolatileSlice};
 
-use super::guest_mem::{GuestMem, MemError, write_at};
+use super::guest_mem::{GuestMem, MemError, copy_forward, write_at};
 use super::split_ring::{Seg, SplitRing};
 use crate::packet::{Packet, PacketPool, TAIL_MIN_HEAD};
 use crate::port::{Port, TxOutcome};
@@ -460,7 +460,7 @@ fn copy_in(
             let fast = r.mem.slice(s.addr, room);
             let mut at = 0usize;
             while room > 0 && done < total && res.is_ok() {
-                let oob = |_| MemError::OutOfBounds {
+                let oob = || MemError::OutOfBounds {
                     addr: s.addr.0,
                     len: s.len as usize,
                 };
@@ -488,11 +488,10 @@ fn copy_in(
                     res = match &fast {
                         Some(buf) => t
                             .subslice(off, n)
-                            .and_then(|src| {
-                                buf.subslice(at, n)
-                                    .map(|dst| src.copy_to_volatile_slice(dst))
-                            })
-                            .map_err(oob),
+                            .and_then(|src| buf.subslice(at, n).map(|dst| (src, dst)))
+                            .ok()
+                            .and_then(|(src, dst)| copy_forward(&dst, &src))
+                            .ok_or_else(oob),
                         None => {
                             copy_tail_slow(&r.mem, t, off, n, GuestAddress(s.addr.0 + at as u64))
                         }
