@@ -41,7 +41,7 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use vm_memory::{GuestAddress, VolatileSlice};
 
-use super::guest_mem::{GuestMem, MemError, copy_forward, write_at};
+use super::guest_mem::{GuestMem, MemError, copy_forward, prefetch, write_at};
 use super::split_ring::{Seg, SplitRing};
 use crate::packet::{Packet, PacketPool, TAIL_MIN_HEAD};
 use crate::port::{Port, TxOutcome};
@@ -378,6 +378,24 @@ fn prefetch_frame(mem: &GuestMem, segs: &[Seg], mut skip: usize) {
             return;
         }
         skip -= len;
+    }
+}
+
+/// How many frames ahead of its copy `tx_burst` prefetches a lent tail.
+/// Paired 100 ms slices, with against without: two ahead +1.5%, +4.1%
+/// and -0.5% at 1518 bytes in three runs, +5.5% at 512 (won 180 of 197);
+/// one ahead +4%, four ahead +3.5%.
+const TAIL_PREFETCH_AHEAD: usize = 2;
+
+/// Prefetches every line of a packet's lent tail (if it has one), the
+/// bytes the next-but-one copy will read from the sending guest's memory.
+fn prefetch_tail(p: &Packet) {
+    if let Some(t) = p.tail_slice() {
+        let mut at = 0;
+        while at < t.len() {
+            prefetch(&t, at);
+            at += 64;
+        }
     }
 }
 
@@ -868,8 +886,15 @@ impl Port for VhostQueue {
                 self.tx_plan.push(TxPlan::Send { from, to, seg });
             }
         }
-        // Second pass: copy and stage, frame by frame.
-        for (p, plan) in pkts.drain(..).zip(&self.tx_plan) {
+        // Second pass: copy and stage, frame by frame, prefetching the
+        // lent tails a few frames ahead of the copy.
+        pkts.iter()
+            .take(TAIL_PREFETCH_AHEAD)
+            .for_each(prefetch_tail);
+        for (k, (p, plan)) in pkts.iter().zip(&self.tx_plan).enumerate() {
+            if let Some(ahead) = pkts.get(k + TAIL_PREFETCH_AHEAD) {
+                prefetch_tail(ahead);
+            }
             match *plan {
                 TxPlan::Send { from, to, seg } => {
                     let heads = &self.tx_heads[from..to];
@@ -905,8 +930,8 @@ impl Port for VhostQueue {
                     out.dropped += 1;
                 }
             }
-            pool.free(p);
         }
+        pool.free_all(pkts);
         publish(r, c);
         pair.tx_frames.fetch_add(out.sent as u64, Ordering::Relaxed);
         out
