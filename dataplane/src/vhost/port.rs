@@ -454,7 +454,14 @@ fn copy_out(mem: &GuestMem, segs: &[Seg], mut skip: usize, dst: &mut [u8]) -> Re
 /// buffer) then `tail` (the frame's end still in the sending guest's
 /// memory, if any) across the chains of `heads` (whose buffers are
 /// `segs[start..]`, each head with the end index of its own), staging each
-/// head with the bytes it received.
+/// head with the bytes it received. Whether every byte landed.
+///
+/// A `bool`, not a `Result`: the `Result` went through the stack in
+/// 8-byte stores and came back in one 16-byte load, which cannot be
+/// forwarded from the store buffer and so waited for every store of the
+/// copy (misses into the receiving guest's buffers) to drain first. perf
+/// put 62% of a 1518-byte run's samples on that load; paired slices of
+/// one run gave +3.1% at 1518 bytes and +17% at 512.
 fn copy_in(
     r: &mut ActiveRing,
     heads: &[(u16, usize)],
@@ -462,12 +469,12 @@ fn copy_in(
     mut start: usize,
     pieces: [&[u8]; 2],
     tail: Option<VolatileSlice<'_>>,
-) -> Result<(), MemError> {
+) -> bool {
     let [hdr, frame] = pieces;
     let in_buf = hdr.len() + frame.len();
     let total = in_buf + tail.as_ref().map_or(0, |t| t.len());
     let mut done = 0usize;
-    let mut res = Ok(());
+    let mut ok = true;
     for &(head, end) in heads {
         let mut written = 0u32;
         for s in &segs[start..end] {
@@ -477,11 +484,7 @@ fn copy_in(
             // adjacent regions takes the slow path per piece.
             let fast = r.mem.slice(s.addr, room);
             let mut at = 0usize;
-            while room > 0 && done < total && res.is_ok() {
-                let oob = || MemError::OutOfBounds {
-                    addr: s.addr.0,
-                    len: s.len as usize,
-                };
+            while room > 0 && done < total && ok {
                 let n;
                 if done < in_buf {
                     let (src, off) = if done < hdr.len() {
@@ -491,27 +494,28 @@ fn copy_in(
                     };
                     n = room.min(src.len() - off);
                     let piece = &src[off..off + n];
-                    res = match &fast {
-                        Some(buf) => write_at(buf, at, piece).ok_or(MemError::OutOfBounds {
-                            addr: s.addr.0,
-                            len: s.len as usize,
-                        }),
-                        None => r.mem.write(GuestAddress(s.addr.0 + at as u64), piece),
+                    ok = match &fast {
+                        Some(buf) => write_at(buf, at, piece).is_some(),
+                        None => r
+                            .mem
+                            .write(GuestAddress(s.addr.0 + at as u64), piece)
+                            .is_ok(),
                     };
                 } else {
                     // `done < total` here, so there is a tail.
                     let Some(t) = &tail else { break };
                     let off = done - in_buf;
                     n = room.min(t.len() - off);
-                    res = match &fast {
+                    ok = match &fast {
                         Some(buf) => t
                             .subslice(off, n)
                             .and_then(|src| buf.subslice(at, n).map(|dst| (src, dst)))
                             .ok()
                             .and_then(|(src, dst)| copy_forward(&dst, &src))
-                            .ok_or_else(oob),
+                            .is_some(),
                         None => {
                             copy_tail_slow(&r.mem, t, off, n, GuestAddress(s.addr.0 + at as u64))
+                                .is_ok()
                         }
                     };
                 }
@@ -524,7 +528,7 @@ fn copy_in(
         r.ring.stage_used(head, written);
         start = end;
     }
-    res
+    ok
 }
 
 /// Copies `n` bytes of `tail` from `off` to guest address `to` through a
@@ -906,8 +910,7 @@ impl Port for VhostQueue {
                     } else {
                         &NET_HDR_ONE_BUFFER[..hdr_len.min(12)]
                     };
-                    let res = copy_in(r, heads, &self.segs, seg, [hdr, p.data()], p.tail_slice());
-                    if res.is_ok() {
+                    if copy_in(r, heads, &self.segs, seg, [hdr, p.data()], p.tail_slice()) {
                         out.sent += 1;
                         out.bytes += p.len();
                     } else {
