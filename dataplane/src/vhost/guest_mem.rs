@@ -685,13 +685,21 @@ pub fn copy_forward(dst: &VolatileSlice<'_>, src: &VolatileSlice<'_>) -> Option<
 unsafe fn copy_forward_64(d: *mut u8, s: *const u8, n: usize) {
     use std::ptr::{read_unaligned, write_unaligned};
     debug_assert!(n >= 64);
-    let step = |at: usize| {
-        // SAFETY: `at + 64 <= n` at every call below: source bytes
+    steps_of_64(n, |at| {
+        // SAFETY: `at + 64 <= n` (`steps_of_64`): source bytes
         // `at .. at + 64`, unaligned, no reference to guest memory formed.
         let v = unsafe { read_unaligned(s.wrapping_add(at).cast::<[u8; 64]>()) };
         // SAFETY: the same bytes of the destination.
         unsafe { write_unaligned(d.wrapping_add(at).cast::<[u8; 64]>(), v) };
-    };
+    });
+}
+
+/// Calls `step` with the offset of every whole 64-byte piece of `0..n`
+/// in order, then with `n - 64` if `n` is not a multiple of 64 (the last
+/// piece, overlapping the one before). Every `at` has `at + 64 <= n`.
+#[inline(always)]
+fn steps_of_64(n: usize, mut step: impl FnMut(usize)) {
+    debug_assert!(n >= 64);
     let mut at = 0;
     while at + 64 <= n {
         step(at);
@@ -711,21 +719,13 @@ unsafe fn copy_forward_64(d: *mut u8, s: *const u8, n: usize) {
 unsafe fn copy_forward_avx512(d: *mut u8, s: *const u8, n: usize) {
     use std::arch::x86_64::{_mm512_loadu_si512, _mm512_storeu_si512};
     debug_assert!(n >= 64);
-    let step = |at: usize| {
-        // SAFETY: `at + 64 <= n` at every call below: source bytes
+    steps_of_64(n, |at| {
+        // SAFETY: `at + 64 <= n` (`steps_of_64`): source bytes
         // `at .. at + 64`; unaligned loads are allowed.
         let v = unsafe { _mm512_loadu_si512(s.wrapping_add(at).cast()) };
         // SAFETY: the same bytes of the destination.
         unsafe { _mm512_storeu_si512(d.wrapping_add(at).cast(), v) };
-    };
-    let mut at = 0;
-    while at + 64 <= n {
-        step(at);
-        at += 64;
-    }
-    if at < n {
-        step(n - 64);
-    }
+    });
 }
 
 /// An atomic little-endian 16-bit load at `at` in `s`; `None` if out of
