@@ -85,21 +85,35 @@ fn updates_to_other_ports_drop_nothing_on_an_unchanged_pair() {
 
     // Warm up: ports 1 and 2 announce their MACs through both queues, so
     // both PMDs learn them (locally and by sync) before the churn starts.
-    for (i, peer) in peers.iter_mut().take(2).enumerate() {
-        for q in 0..2 {
-            let f = frame(MacAddr::BROADCAST, mac(i as u64 + 1), &[], &[0xff; 8]);
-            assert!(peer.send(q, Packet::from_frame(&f)).is_ok());
-        }
-    }
+    // `attach_mem_port` does not wait for the PMDs to take the port: a
+    // PMD that polls port 1 before it has taken port 2 floods port 1's
+    // broadcast to nobody (CI saw that once). So the announcements go out
+    // in rounds, each marked in its payload, until one round reaches each
+    // port on both queues.
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut got = [0usize; 2];
-    while got != [2, 2] {
-        assert!(Instant::now() < deadline, "warm-up floods never arrived");
+    let mut round = 0u8;
+    'warm: loop {
+        round += 1;
         for (i, peer) in peers.iter_mut().take(2).enumerate() {
-            out.clear();
-            got[i] += peer.recv_all(&mut out);
+            for q in 0..2 {
+                let f = frame(MacAddr::BROADCAST, mac(i as u64 + 1), &[], &[round; 8]);
+                assert!(peer.send(q, Packet::from_frame(&f)).is_ok());
+            }
         }
-        std::thread::sleep(Duration::from_millis(1));
+        let mut got = [0usize; 2];
+        let until = Instant::now() + Duration::from_millis(200);
+        while Instant::now() < until {
+            assert!(Instant::now() < deadline, "warm-up floods never arrived");
+            for (i, peer) in peers.iter_mut().take(2).enumerate() {
+                out.clear();
+                peer.recv_all(&mut out);
+                got[i] += out.iter().filter(|p| p.data()[14] == round).count();
+            }
+            if got == [2, 2] {
+                break 'warm;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
     std::thread::sleep(Duration::from_millis(50));
     for p in peers.iter_mut().skip(2) {

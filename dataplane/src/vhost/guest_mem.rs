@@ -590,13 +590,15 @@ pub fn read_at(s: &VolatileSlice<'_>, at: usize, dst: &mut [u8]) -> Option<()> {
 /// the call and the dispatch).
 ///
 /// # Safety
-/// `src .. src + n` must be readable, `dst .. dst + n` writable, and the
-/// two ranges must not overlap.
+/// `src .. src + n` must be readable and `dst .. dst + n` writable. The
+/// two may overlap (guest memory to guest memory, one guest's two ports):
+/// every move is a raw unaligned load then a raw store, no reference is
+/// formed, so an overlap leaves some mix of old and new bytes in `dst`.
 #[inline(always)]
 unsafe fn copy_small(dst: *mut u8, src: *const u8, n: usize) {
     debug_assert!(n <= SMALL_COPY);
     // In each branch `K <= n` for the `move_two::<K>` it calls, and the
-    // caller vouched for `n` bytes at `src` and at `dst`, apart.
+    // caller vouched for `n` bytes at `src` and at `dst`.
     if n >= 32 {
         // SAFETY: 32 <= n; the ranges as above.
         unsafe { move_two::<32>(dst, src, n) }
