@@ -15,7 +15,9 @@
 //! The `unsafe` here: `GuestMem::host_slice` makes a `VolatileSlice` from a
 //! region's host address; `GuestMem` is declared `Send` and `Sync` (it holds
 //! those addresses); [`prefetch`] and [`prefetch_w`] issue prefetch hints;
-//! [`write_at`] and [`read_at`] copy small pieces inline. The invariants:
+//! [`write_at`] and [`read_at`] copy small pieces inline, and
+//! [`copy_forward`] copies guest memory to guest memory with raw moves
+//! (their SAFETY comments bound each range by its slice). The invariants:
 //! - `regions[i].host .. + (end - start)` is exactly the host mapping of
 //!   region `i` of `mem`, which `GuestMem` owns and never changes or unmaps
 //!   before it drops (the SIGBUS handler may swap pages under it for zero

@@ -507,12 +507,10 @@ fn copy_in(
                     let off = done - in_buf;
                     n = room.min(t.len() - off);
                     ok = match &fast {
-                        Some(buf) => t
-                            .subslice(off, n)
-                            .and_then(|src| buf.subslice(at, n).map(|dst| (src, dst)))
-                            .ok()
-                            .and_then(|(src, dst)| copy_forward(&dst, &src))
-                            .is_some(),
+                        Some(buf) => match (t.subslice(off, n), buf.subslice(at, n)) {
+                            (Ok(src), Ok(dst)) => copy_forward(&dst, &src).is_some(),
+                            _ => false,
+                        },
                         None => {
                             copy_tail_slow(&r.mem, t, off, n, GuestAddress(s.addr.0 + at as u64))
                                 .is_ok()
