@@ -66,11 +66,21 @@ impl Tail {
 /// buf.len()` too, so the frame can always be materialized.
 #[derive(Debug)]
 pub struct Packet {
-    buf: Box<[u8]>,
+    m: Box<PacketBuf>,
+}
+
+/// What a [`Packet`] owns, behind one pointer: the packet itself moves
+/// as 8 bytes between the pool, the bursts and the output queues. At 64
+/// bytes, the PMD's stores into guest memory wait for their lines, the
+/// stores behind them wait in order, and every byte a packet move
+/// stores queues up there too.
+#[derive(Debug)]
+struct PacketBuf {
     head: usize,
     len: usize,
-    origin: u16,
     tail: Option<Tail>,
+    origin: u16,
+    buf: Box<[u8]>,
 }
 
 impl Packet {
@@ -79,11 +89,13 @@ impl Packet {
     pub fn with_buffer_size(buf_size: usize) -> Self {
         let buf_size = buf_size.max(HEADROOM + 64);
         Packet {
-            buf: vec![0u8; buf_size].into_boxed_slice(),
-            head: HEADROOM,
-            len: 0,
-            origin: 0,
-            tail: None,
+            m: Box::new(PacketBuf {
+                head: HEADROOM,
+                len: 0,
+                tail: None,
+                origin: 0,
+                buf: vec![0u8; buf_size].into_boxed_slice(),
+            }),
         }
     }
 
@@ -101,19 +113,19 @@ impl Packet {
     /// the switch reads). [`Packet::len`] is the whole frame's length.
     #[inline]
     pub fn data(&self) -> &[u8] {
-        &self.buf[self.head..self.head + self.len]
+        &self.m.buf[self.m.head..self.m.head + self.m.len]
     }
 
     /// The frame bytes in the buffer, writable (see [`Packet::data`]).
     #[inline]
     pub fn data_mut(&mut self) -> &mut [u8] {
-        &mut self.buf[self.head..self.head + self.len]
+        &mut self.m.buf[self.m.head..self.m.head + self.m.len]
     }
 
     /// Frame length in bytes, tail included.
     #[inline]
     pub fn len(&self) -> usize {
-        self.len + self.tail.map_or(0, |t| t.len)
+        self.m.len + self.m.tail.map_or(0, |t| t.len)
     }
 
     /// True when the frame is empty.
@@ -125,7 +137,7 @@ impl Packet {
     /// The tail still in the sending guest's memory, if any.
     #[inline]
     pub fn tail(&self) -> Option<Tail> {
-        self.tail
+        self.m.tail
     }
 
     /// Leaves the last `len` bytes of the frame at `ptr` (after the
@@ -142,17 +154,17 @@ impl Packet {
     /// packet only ever copies them, never makes a reference to them.
     #[inline]
     pub unsafe fn set_tail(&mut self, ptr: *const u8, len: usize) -> bool {
-        if self.len < TAIL_MIN_HEAD || self.head + self.len + len > self.buf.len() {
+        if self.m.len < TAIL_MIN_HEAD || self.m.head + self.m.len + len > self.m.buf.len() {
             return false;
         }
-        self.tail = Some(Tail { ptr, len });
+        self.m.tail = Some(Tail { ptr, len });
         true
     }
 
     /// The tail as a volatile slice (for copies into guest memory).
     #[inline]
     pub fn tail_slice(&self) -> Option<vm_memory::VolatileSlice<'_>> {
-        self.tail.map(|t| {
+        self.m.tail.map(|t| {
             // SAFETY: `set_tail`'s contract: `ptr` is valid for `len`
             // bytes while the packet holds the tail, and the slice borrows
             // the packet. A `VolatileSlice` only ever copies.
@@ -165,58 +177,58 @@ impl Packet {
     /// materialized by the PMD before `tx_burst`.
     #[inline]
     pub fn materialize(&mut self) {
-        if let Some(t) = self.tail.take() {
-            let at = self.head + self.len;
+        if let Some(t) = self.m.tail.take() {
+            let at = self.m.head + self.m.len;
             // `set_tail` made sure the whole frame fits after any tag
             // push or pop (those move `head` by 4 and `len` by 4, within
             // the headroom, keeping `head + len` or reducing it).
-            let end = (at + t.len).min(self.buf.len());
-            let dst = &mut self.buf[at..end];
+            let end = (at + t.len).min(self.m.buf.len());
+            let dst = &mut self.m.buf[at..end];
             // SAFETY: `set_tail`'s contract: `ptr` is valid for `t.len`
             // bytes; `dst` is our own buffer, so they do not overlap.
             let src = unsafe { vm_memory::VolatileSlice::new(t.ptr.cast_mut(), t.len) };
             src.copy_to(dst);
-            self.len += dst.len();
+            self.m.len += dst.len();
         }
     }
 
     /// Largest frame this buffer can hold at the default headroom.
     #[inline]
     pub fn capacity(&self) -> usize {
-        self.buf.len() - HEADROOM
+        self.m.buf.len() - HEADROOM
     }
 
     /// The port the frame entered the switch on (its "originating virtual
     /// port", the input of port-ID teaming). Set by the pipeline; 0 before.
     #[inline]
     pub fn origin(&self) -> u16 {
-        self.origin
+        self.m.origin
     }
 
     /// Records the port the frame entered the switch on.
     #[inline]
     pub fn set_origin(&mut self, port: u16) {
-        self.origin = port;
+        self.m.origin = port;
     }
 
     /// Size of the whole buffer, headroom included.
     #[inline]
     pub fn buffer_size(&self) -> usize {
-        self.buf.len()
+        self.m.buf.len()
     }
 
     /// Replaces the frame with a copy of `frame`. Returns false (and
     /// leaves the packet empty) if it does not fit.
     #[inline]
     pub fn set_frame(&mut self, frame: &[u8]) -> bool {
-        self.head = HEADROOM;
-        self.tail = None;
+        self.m.head = HEADROOM;
+        self.m.tail = None;
         if frame.len() > self.capacity() {
-            self.len = 0;
+            self.m.len = 0;
             return false;
         }
-        self.buf[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
-        self.len = frame.len();
+        self.m.buf[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
+        self.m.len = frame.len();
         true
     }
 
@@ -228,10 +240,10 @@ impl Packet {
         if len > self.capacity() {
             return None;
         }
-        self.tail = None;
-        self.head = HEADROOM;
-        self.len = len;
-        Some(&mut self.buf[HEADROOM..HEADROOM + len])
+        self.m.tail = None;
+        self.m.head = HEADROOM;
+        self.m.len = len;
+        Some(&mut self.m.buf[HEADROOM..HEADROOM + len])
     }
 
     /// Inserts a 4-byte 802.1Q tag (`tpid`, `tci`) after the MAC addresses.
@@ -240,16 +252,16 @@ impl Packet {
     /// buffer and had at most one tag pushed).
     #[inline]
     pub fn push_vlan(&mut self, tpid: u16, tci: u16) -> bool {
-        if self.len < 12 || self.head < 4 {
+        if self.m.len < 12 || self.m.head < 4 {
             return false;
         }
-        let old = self.head;
-        self.head -= 4;
-        self.buf.copy_within(old..old + 12, self.head);
-        let t = self.head + 12;
-        self.buf[t..t + 2].copy_from_slice(&tpid.to_be_bytes());
-        self.buf[t + 2..t + 4].copy_from_slice(&tci.to_be_bytes());
-        self.len += 4;
+        let old = self.m.head;
+        self.m.head -= 4;
+        self.m.buf.copy_within(old..old + 12, self.m.head);
+        let t = self.m.head + 12;
+        self.m.buf[t..t + 2].copy_from_slice(&tpid.to_be_bytes());
+        self.m.buf[t + 2..t + 4].copy_from_slice(&tci.to_be_bytes());
+        self.m.len += 4;
         true
     }
 
@@ -257,33 +269,33 @@ impl Packet {
     /// Returns false if the frame is too short to hold one.
     #[inline]
     pub fn pop_vlan(&mut self) -> bool {
-        if self.len < 16 {
+        if self.m.len < 16 {
             return false;
         }
-        let old = self.head;
-        self.buf.copy_within(old..old + 12, old + 4);
-        self.head += 4;
-        self.len -= 4;
+        let old = self.m.head;
+        self.m.buf.copy_within(old..old + 12, old + 4);
+        self.m.head += 4;
+        self.m.len -= 4;
         true
     }
 
     /// Rewrites the TCI of the outer tag in place (frame must be tagged).
     #[inline]
     pub fn set_vlan_tci(&mut self, tci: u16) {
-        if self.len >= 16 {
-            let t = self.head + 14;
-            self.buf[t..t + 2].copy_from_slice(&tci.to_be_bytes());
+        if self.m.len >= 16 {
+            let t = self.m.head + 14;
+            self.m.buf[t..t + 2].copy_from_slice(&tci.to_be_bytes());
         }
     }
 
     /// Copies this packet's frame into `other` (used when flooding).
     #[inline]
     pub fn copy_into(&self, other: &mut Packet) -> bool {
-        other.origin = self.origin;
+        other.m.origin = self.m.origin;
         if !other.set_frame(self.data()) {
             return false;
         }
-        match self.tail {
+        match self.m.tail {
             // SAFETY: the same tail, under the same contract, on the same
             // thread; `set_tail` checks that it fits the other buffer.
             Some(t) => unsafe { other.set_tail(t.ptr, t.len) },
@@ -339,10 +351,10 @@ impl PacketPool {
     #[inline]
     pub fn alloc(&mut self) -> Option<Packet> {
         let mut p = self.free.pop()?;
-        p.head = HEADROOM;
-        p.len = 0;
-        p.origin = 0;
-        p.tail = None;
+        p.m.head = HEADROOM;
+        p.m.len = 0;
+        p.m.origin = 0;
+        p.m.tail = None;
         Some(p)
     }
 
@@ -361,7 +373,7 @@ impl PacketPool {
     /// Gives a packet back.
     #[inline]
     pub fn free(&mut self, mut p: Packet) {
-        p.tail = None;
+        p.m.tail = None;
         if self.free.len() < self.capacity && p.buffer_size() == self.buf_size {
             self.free.push(p);
         } else {
@@ -381,6 +393,12 @@ impl PacketPool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_packet_moves_as_one_pointer() {
+        assert_eq!(std::mem::size_of::<Packet>(), 8);
+        assert_eq!(std::mem::size_of::<Option<Packet>>(), 8);
+    }
 
     #[test]
     fn push_then_pop_restores_frame() {
