@@ -541,6 +541,10 @@ fn has_prefetchw() -> bool {
 /// [`read_at`]): a whole minimum-size frame.
 pub const SMALL_COPY: usize = 64;
 
+// `copy_forward` hands everything above `SMALL_COPY` to `steps_of_64`,
+// which needs at least 64 bytes.
+const _: () = assert!(SMALL_COPY >= 63);
+
 /// Copies `src` into `s` at `at`; `None` if that is out of bounds. Up to
 /// [`SMALL_COPY`] bytes (a virtio-net header, a small frame) are copied
 /// inline with fixed-size moves, more through `vm-memory`. At 64 bytes a
