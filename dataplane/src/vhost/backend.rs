@@ -5,7 +5,7 @@
 //! and calls it. `PortCtl` lives on the port's control thread and never
 //! touches a ring during a burst: it builds immutable things (an
 //! `Arc<GuestMem>`, a validated [`SplitRing`]) and installs or removes them
-//! in the port's ring slots (see [`super::port`] for the hand-over rule).
+//! in the port's ring slots (see [`super::handover`] for the hand-over rule).
 //!
 //! A ring starts when it has memory, a size, addresses and a kick (the
 //! protocol's start signal), and, once PROTOCOL_FEATURES is negotiated,
@@ -33,7 +33,8 @@ use virtio_bindings::virtio_net::{VIRTIO_NET_F_MQ, VIRTIO_NET_F_MRG_RXBUF};
 use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
 
 use super::guest_mem::GuestMem;
-use super::port::{ActiveRing, NetHdr, Shared, lock};
+use super::handover::{ActiveRing, Shared, lock};
+use super::net_hdr::{self, NetHdr};
 use super::split_ring::{RingAddrs, SplitRing};
 
 /// Vrings of one queue pair: `2q` is the guest's RX ring, `2q + 1` its
@@ -184,7 +185,11 @@ impl PortCtl {
         let v1 = f & (1 << VIRTIO_F_VERSION_1) != 0;
         let mrg = f & (1 << VIRTIO_NET_F_MRG_RXBUF) != 0;
         NetHdr {
-            len: if v1 || mrg { 12 } else { 10 },
+            len: if v1 || mrg {
+                net_hdr::LEN
+            } else {
+                net_hdr::LEN_LEGACY
+            },
             mrg_rxbuf: mrg,
         }
     }

@@ -16,7 +16,9 @@ use vhost::vhost_user::{
 };
 
 use super::backend::{MAX_QUEUE_PAIRS, PortCtl};
-use super::port::{Shared, VhostCountersSnapshot, VhostQueue};
+use super::counters::VhostCountersSnapshot;
+use super::handover::Shared;
+use super::port::VhostQueue;
 use super::socket::{SocketFile, SocketPerms};
 use crate::switch::PortQueue;
 
@@ -248,7 +250,7 @@ impl VhostUserPort {
 
     /// Per queue pair: whether both its rings run (the guest enabled it).
     pub fn running_pairs(&self) -> Vec<bool> {
-        use super::port::lock;
+        use super::handover::lock;
         self.shared
             .pairs
             .iter()

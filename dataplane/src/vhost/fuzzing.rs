@@ -13,7 +13,9 @@ use vm_memory::{Bytes, GuestAddress};
 use super::backend::PortCtl;
 use super::conn::{early_vring_enable, whole_message};
 use super::guest_mem::{GuestMem, Mem};
-use super::port::{ActiveRing, NetHdr, Shared, VhostQueue, lock};
+use super::handover::{ActiveRing, Shared, lock};
+use super::net_hdr::{self, NetHdr};
+use super::port::VhostQueue;
 use super::split_ring::{RingAddrs, SplitRing};
 use crate::packet::{Packet, PacketPool};
 use crate::port::Port;
@@ -82,7 +84,7 @@ fn queue(
         call: None,
         kick: None,
         hdr: NetHdr {
-            len: 12,
+            len: net_hdr::LEN,
             mrg_rxbuf: case.mrg_rxbuf,
         },
         broken: false,

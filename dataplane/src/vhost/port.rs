@@ -3,259 +3,50 @@
 //! A port has 1 to 16 queue pairs (pair q: vring 2q, the guest's RX ring,
 //! which the switch fills; vring 2q+1, the guest's TX ring, which the
 //! switch drains), served by every PMD of the switch, each through its own
-//! [`VhostQueue`]:
+//! [`VhostQueue`]. This file holds the queue object and its [`Port`] glue;
+//! each job has its own file:
 //!
-//! - **Receive** (guest TX ring): exactly one PMD polls each pair's ring,
-//!   PMD `(rx_pmd + q) % pmds`; a PMD with several takes them in turn. It
-//!   takes the ring's mutex with `try_lock` once per burst, so it never
-//!   waits: if the control thread holds it (a hand-over in progress) the
-//!   burst is simply empty.
-//! - **Transmit** (guest RX ring): every PMD may send to the port, on
-//!   pair `pmd % pairs` (or the first pair the guest runs, if it did not
+//! - **Receive** (guest TX ring, `rx.rs`): exactly one PMD polls each
+//!   pair's ring, PMD `(rx_pmd + q) % pmds`; a PMD with several takes them
+//!   in turn. It takes the ring's mutex with `try_lock` once per burst, so
+//!   it never waits: if the control thread holds it (a hand-over in
+//!   progress) the burst is simply empty.
+//! - **Transmit** (guest RX ring, `tx.rs`): every PMD may send to the port,
+//!   on pair `pmd % pairs` (or the first pair the guest runs, if it did not
 //!   enable that one), so the ring sits behind a short mutex taken once
 //!   per burst, as Open vSwitch does with its per-txq spinlock when a port
 //!   has fewer tx queues than PMDs. With as many pairs as PMDs it is never
 //!   contended.
-//! - **Hand-over**: the control thread installs, replaces and removes a
-//!   ring (and its `Arc` memory snapshot) under the same mutex, for O(1)
-//!   work. Taking the mutex therefore waits for the PMD's current burst to
-//!   end: that is the "stop after the current burst" round trip that
+//! - **Hand-over** (`handover.rs`, the state the control thread shares with
+//!   the PMDs): the control thread installs, replaces and removes a ring
+//!   (and its `Arc` memory snapshot) under the same mutex, for O(1) work.
+//!   Taking the mutex therefore waits for the PMD's current burst to end:
+//!   that is the "stop after the current burst" round trip that
 //!   GET_VRING_BASE needs, and the old memory map is unmapped only after
 //!   the PMD let go of it.
+//! - **Counters** (`counters.rs`): per-packet failures are counters
+//!   ([`VhostCounters`]), never logs.
+//! - **virtio-net header** ([`super::net_hdr`]): its fields and lengths.
 //!
-//! Receive notifications: each PMD's wake fd for the port is an epoll set
-//! holding the kick eventfds of the rings it polls (while they run) and a
-//! control eventfd rung when one of them changes, so an adaptive PMD
-//! sleeps until the guest kicks or a ring is (re)started. Kicks are suppressed (`used.flags` NO_NOTIFY,
-//! or a stale `avail_event` with EVENT_IDX) except while the PMD sleeps.
-//!
-//! Per-packet failures are counters ([`VhostCounters`]), never logs.
+//! Receive notifications (here: [`Port::wake_fd`], [`Port::set_rx_notify`]):
+//! each PMD's wake fd for the port is an epoll set holding the kick
+//! eventfds of the rings it polls (while they run) and a control eventfd
+//! rung when one of them changes, so an adaptive PMD sleeps until the
+//! guest kicks or a ring is (re)started. Kicks are suppressed
+//! (`used.flags` NO_NOTIFY, or a stale `avail_event` with EVENT_IDX) except
+//! while the PMD sleeps.
 
-use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
 
-use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
-use nix::sys::eventfd::{EfdFlags, EventFd};
-use vm_memory::{GuestAddress, VolatileSlice};
-
-use super::guest_mem::{GuestMem, MemError, copy_forward, prefetch, write_at};
-use super::split_ring::{Seg, SplitRing};
-use crate::packet::{Packet, PacketPool, TAIL_MIN_HEAD};
+use super::counters::{VhostCounters, inc};
+use super::handover::{ActiveRing, Shared, lock};
+use super::rx::{Lent, RxChain};
+use super::split_ring::Seg;
+use super::tx::TxPlan;
+use crate::packet::{Packet, PacketPool};
 use crate::port::{Port, TxOutcome};
-
-/// Smallest frame accepted from a guest (an Ethernet header).
-const MIN_FRAME: usize = 14;
-
-/// virtio-net header layout negotiated for a port.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NetHdr {
-    /// Header length: 12 with VERSION_1 or MRG_RXBUF, else 10.
-    pub len: usize,
-    /// Mergeable receive buffers (a frame may span several chains).
-    pub mrg_rxbuf: bool,
-}
-
-/// A running ring with what the PMD needs to serve it.
-#[derive(Debug)]
-pub(crate) struct ActiveRing {
-    pub(crate) ring: SplitRing,
-    pub(crate) mem: Arc<GuestMem>,
-    pub(crate) call: Option<File>,
-    pub(crate) kick: Option<File>,
-    pub(crate) hdr: NetHdr,
-    /// The guest corrupted the ring itself; it stays stopped until the
-    /// control thread resets the port.
-    pub(crate) broken: bool,
-}
-
-/// Per-port counters of guest-caused and capacity drops. Summed over PMDs
-/// by construction (one shared set, relaxed atomics, touched only on
-/// errors and once per burst).
-#[derive(Debug, Default)]
-pub struct VhostCounters {
-    /// Guest TX chains that were malformed (returned with length 0).
-    pub rx_bad_chain: AtomicU64,
-    /// Guest TX frames too short or too long.
-    pub rx_bad_frame: AtomicU64,
-    /// Guest TX frames received zero-copy: only their headers copied out,
-    /// the rest copied once, straight to where they went.
-    pub rx_zero_copy: AtomicU64,
-    /// Guest RX chains that were malformed (returned with length 0).
-    pub tx_bad_chain: AtomicU64,
-    /// Frames dropped because the guest RX ring had no room.
-    pub tx_ring_full: AtomicU64,
-    /// Frames dropped because the port had no running RX ring.
-    pub tx_no_ring: AtomicU64,
-    /// Rings stopped because the guest corrupted them (indexes, heads).
-    pub ring_broken: AtomicU64,
-    /// Interrupts sent to the guest (call eventfd writes).
-    pub guest_notifies: AtomicU64,
-    /// Failed call eventfd writes.
-    pub notify_errors: AtomicU64,
-    /// Frontend connections accepted or established.
-    pub connects: AtomicU64,
-    /// Port resets (disconnect, device reset, malformed message, broken ring).
-    pub resets: AtomicU64,
-}
-
-/// A plain copy of [`VhostCounters`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[allow(missing_docs)]
-pub struct VhostCountersSnapshot {
-    pub rx_bad_chain: u64,
-    pub rx_bad_frame: u64,
-    pub rx_zero_copy: u64,
-    pub tx_bad_chain: u64,
-    pub tx_ring_full: u64,
-    pub tx_no_ring: u64,
-    pub ring_broken: u64,
-    pub guest_notifies: u64,
-    pub notify_errors: u64,
-    pub connects: u64,
-    pub resets: u64,
-}
-
-impl VhostCounters {
-    /// Reads every counter.
-    pub fn snapshot(&self) -> VhostCountersSnapshot {
-        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        VhostCountersSnapshot {
-            rx_bad_chain: g(&self.rx_bad_chain),
-            rx_bad_frame: g(&self.rx_bad_frame),
-            rx_zero_copy: g(&self.rx_zero_copy),
-            tx_bad_chain: g(&self.tx_bad_chain),
-            tx_ring_full: g(&self.tx_ring_full),
-            tx_no_ring: g(&self.tx_no_ring),
-            ring_broken: g(&self.ring_broken),
-            guest_notifies: g(&self.guest_notifies),
-            notify_errors: g(&self.notify_errors),
-            connects: g(&self.connects),
-            resets: g(&self.resets),
-        }
-    }
-}
-
-#[inline]
-fn inc(c: &AtomicU64) {
-    c.fetch_add(1, Ordering::Relaxed);
-}
-
-/// One queue pair's rings.
-#[derive(Debug, Default)]
-pub(crate) struct Pair {
-    /// The guest's TX ring (vring `2q + 1`): the switch receives from it.
-    pub(crate) rx: Mutex<Option<ActiveRing>>,
-    /// The guest's RX ring (vring `2q`): the switch transmits into it.
-    pub(crate) tx: Mutex<Option<ActiveRing>>,
-    /// Frames received from the guest on this pair (added once per burst).
-    pub(crate) rx_frames: AtomicU64,
-    /// Frames sent to the guest on this pair (added once per burst).
-    pub(crate) tx_frames: AtomicU64,
-}
-
-/// What wakes one sleeping PMD for this port: an epoll set of the kick
-/// eventfds of the receive rings it polls, plus a bell rung when one of
-/// those rings changes.
-#[derive(Debug)]
-struct Wake {
-    epoll: Epoll,
-    bell: EventFd,
-}
-
-/// State shared by the control thread and the PMDs' queue objects.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    /// The queue pairs, `queues` of the port's config.
-    pub(crate) pairs: Box<[Pair]>,
-    /// The PMD that polls each pair's receive ring.
-    poller: Box<[usize]>,
-    /// One per PMD of the switch.
-    wakes: Box<[Wake]>,
-    pub(crate) counters: VhostCounters,
-    pub(crate) connected: AtomicBool,
-}
-
-/// Locks a ring slot; a poisoned lock (a panic elsewhere) still holds
-/// consistent state, since every update under it is a single assignment.
-pub(crate) fn lock(m: &Mutex<Option<ActiveRing>>) -> MutexGuard<'_, Option<ActiveRing>> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl Shared {
-    /// `pairs` queue pairs served by `pmds` PMDs: pair `q`'s receive ring
-    /// is polled by PMD `(first_pmd + q) % pmds`.
-    pub(crate) fn new(pairs: usize, pmds: usize, first_pmd: usize) -> std::io::Result<Shared> {
-        let pairs = pairs.max(1);
-        let pmds = pmds.max(1);
-        let wakes = (0..pmds)
-            .map(|_| {
-                let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
-                let bell = EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)?;
-                epoll.add(bell.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, 0))?;
-                Ok(Wake { epoll, bell })
-            })
-            .collect::<std::io::Result<Box<[Wake]>>>()?;
-        Ok(Shared {
-            pairs: (0..pairs).map(|_| Pair::default()).collect(),
-            poller: (0..pairs).map(|q| (first_pmd + q) % pmds).collect(),
-            wakes,
-            counters: VhostCounters::default(),
-            connected: AtomicBool::new(false),
-        })
-    }
-
-    /// A port with one queue pair and one PMD (tests and fuzzing).
-    #[cfg(any(test, feature = "test-utils"))]
-    pub(crate) fn single() -> std::io::Result<Shared> {
-        Shared::new(1, 1, 0)
-    }
-
-    /// The PMD that polls pair `q`'s receive ring.
-    pub(crate) fn poller(&self, q: usize) -> usize {
-        self.poller.get(q).copied().unwrap_or(0)
-    }
-
-    fn wake_of(&self, q: usize) -> Option<&Wake> {
-        self.wakes.get(self.poller(q))
-    }
-
-    /// Wakes the PMD sleeping on pair `q`'s receive ring (a ring changed).
-    pub(crate) fn ring_bell(&self, q: usize) {
-        if let Some(w) = self.wake_of(q) {
-            // EAGAIN: a wake-up is already pending.
-            let _ = w.bell.write(1);
-        }
-    }
-
-    /// Watches the guest's kick eventfd while pair `q`'s receive ring runs.
-    pub(crate) fn watch_kick(&self, q: usize, kick: &File) {
-        let Some(w) = self.wake_of(q) else { return };
-        if let Err(e) = w
-            .epoll
-            .add(kick.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, 1))
-        {
-            tracing::warn!(error = %e, "cannot watch the kick eventfd; an idle PMD wakes late");
-        }
-    }
-
-    /// Stops watching a kick eventfd (before it is closed: the frontend
-    /// keeps its own copy, so closing ours would not remove it).
-    pub(crate) fn unwatch_kick(&self, q: usize, kick: &File) {
-        if let Some(w) = self.wake_of(q) {
-            let _ = w.epoll.delete(kick.as_fd());
-        }
-    }
-
-    fn drain_bell(&self, pmd: usize) {
-        if let Some(w) = self.wakes.get(pmd) {
-            // EAGAIN when nothing was written: nothing to clear.
-            let _ = w.bell.read();
-        }
-    }
-}
 
 /// One PMD's queue object for a vhost-user port.
 ///
@@ -267,84 +58,28 @@ impl Shared {
 /// stalling the PMD once per frame.
 #[derive(Debug)]
 pub struct VhostQueue {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     /// The PMD this queue object belongs to.
-    pmd: usize,
+    pub(super) pmd: usize,
     /// Pairs whose receive ring this PMD polls (see [`Shared::new`]).
-    polls: Vec<usize>,
+    pub(super) polls: Vec<usize>,
     /// Index into `polls` of the pair tried first in the next burst.
-    next_poll: usize,
+    pub(super) next_poll: usize,
     /// The pair this PMD transmits on while the guest runs its RX ring:
     /// `pmd % pairs`, so with as many pairs as PMDs no two PMDs share a
     /// ring. Otherwise the first pair whose RX ring runs.
-    home: usize,
+    pub(super) home: usize,
     /// Buffers of every chain of the current burst.
-    segs: Vec<Seg>,
+    pub(super) segs: Vec<Seg>,
     /// Receive: the chains of the burst.
-    rx_chains: Vec<RxChain>,
+    pub(super) rx_chains: Vec<RxChain>,
     /// Transmit: heads reserved in this burst, with the end index of
     /// their buffers in `segs`.
-    tx_heads: Vec<(u16, usize)>,
+    pub(super) tx_heads: Vec<(u16, usize)>,
     /// Transmit: what happens to each frame of the burst.
-    tx_plan: Vec<TxPlan>,
+    pub(super) tx_plan: Vec<TxPlan>,
     /// Receive: what the last burst lent, until `rx_complete`.
-    lent: Option<Lent>,
-}
-
-/// A receive burst that left frame tails in the guest's memory: the
-/// memory stays mapped (this `Arc`) and the chains (`rx_chains`) stay
-/// unreturned until [`Port::rx_complete`].
-#[derive(Debug)]
-struct Lent {
-    /// Held, never read: keeps the tails' memory mapped.
-    #[allow(dead_code)]
-    mem: Arc<GuestMem>,
-    /// The pair whose receive ring the chains came from.
-    pair: usize,
-    /// [`SplitRing::serial`] of that ring.
-    ring: u64,
-}
-
-/// Frames of at least this many bytes are received zero-copy when the
-/// caller allows it (`rx_burst_lending`) and their end lies in one
-/// mapped buffer: only their first [`TAIL_MIN_HEAD`] bytes are copied out,
-/// the rest is copied once, straight into the receiving guest. Below it a
-/// copy costs less than the bookkeeping.
-pub const LEND_MIN_FRAME: usize = 256;
-
-/// The virtio-net header of a frame in one buffer (no offloads,
-/// `num_buffers` 1; a 10-byte header is its first 10 bytes). A `static`,
-/// not built on the stack per frame: the copy into the guest then loads
-/// bytes no store is pending on. Built on the stack, the header's 8-byte
-/// loads straddled the stores that had just written it, store forwarding
-/// failed, and each load waited for the store buffer to drain, including
-/// the previous frame's stores into the guest, which miss the cache (perf
-/// at 64 bytes: 82% of the copy's samples on that load; the copy fell
-/// from 22% to 7% of the PMD's time).
-static NET_HDR_ONE_BUFFER: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0];
-
-/// A chain popped from the guest's TX ring in the first pass.
-#[derive(Clone, Copy, Debug)]
-struct RxChain {
-    head: u16,
-    /// Its buffers: `segs[start..end]`.
-    start: usize,
-    end: usize,
-    /// Total length, or `None` for a malformed chain.
-    len: Option<u32>,
-}
-
-/// The first pass's decision for one frame to send.
-#[derive(Clone, Copy, Debug)]
-enum TxPlan {
-    /// Copy into the chains `tx_heads[from..to]` (buffers from `seg`).
-    Send { from: usize, to: usize, seg: usize },
-    /// A chain was malformed: `tx_heads[from..to]` go back empty.
-    Bad { from: usize, to: usize },
-    /// No room in the guest's RX ring.
-    Full,
-    /// The ring broke during this burst.
-    NoRing,
+    pub(super) lent: Option<Lent>,
 }
 
 impl VhostQueue {
@@ -366,47 +101,7 @@ impl VhostQueue {
     }
 }
 
-/// Prefetches the first two lines of a received frame: the chain's bytes
-/// from `skip` on (past the virtio-net header, which the receive path never
-/// reads: the line holding it is the one the guest's CPU last wrote, and
-/// fetching it would cost a transfer between cores for nothing).
-fn prefetch_frame(mem: &GuestMem, segs: &[Seg], mut skip: usize) {
-    for s in segs {
-        let len = s.len as usize;
-        if skip < len {
-            mem.prefetch(GuestAddress(s.addr.0 + skip as u64), len - skip);
-            return;
-        }
-        skip -= len;
-    }
-}
-
-/// How many frames ahead of its copy `tx_burst` prefetches a lent tail.
-/// Paired 100 ms slices, with against without: two ahead +1.5%, +4.1%
-/// and -0.5% at 1518 bytes in three runs, +5.5% at 512 (won 180 of 197);
-/// one ahead +4%, four ahead +3.5%.
-const TAIL_PREFETCH_AHEAD: usize = 2;
-
-/// Prefetches every line of a packet's lent tail (if it has one), the
-/// bytes the next-but-one copy will read from the sending guest's memory.
-fn prefetch_tail(p: &Packet) {
-    if let Some(t) = p.tail_slice() {
-        let mut at = 0;
-        while at < t.len() {
-            prefetch(&t, at);
-            at += 64;
-        }
-    }
-}
-
-/// Prefetches, owned, the first buffers of a chain about to be written
-/// (the header and the frame's first bytes).
-fn prefetch_for_write(mem: &GuestMem, segs: &[Seg]) {
-    for s in segs.iter().take(2) {
-        mem.prefetch_write(s.addr, s.len as usize);
-    }
-}
-
+/// Interrupts the guest (writes the ring's call eventfd), if it gave one.
 fn notify(r: &ActiveRing, c: &VhostCounters) {
     if let Some(call) = &r.call {
         match (&*call).write_all(&1u64.to_ne_bytes()) {
@@ -416,7 +111,9 @@ fn notify(r: &ActiveRing, c: &VhostCounters) {
     }
 }
 
-fn publish(r: &mut ActiveRing, c: &VhostCounters) {
+/// Publishes the used entries staged in this burst and interrupts the
+/// guest if it asked for it; a ring whose indexes broke is stopped.
+pub(super) fn publish(r: &mut ActiveRing, c: &VhostCounters) {
     match r.ring.publish(&r.mem) {
         Ok(true) => notify(r, c),
         Ok(false) => {}
@@ -425,327 +122,6 @@ fn publish(r: &mut ActiveRing, c: &VhostCounters) {
             inc(&c.ring_broken);
         }
     }
-}
-
-/// Copies the chain's bytes after the first `skip` into `dst`.
-fn copy_out(mem: &GuestMem, segs: &[Seg], mut skip: usize, dst: &mut [u8]) -> Result<(), MemError> {
-    let mut off = 0;
-    for s in segs {
-        let len = s.len as usize;
-        if skip >= len {
-            skip -= len;
-            continue;
-        }
-        let take = (len - skip).min(dst.len() - off);
-        mem.read(
-            GuestAddress(s.addr.0 + skip as u64),
-            &mut dst[off..off + take],
-        )?;
-        off += take;
-        skip = 0;
-        if off == dst.len() {
-            break;
-        }
-    }
-    Ok(())
-}
-
-/// Writes `pieces` (the virtio-net header, the frame bytes in the packet
-/// buffer) then `tail` (the frame's end still in the sending guest's
-/// memory, if any) across the chains of `heads` (whose buffers are
-/// `segs[start..]`, each head with the end index of its own), staging each
-/// head with the bytes it received. Whether every byte landed.
-///
-/// A `bool`, not a `Result`: the `Result` went through the stack in
-/// 8-byte stores and came back in one 16-byte load, which cannot be
-/// forwarded from the store buffer and so waited for every store of the
-/// copy (misses into the receiving guest's buffers) to drain first. perf
-/// put 62% of a 1518-byte run's samples on that load; paired slices of
-/// one run gave +3.1% at 1518 bytes and +17% at 512.
-fn copy_in(
-    r: &mut ActiveRing,
-    heads: &[(u16, usize)],
-    segs: &[Seg],
-    mut start: usize,
-    pieces: [&[u8]; 2],
-    tail: Option<VolatileSlice<'_>>,
-) -> bool {
-    let [hdr, frame] = pieces;
-    let in_buf = hdr.len() + frame.len();
-    let total = in_buf + tail.as_ref().map_or(0, |t| t.len());
-    let mut done = 0usize;
-    let mut ok = true;
-    for &(head, end) in heads {
-        let mut written = 0u32;
-        for s in &segs[start..end] {
-            let mut room = s.len as usize;
-            // One region lookup per buffer (the header and the frame's
-            // first bytes usually share one); a buffer that crosses two
-            // adjacent regions takes the slow path per piece.
-            let fast = r.mem.slice(s.addr, room);
-            let mut at = 0usize;
-            while room > 0 && done < total && ok {
-                let n;
-                if done < in_buf {
-                    let (src, off) = if done < hdr.len() {
-                        (hdr, done)
-                    } else {
-                        (frame, done - hdr.len())
-                    };
-                    n = room.min(src.len() - off);
-                    let piece = &src[off..off + n];
-                    ok = match &fast {
-                        Some(buf) => write_at(buf, at, piece).is_some(),
-                        None => r
-                            .mem
-                            .write(GuestAddress(s.addr.0 + at as u64), piece)
-                            .is_ok(),
-                    };
-                } else {
-                    // `done < total` here, so there is a tail.
-                    let Some(t) = &tail else { break };
-                    let off = done - in_buf;
-                    n = room.min(t.len() - off);
-                    ok = match &fast {
-                        Some(buf) => match (t.subslice(off, n), buf.subslice(at, n)) {
-                            (Ok(src), Ok(dst)) => copy_forward(&dst, &src).is_some(),
-                            _ => false,
-                        },
-                        None => {
-                            copy_tail_slow(&r.mem, t, off, n, GuestAddress(s.addr.0 + at as u64))
-                                .is_ok()
-                        }
-                    };
-                }
-                at += n;
-                room -= n;
-                done += n;
-                written += n as u32;
-            }
-        }
-        r.ring.stage_used(head, written);
-        start = end;
-    }
-    ok
-}
-
-/// Copies `n` bytes of `tail` from `off` to guest address `to` through a
-/// bounce buffer: a destination buffer that crosses two adjacent regions.
-fn copy_tail_slow(
-    mem: &GuestMem,
-    tail: &VolatileSlice<'_>,
-    off: usize,
-    n: usize,
-    to: GuestAddress,
-) -> Result<(), MemError> {
-    let mut bounce = [0u8; 256];
-    let mut done = 0;
-    while done < n {
-        let k = (n - done).min(bounce.len());
-        let src = tail
-            .subslice(off + done, k)
-            .map_err(|_| MemError::OutOfBounds { addr: to.0, len: n })?;
-        src.copy_to(&mut bounce[..k]);
-        mem.write(GuestAddress(to.0 + done as u64), &bounce[..k])?;
-        done += k;
-    }
-    Ok(())
-}
-
-impl VhostQueue {
-    /// Whether this PMD polls any of the port's receive rings.
-    pub(crate) fn polls_rx(&self) -> bool {
-        !self.polls.is_empty()
-    }
-
-    /// Receives a burst from one of the pairs this PMD polls: the first,
-    /// from a rotating start, that has frames. One pair per burst keeps
-    /// [`Lent`] to one ring; the rotation keeps busy pairs from starving
-    /// each other.
-    fn receive(
-        &mut self,
-        pool: &mut PacketPool,
-        out: &mut Vec<Packet>,
-        max: usize,
-        lend: bool,
-    ) -> usize {
-        let n = self.polls.len();
-        for i in 0..n {
-            let at = (self.next_poll + i) % n;
-            let got = self.receive_from(self.polls[at], pool, out, max, lend);
-            if got > 0 {
-                self.next_poll = (at + 1) % n;
-                return got;
-            }
-        }
-        0
-    }
-
-    /// Receives a burst from pair `q`; with `lend`, frames of
-    /// [`LEND_MIN_FRAME`] bytes or more may keep their ends in guest
-    /// memory (see [`Lent`]).
-    fn receive_from(
-        &mut self,
-        q: usize,
-        pool: &mut PacketPool,
-        out: &mut Vec<Packet>,
-        max: usize,
-        lend: bool,
-    ) -> usize {
-        debug_assert!(self.lent.is_none(), "rx_complete was not called");
-        let shared = &*self.shared;
-        let Some(pair) = shared.pairs.get(q) else {
-            return 0;
-        };
-        let mut guard = match pair.rx.try_lock() {
-            Ok(g) => g,
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            // The control thread is swapping the ring: nothing this turn.
-            Err(TryLockError::WouldBlock) => return 0,
-        };
-        let Some(r) = guard.as_mut().filter(|r| !r.broken) else {
-            return 0;
-        };
-        let c = &shared.counters;
-        let waiting = match r.ring.begin_burst(&r.mem) {
-            Ok(n) => usize::from(n),
-            Err(_) => {
-                r.broken = true;
-                inc(&c.ring_broken);
-                return 0;
-            }
-        };
-        let hdr_len = r.hdr.len;
-        let n = waiting.min(max);
-        r.ring
-            .prefetch(&r.mem, u16::try_from(n).unwrap_or(u16::MAX));
-        // First pass: pop and walk every chain, prefetch its data.
-        self.segs.clear();
-        self.rx_chains.clear();
-        for _ in 0..n {
-            let head = match r.ring.pop_head(&r.mem) {
-                Ok(Some(h)) => h,
-                Ok(None) => break,
-                Err(_) => {
-                    r.broken = true;
-                    inc(&c.ring_broken);
-                    break;
-                }
-            };
-            let start = self.segs.len();
-            let len = match r.ring.walk_into(&r.mem, head, &mut self.segs) {
-                Ok(len) if !self.segs[start..].iter().any(|s| s.write) => Some(len),
-                _ => None,
-            };
-            let end = self.segs.len();
-            if len.is_some() {
-                prefetch_frame(&r.mem, &self.segs[start..end], hdr_len);
-            }
-            self.rx_chains.push(RxChain {
-                head,
-                start,
-                end,
-                len,
-            });
-        }
-        // Second pass: copy the frames out (or their headers, lending the
-        // rest), then return the heads in order.
-        let mut got = 0;
-        let popped = self.rx_chains.len();
-        let mut kept = popped;
-        let mut lent_frames = 0u64;
-        for (k, ch) in self.rx_chains.iter().enumerate() {
-            let Some(len) = ch.len else {
-                inc(&c.rx_bad_chain);
-                continue;
-            };
-            let Some(frame_len) = (len as usize)
-                .checked_sub(hdr_len)
-                .filter(|&l| l >= MIN_FRAME)
-            else {
-                inc(&c.rx_bad_frame);
-                continue;
-            };
-            let Some(mut p) = pool.alloc() else {
-                // Out of buffers: leave this chain and the rest (the last
-                // ones popped) for the next burst.
-                r.ring.unpop((popped - k) as u16);
-                kept = k;
-                break;
-            };
-            let segs = &self.segs[ch.start..ch.end];
-            let tail = if lend && frame_len >= LEND_MIN_FRAME {
-                lendable_tail(&r.mem, segs, hdr_len + TAIL_MIN_HEAD)
-            } else {
-                None
-            };
-            let ok = match tail {
-                Some((ptr, tail_len)) => match p.prepare(TAIL_MIN_HEAD) {
-                    Some(buf) => {
-                        let copied = copy_out(&r.mem, segs, hdr_len, buf).is_ok();
-                        // `lendable_tail` found `ptr`: `tail_len` bytes
-                        // inside one mapped region of `r.mem`.
-                        // SAFETY: this queue keeps that memory mapped
-                        // (`Lent::mem`) until `rx_complete`, which the PMD
-                        // calls on this thread after every packet of the
-                        // burst is sent, freed or materialized.
-                        copied && unsafe { p.set_tail(ptr, tail_len) }
-                    }
-                    None => false,
-                },
-                None => match p.prepare(frame_len) {
-                    Some(buf) => copy_out(&r.mem, segs, hdr_len, buf).is_ok(),
-                    None => false,
-                },
-            };
-            if ok {
-                lent_frames += u64::from(p.tail().is_some());
-                out.push(p);
-                got += 1;
-            } else {
-                inc(&c.rx_bad_frame);
-                pool.free(p);
-            }
-        }
-        self.rx_chains.truncate(kept);
-        pair.rx_frames.fetch_add(got as u64, Ordering::Relaxed);
-        if lent_frames > 0 {
-            c.rx_zero_copy.fetch_add(lent_frames, Ordering::Relaxed);
-            // The heads go back in `rx_complete`, once nothing reads them.
-            r.ring.set_lent(kept as u16);
-            self.lent = Some(Lent {
-                mem: Arc::clone(&r.mem),
-                pair: q,
-                ring: r.ring.serial(),
-            });
-        } else {
-            for ch in &self.rx_chains {
-                r.ring.stage_used(ch.head, 0);
-            }
-            publish(r, c);
-        }
-        got
-    }
-}
-
-/// Where the frame's bytes from chain offset `at` on lie, if they lie in
-/// one buffer (the chain's last) that is inside one mapped region: its
-/// host address and length.
-fn lendable_tail(mem: &GuestMem, segs: &[Seg], at: usize) -> Option<(*const u8, usize)> {
-    let mut start = 0usize;
-    for (i, s) in segs.iter().enumerate() {
-        let len = s.len as usize;
-        if at < start + len {
-            if i + 1 != segs.len() {
-                return None;
-            }
-            let skip = at - start;
-            let slice = mem.slice(GuestAddress(s.addr.0 + skip as u64), len - skip)?;
-            return Some((slice.ptr_guard().as_ptr(), len - skip));
-        }
-        start += len;
-    }
-    None
 }
 
 impl Port for VhostQueue {
@@ -763,26 +139,7 @@ impl Port for VhostQueue {
     }
 
     fn rx_complete(&mut self) {
-        let Some(lent) = self.lent.take() else {
-            return;
-        };
-        let shared = &*self.shared;
-        let Some(pair) = shared.pairs.get(lent.pair) else {
-            return;
-        };
-        let mut guard = lock(&pair.rx);
-        // A ring the control thread stopped or replaced meanwhile answered
-        // GET_VRING_BASE without the lent heads: they are not ours to return.
-        if let Some(r) = guard.as_mut().filter(|r| r.ring.serial() == lent.ring) {
-            r.ring.set_lent(0);
-            for ch in &self.rx_chains {
-                r.ring.stage_used(ch.head, 0);
-            }
-            publish(r, &shared.counters);
-        }
-        drop(guard);
-        // The guest memory may be unmapped here, outside the lock.
-        drop(lent);
+        self.return_lent();
     }
 
     fn takes_tails(&self) -> bool {
@@ -790,152 +147,7 @@ impl Port for VhostQueue {
     }
 
     fn tx_burst(&mut self, pkts: &mut Vec<Packet>, pool: &mut PacketPool) -> TxOutcome {
-        let shared = &*self.shared;
-        let c = &shared.counters;
-        let mut out = TxOutcome::default();
-        let mut pair = &shared.pairs[self.home];
-        let mut guard = lock(&pair.tx);
-        if shared.pairs.len() > 1 && guard.as_ref().is_none_or(|r| r.broken) {
-            // The guest did not enable this PMD's pair (it runs fewer
-            // queues than it may): the first pair it runs takes the burst.
-            drop(guard);
-            pair = &shared.pairs[0];
-            guard = lock(&pair.tx);
-            for p in shared.pairs.iter().skip(1) {
-                if guard.as_ref().is_some_and(|r| !r.broken) {
-                    break;
-                }
-                drop(guard);
-                pair = p;
-                guard = lock(&pair.tx);
-            }
-        }
-        let ready = match guard.as_mut().filter(|r| !r.broken) {
-            Some(r) => match r.ring.begin_burst(&r.mem) {
-                Ok(_) => Some(r),
-                Err(_) => {
-                    r.broken = true;
-                    inc(&c.ring_broken);
-                    None
-                }
-            },
-            None => None,
-        };
-        let Some(r) = ready else {
-            out.dropped = pkts.len();
-            c.tx_no_ring.fetch_add(pkts.len() as u64, Ordering::Relaxed);
-            pool.free_all(pkts);
-            return out;
-        };
-        let hdr_len = r.hdr.len;
-        let mrg = r.hdr.mrg_rxbuf;
-        r.ring
-            .prefetch(&r.mem, u16::try_from(pkts.len()).unwrap_or(u16::MAX));
-        // First pass: reserve chains for every frame (popped and walked in
-        // frame order, exactly as one frame at a time would), prefetch the
-        // buffers they will be copied into.
-        self.segs.clear();
-        self.tx_heads.clear();
-        self.tx_plan.clear();
-        for p in pkts.iter() {
-            if r.broken {
-                self.tx_plan.push(TxPlan::NoRing);
-                continue;
-            }
-            let need = hdr_len + p.len();
-            let from = self.tx_heads.len();
-            let seg = self.segs.len();
-            let mut room = 0usize;
-            let mut bad = false;
-            while room < need && (mrg || self.tx_heads.len() == from) {
-                let head = match r.ring.pop_head(&r.mem) {
-                    Ok(Some(h)) => h,
-                    Ok(None) => break,
-                    Err(_) => {
-                        r.broken = true;
-                        inc(&c.ring_broken);
-                        break;
-                    }
-                };
-                let start = self.segs.len();
-                match r.ring.walk_into(&r.mem, head, &mut self.segs) {
-                    Ok(len) if self.segs[start..].iter().all(|s| s.write) => {
-                        room += len as usize;
-                        self.tx_heads.push((head, self.segs.len()));
-                    }
-                    _ => {
-                        self.segs.truncate(start);
-                        inc(&c.tx_bad_chain);
-                        self.tx_heads.push((head, start));
-                        bad = true;
-                        break;
-                    }
-                }
-            }
-            let to = self.tx_heads.len();
-            if bad || r.broken {
-                // Heads already reserved go back empty: never leak one.
-                self.tx_plan.push(TxPlan::Bad { from, to });
-            } else if room < need {
-                // No room (or, without MRG_RXBUF, a buffer too small):
-                // give the reserved heads back untouched and drop.
-                r.ring.unpop((to - from) as u16);
-                self.tx_heads.truncate(from);
-                self.segs.truncate(seg);
-                self.tx_plan.push(TxPlan::Full);
-            } else {
-                prefetch_for_write(&r.mem, &self.segs[seg..]);
-                self.tx_plan.push(TxPlan::Send { from, to, seg });
-            }
-        }
-        // Second pass: copy and stage, frame by frame, prefetching the
-        // lent tails a few frames ahead of the copy.
-        pkts.iter()
-            .take(TAIL_PREFETCH_AHEAD)
-            .for_each(prefetch_tail);
-        for (k, (p, plan)) in pkts.iter().zip(&self.tx_plan).enumerate() {
-            if let Some(ahead) = pkts.get(k + TAIL_PREFETCH_AHEAD) {
-                prefetch_tail(ahead);
-            }
-            match *plan {
-                TxPlan::Send { from, to, seg } => {
-                    let heads = &self.tx_heads[from..to];
-                    let mut many = [0u8; 12];
-                    let hdr: &[u8] = if hdr_len == 12 && heads.len() > 1 {
-                        let n = heads.len() as u16;
-                        many[10..12].copy_from_slice(&n.to_le_bytes());
-                        &many
-                    } else {
-                        &NET_HDR_ONE_BUFFER[..hdr_len.min(12)]
-                    };
-                    if copy_in(r, heads, &self.segs, seg, [hdr, p.data()], p.tail_slice()) {
-                        out.sent += 1;
-                        out.bytes += p.len();
-                    } else {
-                        inc(&c.tx_bad_chain);
-                        out.dropped += 1;
-                    }
-                }
-                TxPlan::Bad { from, to } => {
-                    for &(h, _) in &self.tx_heads[from..to] {
-                        r.ring.stage_used(h, 0);
-                    }
-                    out.dropped += 1;
-                }
-                TxPlan::Full => {
-                    inc(&c.tx_ring_full);
-                    out.dropped += 1;
-                }
-                TxPlan::NoRing => {
-                    inc(&c.tx_no_ring);
-                    out.dropped += 1;
-                }
-            }
-        }
-        pool.free_all(pkts);
-        publish(r, c);
-        pair.tx_frames.fetch_add(out.sent as u64, Ordering::Relaxed);
-        out
+        self.transmit(pkts, pool)
     }
 
     fn wake_fd(&self) -> Option<RawFd> {
@@ -981,9 +193,13 @@ impl Port for VhostQueue {
 mod tests {
     use vm_memory::{Bytes, GuestAddress};
 
+    use std::sync::atomic::Ordering;
+
     use super::*;
-    use crate::vhost::guest_mem::Mem;
-    use crate::vhost::split_ring::{RingAddrs, VRING_DESC_F_NEXT, VRING_DESC_F_WRITE};
+    use crate::packet::TAIL_MIN_HEAD;
+    use crate::vhost::guest_mem::{GuestMem, Mem};
+    use crate::vhost::net_hdr::{self, NetHdr};
+    use crate::vhost::split_ring::{RingAddrs, SplitRing, VRING_DESC_F_NEXT, VRING_DESC_F_WRITE};
 
     const SIZE: u16 = 8;
     const A: RingAddrs = RingAddrs {
@@ -1012,6 +228,12 @@ mod tests {
             .expect("avail idx");
     }
 
+    /// The `num_buffers` field of the virtio-net header at the start of `hdr`.
+    fn num_buffers(hdr: &[u8]) -> u16 {
+        let at = net_hdr::NUM_BUFFERS.start;
+        u16::from_le_bytes([hdr[at], hdr[at + 1]])
+    }
+
     fn used(m: &GuestMem, i: u64) -> (u32, u32) {
         let id: u32 = m.mem().read_obj(GuestAddress(0x2004 + 8 * i)).expect("id");
         let len: u32 = m.mem().read_obj(GuestAddress(0x2008 + 8 * i)).expect("len");
@@ -1030,7 +252,7 @@ mod tests {
             call: None,
             kick: None,
             hdr: NetHdr {
-                len: 12,
+                len: net_hdr::LEN,
                 mrg_rxbuf: mrg,
             },
             broken: false,
@@ -1071,8 +293,8 @@ mod tests {
         assert_eq!(idx, 3);
         let mut got = vec![0u8; 64];
         mem.read(GuestAddress(0x8000), &mut got).expect("read");
-        assert_eq!(u16::from_le_bytes([got[10], got[11]]), 3, "num_buffers");
-        assert_eq!(&got[12..], &frame[..52]);
+        assert_eq!(num_buffers(&got), 3, "num_buffers");
+        assert_eq!(&got[net_hdr::LEN..], &frame[..52]);
         // A frame that needs more than the one buffer left is dropped and
         // the buffer stays available.
         let mut pkts = vec![Packet::from_frame(&frame)];
@@ -1101,7 +323,8 @@ mod tests {
         let (mut q, mem) = queue(false, true);
         // 0: good two-part chain (header, then frame).
         let frame = [0xabu8; 60];
-        mem.write(GuestAddress(0x8000), &[0u8; 12]).expect("hdr");
+        mem.write(GuestAddress(0x8000), &[0u8; net_hdr::LEN])
+            .expect("hdr");
         mem.write(GuestAddress(0x9000), &frame).expect("frame");
         put_desc(&mem, 0, 0x8000, 12, VRING_DESC_F_NEXT, 1);
         put_desc(&mem, 1, 0x9000, 60, 0, 0);
@@ -1133,9 +356,11 @@ mod tests {
         let (q, mem) = queue(false, true);
         for (i, f) in frames.iter().enumerate() {
             let addr = 0x8000 + 0x1000 * i as u64;
-            mem.write(GuestAddress(addr), &[0u8; 12]).expect("hdr");
-            mem.write(GuestAddress(addr + 12), f).expect("frame");
-            put_desc(&mem, i as u16, addr, 12 + f.len() as u32, 0, 0);
+            mem.write(GuestAddress(addr), &[0u8; net_hdr::LEN])
+                .expect("hdr");
+            mem.write(GuestAddress(addr + net_hdr::LEN as u64), f)
+                .expect("frame");
+            put_desc(&mem, i as u16, addr, (net_hdr::LEN + f.len()) as u32, 0, 0);
         }
         let heads: Vec<u16> = (0..frames.len() as u16).collect();
         offer(&mem, &heads);
@@ -1225,16 +450,16 @@ mod tests {
         let mut want = big[..12].to_vec();
         want.extend_from_slice(&[0x81, 0x00, 0x00, 100]);
         want.extend_from_slice(&big[12..]);
-        let mut got = vec![0u8; 12 + 1518];
+        let mut got = vec![0u8; net_hdr::LEN + 1518];
         dst.read(GuestAddress(0x8000), &mut got[..1024])
             .expect("first");
         dst.read(GuestAddress(0x9000), &mut got[1024..])
             .expect("second");
-        assert_eq!(u16::from_le_bytes([got[10], got[11]]), 2, "num_buffers");
-        assert_eq!(&got[12..], &want[..]);
+        assert_eq!(num_buffers(&got), 2, "num_buffers");
+        assert_eq!(&got[net_hdr::LEN..], &want[..]);
         assert_eq!(
             (used(&dst, 0), used(&dst, 1)),
-            ((0, 1024), (1, 12 + 1518 - 1024))
+            ((0, 1024), (1, (net_hdr::LEN + 1518 - 1024) as u32))
         );
     }
 
@@ -1268,8 +493,9 @@ mod tests {
     fn a_frame_whose_end_spans_buffers_is_copied_whole() {
         let (mut q, mem) = queue(false, true);
         let big = pattern(1000, 5);
-        mem.write(GuestAddress(0x8000), &[0u8; 12]).expect("hdr");
-        mem.write(GuestAddress(0x8000 + 12), &big[..500])
+        mem.write(GuestAddress(0x8000), &[0u8; net_hdr::LEN])
+            .expect("hdr");
+        mem.write(GuestAddress(0x8000 + net_hdr::LEN as u64), &big[..500])
             .expect("a");
         mem.write(GuestAddress(0x9000), &big[500..]).expect("b");
         put_desc(&mem, 0, 0x8000, 512, VRING_DESC_F_NEXT, 1);
@@ -1311,7 +537,7 @@ mod tests {
                 call: None,
                 kick: None,
                 hdr: NetHdr {
-                    len: 12,
+                    len: net_hdr::LEN,
                     mrg_rxbuf: true,
                 },
                 broken: false,
@@ -1343,7 +569,7 @@ mod tests {
                 let slot = done + i as u16;
                 let buf = b + 0x8000 + 0x100 * u64::from(slot);
                 let mut bytes = vec![0u8; 72];
-                bytes[12] = t;
+                bytes[net_hdr::LEN] = t;
                 mem.write(GuestAddress(buf), &bytes).expect("frame");
                 let mut d = [0u8; 16];
                 d[..8].copy_from_slice(&buf.to_le_bytes());
