@@ -5,7 +5,7 @@
 //! and calls it. `PortCtl` lives on the port's control thread and never
 //! touches a ring during a burst: it builds immutable things (an
 //! `Arc<GuestMem>`, a validated [`SplitRing`]) and installs or removes them
-//! in the port's ring slots (see [`super::handover`] for the hand-over rule).
+//! in the port's ring slots (see `handover.rs` for the hand-over rule).
 //!
 //! A ring starts when it has memory, a size, addresses and a kick (the
 //! protocol's start signal), and, once PROTOCOL_FEATURES is negotiated,

@@ -32,12 +32,12 @@ use crate::port::TxOutcome;
 /// The virtio-net header of a frame in one buffer (no offloads,
 /// `num_buffers` 1; a [`net_hdr::LEN_LEGACY`]-byte header is its first
 /// [`net_hdr::LEN_LEGACY`] bytes). A `static`, not built on the stack per
-/// frame: the copy into the guest then loads bytes no store is pending on. Built on the stack, the header's 8-byte
-/// loads straddled the stores that had just written it, store forwarding
-/// failed, and each load waited for the store buffer to drain, including
-/// the previous frame's stores into the guest, which miss the cache (perf
-/// at 64 bytes: 82% of the copy's samples on that load; the copy fell
-/// from 22% to 7% of the PMD's time).
+/// frame: the copy into the guest then loads bytes no store is pending on.
+/// Built on the stack, the header's 8-byte loads straddled the stores that
+/// had just written it, store forwarding failed, and each load waited for
+/// the store buffer to drain, including the previous frame's stores into
+/// the guest, which miss the cache (perf at 64 bytes: 82% of the copy's
+/// samples on that load; the copy fell from 22% to 7% of the PMD's time).
 static NET_HDR_ONE_BUFFER: [u8; net_hdr::LEN] = {
     let mut h = [0u8; net_hdr::LEN];
     let one = 1u16.to_le_bytes();
@@ -191,7 +191,7 @@ impl VhostQueue {
     /// Sends `pkts` into the guest's RX ring of this PMD's pair (or the
     /// first running one) and frees them ([`Port::tx_burst`]).
     // `#[inline(always)]`: this was the body of `Port::tx_burst`.
-    // 148 lines: one burst's two passes under one ring guard, the hot path; kept whole as measured.
+    // 148 lines: the hot path's two passes share one ring guard; split, it is a rewrite.
     #[inline(always)]
     pub(super) fn transmit(&mut self, pkts: &mut Vec<Packet>, pool: &mut PacketPool) -> TxOutcome {
         let shared = &*self.shared;
