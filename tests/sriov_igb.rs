@@ -13,6 +13,8 @@
 //! checked clean. Each step prints a "VSG ..." marker on the serial
 //! console; the host asserts on them.
 
+mod support;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -295,13 +297,6 @@ mod guest {
 mod host {
     use super::*;
 
-    fn repo() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("workspace root")
-            .to_path_buf()
-    }
-
     fn sh(cmd: &str, dir: &Path) {
         let out = Command::new("sh")
             .arg("-c")
@@ -315,24 +310,6 @@ mod host {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-    }
-
-    /// The guest image (scripts/build-guest.sh, idempotent).
-    fn guest_image() -> PathBuf {
-        let dir = std::env::var_os("VSWITCH_GUEST_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo().join("target/guest"));
-        let out = Command::new(repo().join("scripts/build-guest.sh"))
-            .env("VSWITCH_GUEST_DIR", &dir)
-            .output()
-            .expect("scripts/build-guest.sh runs");
-        assert!(
-            out.status.success(),
-            "scripts/build-guest.sh failed (run scripts/install-deps.sh first):\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir
     }
 
     const RUN: &str = r#"#!/bin/bash
@@ -410,7 +387,7 @@ VSWITCH_SRIOV_GUEST=1 VSWITCH_SRIOV_PF=$pf RUST_BACKTRACE=1 \
 
     pub fn run() {
         let started = Instant::now();
-        let img = guest_image();
+        let img = support::guest::guest_image().to_path_buf();
         let tmp = tempfile::tempdir().expect("tempdir");
         let d = tmp.path();
         let payload = payload(d);
