@@ -13,19 +13,16 @@
 //! openvswitch-switch-dpdk, ip, ethtool) comes from
 //! `scripts/install-deps.sh`: a missing one fails the test.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use serde_json::Value;
+use support::repo;
 
 const SWITCHES: [&str; 4] = ["vswitch", "testpmd", "ovs", "vswitch-team"];
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-}
 
 fn is_root() -> bool {
     // The effective UID: the second field of `Uid:`.

@@ -8,13 +8,13 @@
 //! the tests wait for them. Timeouts are generous: on 2 cores two TCG
 //! guests and the switch share the CPU.
 
-#[path = "guests/support.rs"]
 mod support;
 
 use std::path::Path;
 use std::time::Duration;
 
-use support::{Attach, Daemon, Guest, GuestArgs, result, serial};
+use support::guest::{Attach, Daemon, Guest, GuestArgs, result};
+use support::serial;
 
 const BOOT: Duration = Duration::from_secs(120);
 

@@ -6,12 +6,12 @@
 //!
 //! Needs root and `dpdk-testpmd` (scripts/install-deps.sh) for the last two.
 
-#[path = "harden/mod.rs"]
-mod harden;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use harden::*;
+use support::frontend::*;
+use support::{serial, wait_until};
 use vswitch::protocol::{MacTableReply, Request};
 
 const MAC_A: &str = "02:00:00:00:0a:01";

@@ -1,4 +1,4 @@
-//! Real peers for the end-to-end tests: the `vswitchd` daemon as a process
+//! Real peers for the guest suites: the `vswitchd` daemon as a process
 //! and QEMU guests booted from the Debian-built test image
 //! (scripts/build-guest.sh, guest/init). Every process is killed when its
 //! handle drops, so a failing test leaves nothing running.
@@ -8,21 +8,10 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
+use std::time::Duration;
 
-/// The guest tests share 2 cores: run them one at a time.
-pub fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
+use super::{find_in_path, repo, wait_until};
 
 /// The guest image directory, built on first use (idempotent, ~15 s).
 pub fn guest_image() -> &'static Path {
@@ -42,31 +31,11 @@ pub fn guest_image() -> &'static Path {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(
-            which("qemu-system-x86_64"),
+            find_in_path("qemu-system-x86_64").is_some(),
             "qemu-system-x86_64 is missing: run scripts/install-deps.sh"
         );
         dir
     })
-}
-
-fn which(cmd: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
-        .unwrap_or(false)
-}
-
-/// Waits until `cond` holds or `timeout` passes; returns whether it held.
-pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let until = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > until {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn tail(path: &Path, bytes: u64) -> String {

@@ -6,12 +6,13 @@
 //!
 //! Needs root (to run the connector as another user); skipped otherwise.
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc::{Receiver, channel};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+
+use support::Vswitchd;
 
 const PYTHON: &str = "/usr/bin/python3";
 const CONNECT: &str = "import socket, sys\n\
@@ -19,100 +20,6 @@ const CONNECT: &str = "import socket, sys\n\
                        s.connect(sys.argv[1])\n";
 /// A gid nobody is in.
 const OTHER_GID: u32 = 65533;
-
-/// A running vswitchd on a temporary runtime directory; SIGTERM on drop.
-struct Vswitchd {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    file: PathBuf,
-    _stdout: Receiver<String>,
-}
-
-impl Vswitchd {
-    fn start(yaml: &str) -> Vswitchd {
-        let dir = tempfile::tempdir().expect("tempdir");
-        // Searchable by everyone, so only the sockets' own modes decide.
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
-            .expect("chmod");
-        let file = dir.path().join("vswitch.yaml");
-        std::fs::write(&file, yaml).expect("write config");
-        let log = std::fs::File::create(dir.path().join("vswitchd.log")).expect("log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vswitchd"))
-            .arg("--config")
-            .arg(&file)
-            .arg("--runtime-dir")
-            .arg(dir.path())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("vswitchd starts");
-        let out = child.stdout.take().expect("stdout");
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(l) if l.starts_with("vswitchd: running") => break,
-                Ok(_) => {}
-                Err(_) => {
-                    if let Ok(Some(st)) = child.try_wait() {
-                        let log = std::fs::read_to_string(dir.path().join("vswitchd.log"));
-                        panic!("vswitchd exited early ({st}): {log:?}");
-                    }
-                    assert!(Instant::now() < deadline, "vswitchd never ran");
-                }
-            }
-        }
-        Vswitchd {
-            child: Some(child),
-            dir,
-            file,
-            _stdout: rx,
-        }
-    }
-
-    fn sock(&self, port: &str) -> PathBuf {
-        self.dir.path().join(format!("{port}.sock"))
-    }
-
-    fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_vswitchctl"))
-            .arg("--runtime-dir")
-            .arg(self.dir.path())
-            .args(args)
-            .output()
-            .expect("vswitchctl runs")
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(c.id() as i32),
-                nix::sys::signal::SIGTERM,
-            );
-            let st = c.wait().expect("waits");
-            assert!(st.success(), "vswitchd exit {st}");
-        }
-    }
-}
-
-impl Drop for Vswitchd {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(c.id() as i32),
-                nix::sys::signal::SIGTERM,
-            );
-            let _ = c.wait();
-        }
-    }
-}
 
 /// (mode bits, uid, gid, inode) of a socket file.
 fn stat(p: &Path) -> (u32, u32, u32, u64) {
@@ -201,7 +108,7 @@ fn sockets_get_their_mode_and_group_and_keep_others_out() {
 "
         )
     };
-    let mut d = Vswitchd::start(&yaml("0660", "", &group));
+    let mut d = Vswitchd::start_searchable(&yaml("0660", "", &group));
     let (euid, egid) = (
         nix::unistd::geteuid().as_raw(),
         nix::unistd::getegid().as_raw(),
@@ -214,7 +121,7 @@ fn sockets_get_their_mode_and_group_and_keep_others_out() {
     let (mode, uid, g, shared_ino) = stat(&d.sock("shared"));
     assert_eq!((mode, uid, g), (0o660, euid, gid), "mode {mode:o}");
     // Nothing is left of the private directories the sockets were made in.
-    let leftovers: Vec<String> = std::fs::read_dir(d.dir.path())
+    let leftovers: Vec<String> = std::fs::read_dir(d.path())
         .expect("read_dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with(".vs-"))
@@ -230,7 +137,7 @@ fn sockets_get_their_mode_and_group_and_keep_others_out() {
     // A reload that changes only owner, group or mode applies it to the
     // same socket files, in place.
     let private_extra = format!("\n        socket-group: {group}\n        socket-mode: 0660");
-    std::fs::write(&d.file, yaml("0640", &private_extra, &group)).expect("write");
+    std::fs::write(d.file(), yaml("0640", &private_extra, &group)).expect("write");
     let out = d.ctl(&["reload"]);
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -256,7 +163,7 @@ fn sockets_get_their_mode_and_group_and_keep_others_out() {
     // An unknown group: the reload is refused at the key's position, and
     // nothing changes.
     std::fs::write(
-        &d.file,
+        d.file(),
         yaml("0660", &private_extra, "no-such-group-for-vswitch"),
     )
     .expect("write");
@@ -265,7 +172,7 @@ fn sockets_get_their_mode_and_group_and_keep_others_out() {
     let err = String::from_utf8_lossy(&out.stderr);
     let want = format!(
         "{}:8:23: switches[0].ports[1].socket-group: unknown group `no-such-group-for-vswitch`",
-        d.file.display()
+        d.file().display()
     );
     assert!(err.contains(&want), "{want} in {err}");
     assert_eq!(stat(&d.sock("shared")), (0o640, euid, gid, shared_ino));
@@ -273,7 +180,7 @@ fn sockets_get_their_mode_and_group_and_keep_others_out() {
     assert!(status.status.success(), "still serving: {status:?}");
 
     // `config check` resolves names the same way, without the daemon.
-    let out = d.ctl(&["config", "check", &d.file.display().to_string()]);
+    let out = d.ctl(&["config", "check", &d.file().display().to_string()]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(&want),
@@ -287,7 +194,7 @@ fn sockets_get_their_mode_and_group_and_keep_others_out() {
     std::fs::set_permissions(d.sock("shared"), std::fs::Permissions::from_mode(0o644))
         .expect("chmod");
     let private_0640 = format!("\n        socket-group: {group}\n        socket-mode: 0640");
-    std::fs::write(&d.file, yaml("0600", &private_0640, &group)).expect("write");
+    std::fs::write(d.file(), yaml("0600", &private_0640, &group)).expect("write");
     let out = d.ctl(&["reload"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);

@@ -13,6 +13,8 @@
 //! checked clean. Each step prints a "VSG ..." marker on the serial
 //! console; the host asserts on them.
 
+mod support;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -207,6 +209,11 @@ mod guest {
             "traffic dev {dev} mac {vf_mac} carrier {}",
             fs::read_to_string(&carrier).unwrap_or_default().trim()
         ));
+        // Nothing more from VF 0 on the wire: the steps below change its
+        // VLAN (drift to 5, release to 0), and IPv6 neighbour discovery
+        // or MLD sent then would leave untagged or tagged 5 (CI once saw
+        // one untagged IPv6 frame captured after the release).
+        ip(&["link", "set", &dev, "down"]);
 
         // 4. How to attach it.
         let a = svc.attach_info(&format!("{pf}/1")).expect("attach-info");
@@ -295,13 +302,6 @@ mod guest {
 mod host {
     use super::*;
 
-    fn repo() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("workspace root")
-            .to_path_buf()
-    }
-
     fn sh(cmd: &str, dir: &Path) {
         let out = Command::new("sh")
             .arg("-c")
@@ -315,24 +315,6 @@ mod host {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-    }
-
-    /// The guest image (scripts/build-guest.sh, idempotent).
-    fn guest_image() -> PathBuf {
-        let dir = std::env::var_os("VSWITCH_GUEST_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo().join("target/guest"));
-        let out = Command::new(repo().join("scripts/build-guest.sh"))
-            .env("VSWITCH_GUEST_DIR", &dir)
-            .output()
-            .expect("scripts/build-guest.sh runs");
-        assert!(
-            out.status.success(),
-            "scripts/build-guest.sh failed (run scripts/install-deps.sh first):\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir
     }
 
     const RUN: &str = r#"#!/bin/bash
@@ -410,7 +392,7 @@ VSWITCH_SRIOV_GUEST=1 VSWITCH_SRIOV_PF=$pf RUST_BACKTRACE=1 \
 
     pub fn run() {
         let started = Instant::now();
-        let img = guest_image();
+        let img = support::guest::guest_image().to_path_buf();
         let tmp = tempfile::tempdir().expect("tempdir");
         let d = tmp.path();
         let payload = payload(d);

@@ -2,14 +2,15 @@
 //! real `vswitchd` processes on a temporary runtime directory, driven with
 //! the real `vswitchctl`.
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc::{Receiver, channel};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::Vswitchd;
 
 const BASE: &str = "\
 switches:
@@ -26,131 +27,6 @@ switches:
       - name: vm1
         port-group: trunk
 ";
-
-/// A running vswitchd; SIGTERM and wait on drop.
-struct Vswitchd {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    file: PathBuf,
-    stdout: Receiver<String>,
-}
-
-impl Vswitchd {
-    fn start(yaml: &str) -> Vswitchd {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("vswitch.yaml");
-        std::fs::write(&file, yaml).expect("write config");
-        let log = std::fs::File::create(dir.path().join("vswitchd.log")).expect("log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vswitchd"))
-            .arg("--config")
-            .arg(&file)
-            .arg("--runtime-dir")
-            .arg(dir.path())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("vswitchd starts");
-        let out = child.stdout.take().expect("stdout");
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut d = Vswitchd {
-            child: Some(child),
-            dir,
-            file,
-            stdout: rx,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match d.stdout.recv_timeout(Duration::from_millis(200)) {
-                Ok(l) if l.starts_with("vswitchd: running") => break,
-                Ok(_) => {}
-                Err(_) => {
-                    if let Some(st) = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                        panic!("vswitchd exited early ({st}): {}", d.log());
-                    }
-                    assert!(Instant::now() < deadline, "vswitchd never ran: {}", d.log());
-                }
-            }
-        }
-        d
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("vswitchd.log")).unwrap_or_default()
-    }
-
-    fn write_config(&self, yaml: &str) {
-        std::fs::write(&self.file, yaml).expect("write config");
-    }
-
-    fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_vswitchctl"))
-            .arg("--runtime-dir")
-            .arg(self.path())
-            .args(args)
-            .output()
-            .expect("vswitchctl runs")
-    }
-
-    /// Runs vswitchctl and requires success; returns stdout.
-    fn ctl_ok(&self, args: &[&str]) -> String {
-        let out = self.ctl(args);
-        assert!(
-            out.status.success(),
-            "vswitchctl {args:?} failed ({}): {}\n--- log ---\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr),
-            self.log()
-        );
-        String::from_utf8(out.stdout).expect("utf8")
-    }
-
-    /// `vswitchctl status --json`, as raw text (for byte comparisons).
-    fn status_text(&self) -> String {
-        self.ctl_ok(&["status", "--json"])
-    }
-
-    fn status(&self) -> Value {
-        serde_json::from_str(&self.status_text()).expect("status is JSON")
-    }
-
-    fn signal(&self, sig: nix::sys::signal::Signal) {
-        let pid = self.child.as_ref().expect("running").id();
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).expect("signal");
-    }
-
-    /// SIGTERM, wait, and the lines printed after the running line.
-    fn stop(&mut self) -> Vec<String> {
-        self.signal(nix::sys::signal::Signal::SIGTERM);
-        if let Some(mut c) = self.child.take() {
-            let st = c.wait().expect("waits");
-            assert!(st.success(), "vswitchd exit {st}: {}", self.log());
-        }
-        self.stdout.try_iter().collect()
-    }
-}
-
-impl Drop for Vswitchd {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(c.id() as i32),
-                nix::sys::signal::SIGTERM,
-            );
-            let _ = c.wait();
-        }
-    }
-}
 
 /// The `ports` of switch `sw` in a status reply.
 fn ports(status: &Value, sw: usize) -> Vec<Value> {
@@ -196,7 +72,7 @@ fn control_socket_is_private_and_status_matches_the_file() {
     assert_eq!(mode & 0o777, 0o600, "control socket mode {mode:o}");
 
     let st = d.status();
-    assert_eq!(st["config_file"], d.file.display().to_string());
+    assert_eq!(st["config_file"], d.file().display().to_string());
     assert_eq!(st["control_socket"], ctl.display().to_string());
     assert_eq!(st["switches"][0]["name"], "sw0");
     let p = ports(&st, 0);
@@ -342,7 +218,7 @@ fn broken_or_unsupported_reloads_change_nothing() {
         let out = d.ctl(args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
-        let want = format!("{}:13:9: ", d.file.display());
+        let want = format!("{}:13:9: ", d.file().display());
         assert!(err.contains(&want), "{want} in {err}");
         assert!(
             err.contains("unknown key `prot-group`; did you mean `port-group`?"),
@@ -500,7 +376,7 @@ fn a_second_daemon_on_the_same_runtime_dir_stops_before_touching_anything() {
     let ino = inode(&vm0);
     let out = Command::new(env!("CARGO_BIN_EXE_vswitchd"))
         .arg("--config")
-        .arg(&d.file)
+        .arg(d.file())
         .arg("--runtime-dir")
         .arg(d.path())
         .output()

@@ -24,20 +24,17 @@
 //! Needs root, iproute2, the bridge and bonding modules, ping and tcpdump
 //! (`scripts/install-deps.sh`).
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use support::{serial, wait_until};
 use vswitch::client;
 use vswitch::protocol::{Request, StatsReply, TeamShowReply, TeamStatus};
-
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 fn run(args: &[&str]) -> Output {
     let out = Command::new(args[0])
@@ -51,19 +48,6 @@ fn run(args: &[&str]) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let until = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > until {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// How the physical switch joins the two members.

@@ -11,13 +11,13 @@
 //!
 //! Needs root and `dpdk-testpmd` (scripts/install-deps.sh).
 
-#[path = "harden/mod.rs"]
-mod harden;
+mod support;
 
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use harden::*;
+use support::frontend::*;
+use support::{serial, wait_until};
 
 const MAC_A: &str = "02:00:00:00:0a:01";
 const MAC_B: &str = "02:00:00:00:0b:01";

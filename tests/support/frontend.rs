@@ -1,4 +1,4 @@
-//! Shared by the hardening tests (hostile.rs, bounds.rs, security.rs):
+//! Shared by the hardening suites (hostile.rs, bounds.rs, security.rs):
 //! `vswitchd` as a process with its config, log and counters; DPDK
 //! `dpdk-testpmd` with virtio-user ports as a well-behaved frontend with
 //! exact frame counts; and a raw vhost-user client that writes the wire
@@ -6,7 +6,6 @@
 //! `request u32, flags u32 (version 1), size u32`, then the body; fds ride
 //! along as SCM_RIGHTS), both for hostile messages and for a minimal
 //! well-behaved frontend that sends frames from a memfd "guest".
-#![allow(dead_code)]
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, IoSlice, Read, Write};
@@ -16,64 +15,18 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use vswitch::protocol::{PortStats, Request, StatsReply};
 
-/// Heavy tests of one file run one at a time.
-pub fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn find_in_path(prog: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
-        .unwrap_or(false)
-}
+use super::{strip_ansi, wait_until};
 
 /// testpmd and stdbuf must be installed (scripts/install-deps.sh).
 pub fn require_testpmd() {
     assert!(
-        find_in_path("dpdk-testpmd") && find_in_path("stdbuf"),
+        super::find_in_path("dpdk-testpmd").is_some() && super::find_in_path("stdbuf").is_some(),
         "dpdk-testpmd or stdbuf missing: run scripts/install-deps.sh (Debian dpdk-dev)"
     );
-}
-
-/// Waits until `cond` holds or `timeout` passes; returns whether it held.
-pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let until = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > until {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Removes ANSI colour sequences (the log is written by tracing's fmt).
-pub fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut it = s.chars().peekable();
-    while let Some(c) = it.next() {
-        if c == '\u{1b}' {
-            if it.peek() == Some(&'[') {
-                it.next();
-                for d in it.by_ref() {
-                    if d.is_ascii_alphabetic() {
-                        break;
-                    }
-                }
-            }
-            continue;
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// A running `vswitchd` (adaptive idle) with its own runtime directory,

@@ -6,16 +6,12 @@
 //! run shows the team's uplinks carrying the traffic, and the chart and
 //! table exist. Speed is not judged here (BENCHMARKS.md has the numbers).
 
-use std::path::Path;
+mod support;
+
 use std::process::Command;
 
 use serde_json::Value;
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-}
+use support::repo;
 
 #[test]
 fn netperf_harness_reports_sane_numbers_for_both_topologies() {

@@ -10,13 +10,16 @@
 //! Needs `dpdk-testpmd` (Debian `dpdk-dev`; `scripts/install-deps.sh`) and
 //! root (testpmd's EAL); runs without hugepages (`--no-huge`).
 
+mod support;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use support::{find_in_path, serial};
 
 /// Whole-test budget: every wait below is bounded by it.
 const TEST_BUDGET: Duration = Duration::from_secs(120);
@@ -30,19 +33,6 @@ const MAC0: &str = "02:00:00:00:00:01";
 const MAC1: &str = "02:00:00:00:00:02";
 const MAC2: &str = "02:00:00:00:00:03";
 const BROADCAST: &str = "ff:ff:ff:ff:ff:ff";
-
-/// The tests each run a busy-polling testpmd: one at a time.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn find_in_path(prog: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(prog))
-        .find(|p| p.is_file())
-}
 
 fn require_tools() {
     assert!(

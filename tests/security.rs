@@ -19,12 +19,12 @@
 //!
 //! Needs root and `dpdk-testpmd` with its pcap driver (Debian dpdk-dev).
 
-#[path = "harden/mod.rs"]
-mod harden;
+mod support;
 
 use std::collections::BTreeMap;
 
-use harden::*;
+use support::frontend::*;
+use support::serial;
 use vswitch::protocol::{MacTableReply, Request};
 
 const G: &str = "02:00:00:00:00:47";
