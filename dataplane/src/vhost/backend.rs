@@ -109,7 +109,7 @@ fn invalid<T>(what: &'static str) -> VuResult<T> {
 /// The kick, call and err fds of the protocol are eventfds; anything else
 /// is refused. A pipe or socket the frontend never drains would block the
 /// PMD in its notification write (stopping every port on that PMD: a
-/// hostile frontend did exactly this in vswitch/tests/hostile.rs), and a
+/// hostile frontend did exactly this in tests/hostile.rs), and a
 /// regular file would grow by 8 bytes per notification. Where `/proc` is
 /// missing the fd cannot be checked and is taken as it is.
 fn check_eventfd(index: u8, fd: Option<&File>) -> VuResult<()> {
@@ -550,7 +550,7 @@ mod tests {
 
     /// Kick, call and err must be eventfds: a pipe nobody drains once
     /// blocked the PMD in its notification write (every port on it
-    /// stopped; vswitch/tests/hostile.rs), a regular file would grow.
+    /// stopped; tests/hostile.rs), a regular file would grow.
     #[test]
     fn vring_fds_must_be_eventfds() {
         let shared = Arc::new(Shared::single().expect("eventfds"));

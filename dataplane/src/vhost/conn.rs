@@ -574,7 +574,7 @@ mod tests {
 
     /// A frontend that never reads its replies: once the socket buffer is
     /// full, the port is reset instead of blocking in the reply write
-    /// (vswitch/tests/hostile.rs found the control thread stuck there).
+    /// (tests/hostile.rs found the control thread stuck there).
     #[test]
     fn a_frontend_that_reads_no_replies_is_cut_off() {
         let (ours, theirs) = UnixStream::pair().expect("socketpair");

@@ -893,7 +893,7 @@ mod tests {
     /// offset past its end, or backed by something that is not a regular
     /// file) is refused at SET_MEM_TABLE: mapping it would succeed and the
     /// first touch past the end would SIGBUS the switch
-    /// (vswitch/tests/hostile.rs found this).
+    /// (tests/hostile.rs found this).
     #[test]
     fn regions_must_lie_inside_their_file() {
         let file = |len: u64| {
@@ -927,7 +927,7 @@ mod tests {
 
     /// A frontend that shrinks its memory file after SET_MEM_TABLE: the
     /// next access used to be a SIGBUS that killed the switch
-    /// (vswitch/tests/hostile.rs found this). Now the access reads zeros
+    /// (tests/hostile.rs found this). Now the access reads zeros
     /// and the memory says it is lost.
     #[test]
     fn a_file_shrunk_after_mapping_reads_zeros_and_is_lost() {
