@@ -62,13 +62,23 @@ impl<'a> Ipv4Header<'a> {
     /// Source address.
     #[inline]
     pub fn src(&self) -> Ipv4Addr {
-        Ipv4Addr::new(self.fixed[12], self.fixed[13], self.fixed[14], self.fixed[15])
+        Ipv4Addr::new(
+            self.fixed[12],
+            self.fixed[13],
+            self.fixed[14],
+            self.fixed[15],
+        )
     }
 
     /// Destination address.
     #[inline]
     pub fn dst(&self) -> Ipv4Addr {
-        Ipv4Addr::new(self.fixed[16], self.fixed[17], self.fixed[18], self.fixed[19])
+        Ipv4Addr::new(
+            self.fixed[16],
+            self.fixed[17],
+            self.fixed[18],
+            self.fixed[19],
+        )
     }
 
     /// The bytes after the header (options skipped).

@@ -24,11 +24,11 @@ mod mac;
 pub use arp::{ARP_LEN, ArpOp, ArpPacket, ArpRepr};
 pub use ethernet::{
     ETH_HEADER_LEN, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_RARP, EthernetHeader,
-    TPID_8021AD, TPID_8021Q, TPID_QINQ_OLD, VLAN_TAG_LEN, is_vlan_tpid, tci_priority_bits,
-    tci_vid,
+    TPID_8021AD, TPID_8021Q, TPID_QINQ_OLD, VLAN_TAG_LEN, is_vlan_tpid, tci_priority_bits, tci_vid,
 };
 pub use flow::{FlowKey, IpPair, parse_flow_key};
 pub use ip::{
-    IPPROTO_TCP, IPPROTO_UDP, IPV4_MIN_HEADER_LEN, IPV6_HEADER_LEN, Ipv4Header, Ipv6Header, l4_ports,
+    IPPROTO_TCP, IPPROTO_UDP, IPV4_MIN_HEADER_LEN, IPV6_HEADER_LEN, Ipv4Header, Ipv6Header,
+    l4_ports,
 };
 pub use mac::{MacAddr, MacParseError};
