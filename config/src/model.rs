@@ -4,7 +4,9 @@
 
 use std::fmt;
 use std::path::PathBuf;
-use std::str::FromStr;
+
+/// The MAC address type of the whole workspace (the `wire` crate's).
+pub use wire::{MacAddr, MacParseError};
 
 /// Runtime directory used when neither the file nor the caller gives one.
 pub const DEFAULT_RUNTIME_DIR: &str = "/run/vswitch";
@@ -446,61 +448,6 @@ impl fmt::Display for SecurityPolicy {
             f,
             "promiscuous {}, mac-changes {}, forged-transmits {}",
             self.promiscuous, self.mac_changes, self.forged_transmits
-        )
-    }
-}
-
-/// An Ethernet MAC address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct MacAddr(pub [u8; 6]);
-
-impl MacAddr {
-    /// Group (multicast or broadcast) address: the I/G bit is set.
-    pub fn is_multicast(&self) -> bool {
-        self.0[0] & 1 != 0
-    }
-
-    /// `00:00:00:00:00:00`.
-    pub fn is_zero(&self) -> bool {
-        self.0 == [0; 6]
-    }
-}
-
-/// Why a MAC address did not parse.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a MAC address (expected six hex pairs like 52:54:00:12:34:56)")]
-pub struct MacParseError(pub String);
-
-impl FromStr for MacAddr {
-    type Err = MacParseError;
-
-    /// Six pairs of hex digits separated by `:` or `-`.
-    fn from_str(s: &str) -> Result<MacAddr, MacParseError> {
-        let err = || MacParseError(s.to_string());
-        let sep = if s.contains('-') { '-' } else { ':' };
-        let mut out = [0u8; 6];
-        let mut parts = s.split(sep);
-        for byte in &mut out {
-            let part = parts.next().ok_or_else(err)?;
-            if part.len() != 2 || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(err());
-            }
-            *byte = u8::from_str_radix(part, 16).map_err(|_| err())?;
-        }
-        if parts.next().is_some() {
-            return Err(err());
-        }
-        Ok(MacAddr(out))
-    }
-}
-
-impl fmt::Display for MacAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            m[0], m[1], m[2], m[3], m[4], m[5]
         )
     }
 }

@@ -27,7 +27,6 @@ pub mod sys;
 pub mod testing;
 pub mod vhost;
 pub mod vlan;
-pub mod wire;
 
 pub use mac_table::MacTableSpec;
 pub use packet::{Packet, PacketPool};

@@ -23,8 +23,9 @@ use hashbrown::HashMap;
 
 use std::net::Ipv4Addr;
 
+use wire::MacAddr;
+
 use crate::port::PortId;
-use crate::wire::MacAddr;
 
 /// Limits and ageing of a MAC table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,13 +12,17 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
+use wire::{
+    ArpPacket, ETH_HEADER_LEN, ETHERTYPE_ARP, EthernetHeader, TPID_8021Q, VLAN_TAG_LEN,
+    is_vlan_tpid,
+};
+
 use crate::mac_table::{Learned, MacTable, mac_key};
 use crate::packet::{Packet, PacketPool};
 use crate::port::PortId;
 use crate::snapshot::{MAX_PORTS, PortState, Snapshot};
 use crate::stats::{DropReason, PmdStats, PortCounters};
 use crate::vlan::{Classified, Egress};
-use crate::wire::{ETH_HEADER_LEN, EthernetHeader, TPID_8021Q, VLAN_TAG_LEN};
 
 /// A learning event for the other PMDs' MAC tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -389,19 +393,14 @@ impl Pipeline {
 /// source MAC), unless it is 0.0.0.0 (an RFC 5227 probe).
 #[inline]
 fn arp_sender(data: &[u8], h: &EthernetHeader) -> Option<Ipv4Addr> {
-    let (ethertype, at) = match h.tci {
-        Some(_) => (h.inner_ethertype?, ETH_HEADER_LEN + VLAN_TAG_LEN),
-        None => (h.ethertype, ETH_HEADER_LEN),
-    };
-    if ethertype != ETHERTYPE_ARP {
+    if h.payload_ethertype() != ETHERTYPE_ARP {
         return None;
     }
-    let arp = data.get(at..at + 28)?;
-    // Hardware type Ethernet, protocol IPv4, address lengths 6 and 4.
-    if arp[..6] != [0, 1, 0x08, 0x00, 6, 4] || arp[8..14] != h.src.0 {
+    let arp = ArpPacket::new_checked(h.payload(data)?)?;
+    if arp.sender_mac() != h.src {
         return None;
     }
-    let ip = Ipv4Addr::new(arp[14], arp[15], arp[16], arp[17]);
+    let ip = arp.sender_ip();
     (!ip.is_unspecified()).then_some(ip)
 }
 
@@ -413,9 +412,6 @@ struct Recent {
     c: Classified,
     hdr_len: usize,
 }
-
-/// ARP's ethertype.
-const ETHERTYPE_ARP: u16 = 0x0806;
 
 /// The header bytes a decision depends on: the MAC addresses, the
 /// ethertype or outer tag, and the inner TPID or ethertype after a tag
@@ -449,7 +445,7 @@ fn burst_key(data: &[u8]) -> Option<BurstKey> {
     let (lo, hi) = (word(&h[..8]), word(&h[8..16]));
     let outer = u16::from_be_bytes([h[12], h[13]]);
     // The ethertype that says ARP or not, and the key's last part.
-    let (ethertype, hi, inner) = if crate::wire::is_vlan_tpid(outer) {
+    let (ethertype, hi, inner) = if is_vlan_tpid(outer) {
         let inner = [h[16], h[17]];
         (u16::from_be_bytes(inner), hi, u16::from_le_bytes(inner))
     } else {

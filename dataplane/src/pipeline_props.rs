@@ -6,12 +6,13 @@
 
 use proptest::prelude::*;
 
+use wire::{EthernetHeader, MacAddr, TPID_8021AD, TPID_8021Q, tci_vid};
+
 use crate::packet::Packet;
 use crate::port::{PortId, PortRole};
 use crate::snapshot::{PortSpec, SecurityPolicy, SwitchSpec};
 use crate::testing::{Harness, frame, mac};
 use crate::vlan::{VlanMode, VlanSet};
-use crate::wire::{EthernetHeader, MacAddr, TPID_8021AD, TPID_8021Q, tci_vid};
 
 fn vlan_mode() -> impl Strategy<Value = VlanMode> {
     prop_oneof![

@@ -1,12 +1,13 @@
 //! Table-driven tests of the forwarding pipeline through a hand-driven
 //! PMD and memory ports.
 
+use wire::{MacAddr, TPID_8021AD, TPID_8021Q};
+
 use crate::mac_table::MacTableSpec;
 use crate::snapshot::{SecurityPolicy, StaticMac, SwitchSpec};
 use crate::stats::DropReason;
 use crate::testing::{Harness, frame, guest, mac, uplink};
 use crate::vlan::{VlanMode, VlanSet};
-use crate::wire::{MacAddr, TPID_8021AD, TPID_8021Q};
 
 const Q: u16 = TPID_8021Q;
 const BCAST: MacAddr = MacAddr::BROADCAST;

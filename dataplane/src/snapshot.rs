@@ -5,10 +5,11 @@
 //! never reach the dataplane. Building the snapshot validates the spec and
 //! precomputes per-VLAN flood lists, so the per-packet code only indexes.
 
+use wire::MacAddr;
+
 use crate::mac_table::{MacTableSpec, mac_key};
 use crate::port::{PortId, PortRole};
 use crate::vlan::{VLAN_MAX, VlanMode};
-use crate::wire::MacAddr;
 
 /// Highest port ID + 1. Port IDs index arrays on the fast path.
 pub const MAX_PORTS: usize = 1024;

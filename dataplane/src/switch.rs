@@ -384,7 +384,7 @@ mod tests {
     use crate::snapshot::StaticMac;
     use crate::testing::{frame, guest, mac};
     use crate::vlan::VlanMode;
-    use crate::wire::MacAddr;
+    use wire::MacAddr;
 
     #[test]
     fn flush_macs_removes_learned_entries_from_every_pmd_and_keeps_statics() {

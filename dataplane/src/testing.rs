@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use wire::MacAddr;
+
 use crate::Packet;
 use crate::pmd::{IdlePolicy, Pmd, PmdConfig};
 use crate::port::{MemPortPeer, PortId, PortRole};
@@ -10,7 +12,6 @@ use crate::snapshot::{PortSpec, SecurityPolicy, SwitchSpec};
 use crate::stats::PortCountersSnapshot;
 use crate::switch::Switch;
 use crate::vlan::VlanMode;
-use crate::wire::MacAddr;
 
 /// A locally administered unicast MAC numbered `n`.
 pub fn mac(n: u64) -> MacAddr {

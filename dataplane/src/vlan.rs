@@ -22,8 +22,9 @@
 //! 802.1ad / 0x9100 outer tags are not customer tags: access ports drop
 //! them as tagged, trunks drop them as `vlan_bad_tpid`.
 
+use wire::{EthernetHeader, TPID_8021Q, is_vlan_tpid, tci_priority_bits, tci_vid};
+
 use crate::stats::DropReason;
-use crate::wire::{EthernetHeader, TPID_8021Q, is_vlan_tpid, tci_priority_bits, tci_vid};
 
 /// Highest usable VLAN ID.
 pub const VLAN_MAX: u16 = 4094;
@@ -273,7 +274,7 @@ impl VlanMode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{TPID_8021AD, TPID_8021Q};
+    use wire::{TPID_8021AD, TPID_8021Q};
 
     fn hdr(tags: &[(u16, u16)]) -> EthernetHeader {
         let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1];

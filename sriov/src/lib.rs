@@ -41,7 +41,7 @@ pub use manage::{
     VlanSpec, release_settings,
 };
 pub use netlink::{LinkState, RtNetlink, VfLink, VfSetting, VfState, VlanProto};
-pub use pci::{Mac, PciAddr};
+pub use pci::{MacAddr, PciAddr};
 pub use sysfs::{KernelWriter, Sysfs, SysfsError, SysfsWriter};
 pub use vfio::{KernelVfio, Vfio, VfioProof};
 

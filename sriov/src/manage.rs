@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::netlink::{LinkState, VfLink, VfSetting, VfState, VlanProto};
-use crate::pci::{Mac, PciAddr};
+use crate::pci::{MacAddr, PciAddr};
 use crate::sysfs::Sysfs;
 use crate::vfio::{Vfio, VfioProof};
 use crate::{Error, VFIO_PCI};
@@ -38,7 +38,7 @@ pub struct VfSpec {
     /// VF index.
     pub index: u16,
     /// MAC to set; `None`: left as it is.
-    pub mac: Option<Mac>,
+    pub mac: Option<MacAddr>,
     /// Port VLAN; `None`: untagged (VLAN 0), the guest may tag.
     pub vlan: Option<VlanSpec>,
     /// MAC spoof checking.
@@ -54,7 +54,7 @@ pub struct VfSpec {
     /// Bind the VF to vfio-pci for passthrough.
     pub vfio: bool,
     /// MAC the VF gets when released (`None`: zero, no MAC).
-    pub release_mac: Option<Mac>,
+    pub release_mac: Option<MacAddr>,
 }
 
 impl VfSpec {
@@ -108,9 +108,9 @@ impl VfSpec {
 
 /// The clean state a released VF gets: MAC zero (or `mac`), VLAN 0, spoof
 /// check on, trust off, no rate limit, link state auto.
-pub fn release_settings(mac: Option<Mac>) -> Vec<VfSetting> {
+pub fn release_settings(mac: Option<MacAddr>) -> Vec<VfSetting> {
     vec![
-        VfSetting::Mac(mac.unwrap_or(Mac::ZERO)),
+        VfSetting::Mac(mac.unwrap_or(MacAddr::ZERO)),
         VfSetting::Vlan {
             id: 0,
             qos: 0,
@@ -913,7 +913,11 @@ impl<L: VfLink, V: Vfio> Sriov<L, V> {
     /// Releases a VF: MAC zero (or `release_mac`), VLAN 0, spoof check on,
     /// trust off, rate 0, link state auto, then back to the host driver.
     /// Refuses while a VMM has it open.
-    pub fn release(&mut self, vf: &VfInfo, release_mac: Option<Mac>) -> Result<VfOutcome, Error> {
+    pub fn release(
+        &mut self,
+        vf: &VfInfo,
+        release_mac: Option<MacAddr>,
+    ) -> Result<VfOutcome, Error> {
         if let Some(h) = self.holder_of(vf) {
             return Err(Error::InUse {
                 pci: vf.pci,

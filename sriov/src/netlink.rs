@@ -21,7 +21,7 @@ use netlink_packet_route::link::{
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 use serde::{Deserialize, Serialize};
 
-use crate::pci::Mac;
+use crate::pci::MacAddr;
 
 /// The VLAN protocol a NIC tags a VF's frames with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -70,7 +70,7 @@ impl fmt::Display for LinkState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum VfSetting {
     /// `mac` (zero: remove the administratively set MAC).
-    Mac(Mac),
+    Mac(MacAddr),
     /// `vlan ID qos Q proto P` (ID 0: no VLAN).
     Vlan {
         /// VLAN ID, 0-4094.
@@ -143,7 +143,7 @@ pub struct VfState {
     /// VF index.
     pub index: u32,
     /// Administratively set MAC (zero: none).
-    pub mac: Mac,
+    pub mac: MacAddr,
     /// Port VLAN (0: none).
     pub vlan: u16,
     /// 802.1p priority of the port VLAN.
@@ -167,7 +167,7 @@ impl VfState {
     pub fn unset(index: u32) -> VfState {
         VfState {
             index,
-            mac: Mac::ZERO,
+            mac: MacAddr::ZERO,
             vlan: 0,
             qos: 0,
             vlan_proto: None,
@@ -409,7 +409,7 @@ fn parse_vf(info: &LinkVfInfo) -> Option<VfState> {
                 if let Some(src) = m.mac.get(..6) {
                     mac.copy_from_slice(src);
                 }
-                s.mac = Mac(mac);
+                s.mac = MacAddr(mac);
             }
             VfInfo::Vlan(v) => {
                 s.vlan = u16::try_from(v.vlan_id).unwrap_or(u16::MAX);
@@ -452,7 +452,7 @@ mod tests {
 
     #[test]
     fn settings_display_like_ip_link() {
-        let m: Mac = "02:00:00:00:00:01".parse().expect("mac");
+        let m: MacAddr = "02:00:00:00:00:01".parse().expect("mac");
         assert_eq!(VfSetting::Mac(m).to_string(), "mac 02:00:00:00:00:01");
         assert_eq!(
             VfSetting::Vlan {

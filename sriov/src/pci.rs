@@ -1,4 +1,5 @@
-//! PCI addresses and MAC addresses, as sysfs and `ip link` spell them.
+//! PCI addresses as sysfs spells them, and the MAC address type (the
+//! `wire` crate's, as `ip link` spells it).
 
 use std::fmt;
 use std::str::FromStr;
@@ -79,69 +80,9 @@ impl<'de> Deserialize<'de> for PciAddr {
     }
 }
 
-/// An Ethernet MAC address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Mac(pub [u8; 6]);
-
-impl Mac {
-    /// `00:00:00:00:00:00`: "no administratively set MAC" for a VF.
-    pub const ZERO: Mac = Mac([0; 6]);
-
-    /// Whether this is `00:00:00:00:00:00`.
-    pub fn is_zero(&self) -> bool {
-        self.0 == [0; 6]
-    }
-}
-
-/// Why a MAC address did not parse.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a MAC address (expected six hex pairs like 52:54:00:12:34:56)")]
-pub struct MacError(pub String);
-
-impl FromStr for Mac {
-    type Err = MacError;
-
-    fn from_str(s: &str) -> Result<Mac, MacError> {
-        let err = || MacError(s.chars().take(64).collect());
-        let mut out = [0u8; 6];
-        let mut parts = s.split(':');
-        for byte in &mut out {
-            let part = parts.next().ok_or_else(err)?;
-            if part.len() != 2 || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(err());
-            }
-            *byte = u8::from_str_radix(part, 16).map_err(|_| err())?;
-        }
-        if parts.next().is_some() {
-            return Err(err());
-        }
-        Ok(Mac(out))
-    }
-}
-
-impl fmt::Display for Mac {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            m[0], m[1], m[2], m[3], m[4], m[5]
-        )
-    }
-}
-
-impl Serialize for Mac {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Mac {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Mac, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+/// The workspace's one MAC address type; `MacAddr::ZERO` is "no
+/// administratively set MAC" for a VF.
+pub use wire::MacAddr;
 
 #[cfg(test)]
 mod tests {
@@ -172,16 +113,16 @@ mod tests {
 
     #[test]
     fn mac_round_trip() {
-        let m: Mac = "02:AA:bb:00:00:01".parse().expect("valid");
+        let m: MacAddr = "02:AA:bb:00:00:01".parse().expect("valid");
         assert_eq!(m.to_string(), "02:aa:bb:00:00:01");
-        assert!(Mac::ZERO.is_zero() && !m.is_zero());
+        assert!(MacAddr::ZERO.is_zero() && !m.is_zero());
         for bad in [
             "",
             "02:aa:bb:00:00",
             "02:aa:bb:00:00:01:02",
             "2:aa:bb:00:00:01",
         ] {
-            assert!(bad.parse::<Mac>().is_err(), "{bad}");
+            assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
         }
     }
 }

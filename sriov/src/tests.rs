@@ -24,7 +24,7 @@ fn pci(s: &str) -> PciAddr {
     s.parse().unwrap()
 }
 
-fn mac(s: &str) -> Mac {
+fn mac(s: &str) -> MacAddr {
     s.parse().unwrap()
 }
 

@@ -4,7 +4,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::flow::{ETHERTYPE_QINQ, ETHERTYPE_VLAN};
+use wire::is_vlan_tpid;
+
 use crate::notify::{BufferTooSmall, Vlan, frame_len, write_eth_header};
 use crate::{MacAddr, MemberIndex, Timestamp};
 
@@ -104,7 +105,14 @@ impl Beacon {
         vlan: Option<Vlan>,
     ) -> Result<usize, BufferTooSmall> {
         let len = frame_len(vlan);
-        let at = write_eth_header(buf, len, &[0xff; 6], src_mac, vlan, BEACON_ETHERTYPE)?;
+        let at = write_eth_header(
+            buf,
+            len,
+            &MacAddr::BROADCAST,
+            src_mac,
+            vlan,
+            BEACON_ETHERTYPE,
+        )?;
         let b = &mut buf[at..at + BEACON_BODY_LEN];
         b[0..4].copy_from_slice(&BEACON_MAGIC);
         b[4] = BEACON_VERSION;
@@ -123,7 +131,7 @@ impl Beacon {
     }
 
     /// Reads a beacon from a frame (untagged, or behind up to two VLAN
-    /// tags). Never panics.
+    /// tags, any TPID [`wire::is_vlan_tpid`] accepts). Never panics.
     pub fn parse(frame: &[u8]) -> Result<Beacon, BeaconError> {
         let be16 = |at: usize| -> Option<u16> {
             let s = frame.get(at..at + 2)?;
@@ -132,7 +140,7 @@ impl Beacon {
         let mut at = 12;
         let mut ty = be16(at).ok_or(BeaconError::NotBeacon)?;
         for _ in 0..2 {
-            if ty == ETHERTYPE_VLAN || ty == ETHERTYPE_QINQ {
+            if is_vlan_tpid(ty) {
                 at += 4;
                 ty = be16(at).ok_or(BeaconError::NotBeacon)?;
             }
@@ -448,7 +456,7 @@ mod tests {
     use super::*;
 
     const TEAM: u64 = 0x0123_4567_89ab_cdef;
-    const MAC: MacAddr = [0x02, 0, 0, 0, 0, 9];
+    const MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 9]);
 
     fn m(i: u8) -> MemberIndex {
         MemberIndex(i)

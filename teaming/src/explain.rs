@@ -4,7 +4,7 @@
 use std::fmt;
 
 use crate::flow::HashBasis;
-use crate::{Bucket, GuestPort, MacAddr, MemberIndex, Role, TeamPolicy, Timestamp, fmt_mac};
+use crate::{Bucket, GuestPort, MacAddr, MemberIndex, Role, TeamPolicy, Timestamp};
 
 /// What was asked about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,7 +28,7 @@ pub enum Subject {
 impl fmt::Display for Subject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Subject::Guest { port, mac } => write!(f, "guest port {} ({})", port.0, fmt_mac(mac)),
+            Subject::Guest { port, mac } => write!(f, "guest port {} ({mac})", port.0),
             Subject::Frame {
                 port,
                 basis: HashBasis::GuestPort(_) | HashBasis::FailoverOrder,

@@ -68,7 +68,7 @@
 //! for i in 0..3 {
 //!     team.set_link(MemberIndex(i), true, t(0)).expect("member exists");
 //! }
-//! let guest = GuestAddr { port: GuestPort(4), mac: [0x52, 0x54, 0, 0, 0, 4], vlan: None, ipv4: None };
+//! let guest = GuestAddr { port: GuestPort(4), mac: MacAddr([0x52, 0x54, 0, 0, 0, 4]), vlan: None, ipv4: None };
 //! assert_eq!(team.member_name(team.select(guest.port, &[]).expect("eth0 is up")), Some("eth0"));
 //!
 //! // eth0 loses carrier: the standby takes over its slot, guest 4 moves.
@@ -88,7 +88,8 @@
 //!
 //! [`Selector`] is a `Copy` snapshot (a 256-entry table) the PMD holds:
 //! [`Selector::select`] is O(1), allocation-free and panic-free on any
-//! input. [`parse_flow_key`] documents exactly what is parsed.
+//! input. [`parse_flow_key`] (from the `wire` crate) documents exactly what
+//! is parsed.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -109,27 +110,24 @@ pub use beacon::{
     BeaconIgnored, BeaconMonitor, BeaconRx, BeaconTick, BeaconVerdict,
 };
 pub use explain::{Condition, Explanation, MemberNote, Reason, Subject};
-pub use flow::{
-    ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_VLAN, FlowKey, HashBasis,
-    IPPROTO_TCP, IPPROTO_UDP, IpPair, bucket_for, parse_flow_key, port_bucket, src_mac_bucket,
-};
+pub use flow::{HashBasis, bucket_for, port_bucket, src_mac_bucket};
 pub use notify::{
-    Announcement, BufferTooSmall, ETHERTYPE_ARP, ETHERTYPE_RARP, GuestAddr, MIN_FRAME_LEN,
-    VLAN_TAG_LEN, Vlan, frame_len, garp_frame, rarp_frame, write_garp, write_rarp,
+    Announcement, BufferTooSmall, GuestAddr, MIN_FRAME_LEN, Vlan, frame_len, garp_frame,
+    rarp_frame, write_garp, write_rarp,
 };
 pub use policy::{TeamPolicy, UnknownPolicy};
 pub use rx::{FrameKind, accept_on_member, is_reflection};
 pub use selector::Selector;
 pub use team::{MemberStatus, Move, Role, Team, TeamError, TeamSpec, Tick};
 pub use time::Timestamp;
+/// The wire types of the crate's API (the `wire` crate's): the flow key
+/// parser is [`wire::parse_flow_key`].
+pub use wire::{FlowKey, IpPair, MacAddr, parse_flow_key};
 
 /// Number of hash buckets every policy maps frames to.
 pub const BUCKETS: usize = 256;
 /// Most members a team can have.
 pub const MAX_MEMBERS: usize = 32;
-
-/// An Ethernet address.
-pub type MacAddr = [u8; 6];
 
 /// Index of a member in its team: active members first, then standby, then
 /// unused, each in configured order.
@@ -158,23 +156,6 @@ pub struct GuestPort(pub u16);
 /// One of the [`BUCKETS`] hash buckets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Bucket(pub u8);
-
-struct Mac<'a>(&'a MacAddr);
-
-impl fmt::Display for Mac<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            m[0], m[1], m[2], m[3], m[4], m[5]
-        )
-    }
-}
-
-pub(crate) fn fmt_mac(m: &MacAddr) -> impl fmt::Display + '_ {
-    Mac(m)
-}
 
 /// Runs every parser of untrusted bytes in this crate on `data`: the flow
 /// key, every policy's bucket, the beacon parser, the receive rules, and

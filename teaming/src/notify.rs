@@ -13,22 +13,13 @@
 
 use std::net::Ipv4Addr;
 
-use crate::flow::ETHERTYPE_VLAN;
+use wire::{ARP_LEN, ArpOp, ArpRepr, ETHERTYPE_ARP, ETHERTYPE_RARP, TPID_8021Q, VLAN_TAG_LEN};
+
 use crate::{GuestPort, MacAddr, MemberIndex};
 
-/// RARP ethertype.
-pub const ETHERTYPE_RARP: u16 = 0x8035;
-/// ARP ethertype.
-pub const ETHERTYPE_ARP: u16 = 0x0806;
 /// Length of an untagged minimum-size frame without FCS; a tagged one is 4
 /// bytes longer. Every frame this crate builds is padded to it.
 pub const MIN_FRAME_LEN: usize = 60;
-/// Length of an 802.1Q tag.
-pub const VLAN_TAG_LEN: usize = 4;
-
-const BROADCAST: MacAddr = [0xff; 6];
-const ARP_OP_REQUEST: u16 = 1;
-const ARP_OP_REVERSE_REQUEST: u16 = 3;
 
 /// A VLAN ID that can go in an 802.1Q tag: 1 to 4094.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -84,11 +75,11 @@ pub(crate) fn write_eth_header(
         .get_mut(..len)
         .ok_or(BufferTooSmall { needed: len, got })?;
     frame.fill(0);
-    frame[0..6].copy_from_slice(dst);
-    frame[6..12].copy_from_slice(src);
+    frame[0..6].copy_from_slice(&dst.0);
+    frame[6..12].copy_from_slice(&src.0);
     let mut at = 12;
     if let Some(v) = vlan {
-        frame[12..14].copy_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
+        frame[12..14].copy_from_slice(&TPID_8021Q.to_be_bytes());
         frame[14..16].copy_from_slice(&v.id().to_be_bytes());
         at = 16;
     }
@@ -96,26 +87,17 @@ pub(crate) fn write_eth_header(
     Ok(at + 2)
 }
 
-/// Writes an ARP-format body (Ethernet/IPv4, 28 bytes) at `buf[at..]`.
-fn write_arp_body(
-    buf: &mut [u8],
-    at: usize,
-    op: u16,
-    sha: &MacAddr,
-    spa: Ipv4Addr,
-    tha: &MacAddr,
-    tpa: Ipv4Addr,
-) {
-    let b = &mut buf[at..at + 28];
-    b[0..2].copy_from_slice(&1u16.to_be_bytes()); // hardware: Ethernet
-    b[2..4].copy_from_slice(&0x0800u16.to_be_bytes()); // protocol: IPv4
-    b[4] = 6;
-    b[5] = 4;
-    b[6..8].copy_from_slice(&op.to_be_bytes());
-    b[8..14].copy_from_slice(sha);
-    b[14..18].copy_from_slice(&spa.octets());
-    b[18..24].copy_from_slice(tha);
-    b[24..28].copy_from_slice(&tpa.octets());
+/// Writes the ARP-format body `arp` (Ethernet/IPv4, 28 bytes) at
+/// `buf[at..]`, which the caller sized for it.
+fn write_arp_body(buf: &mut [u8], at: usize, arp: ArpRepr) {
+    // Every frame here is at least 60 bytes and the body ends at byte 46:
+    // it always fits.
+    if let Some(b) = buf
+        .get_mut(at..)
+        .and_then(|b| b.first_chunk_mut::<ARP_LEN>())
+    {
+        arp.write(b);
+    }
 }
 
 /// Writes the RARP announcement QEMU and VMware send for `mac` into `buf`
@@ -128,9 +110,15 @@ pub fn write_rarp(
     vlan: Option<Vlan>,
 ) -> Result<usize, BufferTooSmall> {
     let len = frame_len(vlan);
-    let at = write_eth_header(buf, len, &BROADCAST, mac, vlan, ETHERTYPE_RARP)?;
-    let zero = Ipv4Addr::UNSPECIFIED;
-    write_arp_body(buf, at, ARP_OP_REVERSE_REQUEST, mac, zero, mac, zero);
+    let at = write_eth_header(buf, len, &MacAddr::BROADCAST, mac, vlan, ETHERTYPE_RARP)?;
+    let arp = ArpRepr {
+        op: ArpOp::ReverseRequest,
+        sender_mac: *mac,
+        sender_ip: Ipv4Addr::UNSPECIFIED,
+        target_mac: *mac,
+        target_ip: Ipv4Addr::UNSPECIFIED,
+    };
+    write_arp_body(buf, at, arp);
     Ok(len)
 }
 
@@ -153,8 +141,15 @@ pub fn write_garp(
     vlan: Option<Vlan>,
 ) -> Result<usize, BufferTooSmall> {
     let len = frame_len(vlan);
-    let at = write_eth_header(buf, len, &BROADCAST, mac, vlan, ETHERTYPE_ARP)?;
-    write_arp_body(buf, at, ARP_OP_REQUEST, mac, ip, &[0; 6], ip);
+    let at = write_eth_header(buf, len, &MacAddr::BROADCAST, mac, vlan, ETHERTYPE_ARP)?;
+    let arp = ArpRepr {
+        op: ArpOp::Request,
+        sender_mac: *mac,
+        sender_ip: ip,
+        target_mac: MacAddr::ZERO,
+        target_ip: ip,
+    };
+    write_arp_body(buf, at, arp);
     Ok(len)
 }
 
@@ -206,7 +201,7 @@ impl Announcement {
 mod tests {
     use super::*;
 
-    const MAC: MacAddr = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
+    const MAC: MacAddr = MacAddr([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
 
     #[rustfmt::skip]
     const RARP: [u8; 60] = [

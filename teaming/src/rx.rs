@@ -20,9 +20,9 @@ impl FrameKind {
     /// Kind of the destination MAC `dst`.
     #[inline]
     pub fn of_dst(dst: &MacAddr) -> FrameKind {
-        if *dst == [0xff; 6] {
+        if dst.is_broadcast() {
             FrameKind::Broadcast
-        } else if dst[0] & 1 == 1 {
+        } else if dst.is_multicast() {
             FrameKind::Multicast
         } else {
             FrameKind::Unicast
@@ -32,8 +32,8 @@ impl FrameKind {
     /// Kind of the frame's destination MAC.
     #[inline]
     pub fn of_frame(frame: &[u8]) -> FrameKind {
-        match frame.get(..6).and_then(|d| <&MacAddr>::try_from(d).ok()) {
-            Some(dst) => FrameKind::of_dst(dst),
+        match MacAddr::from_bytes(frame) {
+            Some(dst) => FrameKind::of_dst(&dst),
             None => FrameKind::Unicast,
         }
     }
@@ -88,17 +88,17 @@ mod tests {
 
     #[test]
     fn frame_kinds() {
-        assert_eq!(FrameKind::of_dst(&[0xff; 6]), FrameKind::Broadcast);
+        assert_eq!(FrameKind::of_dst(&MacAddr([0xff; 6])), FrameKind::Broadcast);
         assert_eq!(
-            FrameKind::of_dst(&[0x01, 0, 0x5e, 0, 0, 1]),
+            FrameKind::of_dst(&MacAddr([0x01, 0, 0x5e, 0, 0, 1])),
             FrameKind::Multicast
         );
         assert_eq!(
-            FrameKind::of_dst(&[0x33, 0x33, 0, 0, 0, 1]),
+            FrameKind::of_dst(&MacAddr([0x33, 0x33, 0, 0, 0, 1])),
             FrameKind::Multicast
         );
         assert_eq!(
-            FrameKind::of_dst(&[0x52, 0x54, 0, 0, 0, 1]),
+            FrameKind::of_dst(&MacAddr([0x52, 0x54, 0, 0, 0, 1])),
             FrameKind::Unicast
         );
         assert_eq!(FrameKind::of_frame(&[0xff; 3]), FrameKind::Unicast);
@@ -149,9 +149,12 @@ mod tests {
 
     #[test]
     fn reflections() {
-        let local = [[0x52, 0x54, 0, 0, 0, 1], [0x52, 0x54, 0, 0, 0, 2]];
-        assert!(is_reflection(&[0x52, 0x54, 0, 0, 0, 2], &local));
-        assert!(!is_reflection(&[0x52, 0x54, 0, 0, 0, 3], &local));
-        assert!(!is_reflection(&[0x52, 0x54, 0, 0, 0, 1], &[]));
+        let local = [
+            MacAddr([0x52, 0x54, 0, 0, 0, 1]),
+            MacAddr([0x52, 0x54, 0, 0, 0, 2]),
+        ];
+        assert!(is_reflection(&MacAddr([0x52, 0x54, 0, 0, 0, 2]), &local));
+        assert!(!is_reflection(&MacAddr([0x52, 0x54, 0, 0, 0, 3]), &local));
+        assert!(!is_reflection(&MacAddr([0x52, 0x54, 0, 0, 0, 1]), &[]));
     }
 }

@@ -8,10 +8,13 @@ use crate::beacon::{
     Beacon, BeaconConfig, BeaconError, BeaconIgnored, BeaconMonitor, BeaconRx, BeaconVerdict,
 };
 use crate::explain::{Condition, Explanation, MemberNote, Reason, Subject};
-use crate::flow::{HashBasis, mix, parse_flow_key, port_bucket, src_mac_bucket};
+use crate::flow::{HashBasis, mix, port_bucket, src_mac_bucket};
 use crate::notify::{Announcement, GuestAddr};
 use crate::selector::{NO_MEMBER, Selector};
-use crate::{BUCKETS, Bucket, GuestPort, MAX_MEMBERS, MacAddr, MemberIndex, TeamPolicy, Timestamp};
+use crate::{
+    BUCKETS, Bucket, GuestPort, MAX_MEMBERS, MacAddr, MemberIndex, TeamPolicy, Timestamp,
+    parse_flow_key,
+};
 
 /// A member's place in the failover order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

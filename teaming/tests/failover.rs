@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 use common::*;
 use teaming::{
     BUCKETS, Beacon, BeaconConfig, BeaconIgnored, BeaconRx, BeaconVerdict, GuestAddr, GuestPort,
-    Move, Team, TeamError, TeamPolicy, TeamSpec, Vlan, rarp_frame,
+    MacAddr, Move, Team, TeamError, TeamPolicy, TeamSpec, Vlan, rarp_frame,
 };
 
 /// One step: an optional link event, then the member each of guest ports
@@ -297,7 +297,7 @@ fn stable_assignment_when_one_of_three_or_four_fails() {
             let b = i.to_be_bytes();
             let f = eth(
                 mac(2),
-                [0x52, 0x54, 1, b[1], b[2], b[3]],
+                MacAddr([0x52, 0x54, 1, b[1], b[2], b[3]]),
                 None,
                 0x0800,
                 &ipv4(
@@ -413,8 +413,14 @@ fn repeated_link_state_moves_nothing() {
 
 #[test]
 fn broadcasts_are_accepted_once() {
-    let bcast = eth([0xff; 6], mac(9), None, 0x0806, &[0; 28]);
-    let mcast = eth([0x01, 0, 0x5e, 0, 0, 1], mac(9), None, 0x0800, &[0; 28]);
+    let bcast = eth(MacAddr::BROADCAST, mac(9), None, 0x0806, &[0; 28]);
+    let mcast = eth(
+        MacAddr([0x01, 0, 0x5e, 0, 0, 1]),
+        mac(9),
+        None,
+        0x0800,
+        &[0; 28],
+    );
     let ucast = eth(mac(1), mac(9), None, 0x0800, &[0; 28]);
     let mut team = up_team(TeamSpec::new(TeamPolicy::PortId, ["a0", "a1"]).with_standby(["s0"]));
     let accepted = |team: &Team, f: &[u8]| -> Vec<bool> {
@@ -585,7 +591,7 @@ fn explain_in_words() {
             b % 2
         )
     );
-    let arp = eth([0xff; 6], mac(3), None, 0x0806, &[0; 28]);
+    let arp = eth(MacAddr::BROADCAST, mac(3), None, 0x0806, &[0; 28]);
     assert!(
         agg.explain_frame(GuestPort(3), &arp)
             .to_string()

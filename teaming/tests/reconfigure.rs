@@ -118,7 +118,7 @@ fn reordering_actives_moves_the_slots_and_remapped_keeps_the_dataplanes_order() 
     // u0 (dataplane index 2) stays unused: even unicast is not its to take.
     let unicast = {
         let mut f = [0u8; 60];
-        f[..6].copy_from_slice(&mac(1));
+        f[..6].copy_from_slice(&mac(1).0);
         f
     };
     assert!(!sel.accept(m(2), &unicast));

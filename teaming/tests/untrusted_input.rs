@@ -6,8 +6,8 @@ mod common;
 use common::*;
 use proptest::prelude::*;
 use teaming::{
-    Beacon, FlowKey, GuestPort, HashBasis, IpPair, MemberIndex, TeamPolicy, Vlan, bucket_for,
-    garp_frame, parse_flow_key, rarp_frame,
+    Beacon, FlowKey, GuestPort, HashBasis, IpPair, MacAddr, MemberIndex, TeamPolicy, Vlan,
+    bucket_for, garp_frame, parse_flow_key, rarp_frame,
 };
 
 /// Frames that get past the Ethernet layer: up to two tags, an interesting
@@ -122,7 +122,7 @@ proptest! {
     fn beacons_round_trip(team_id in any::<u64>(), member in any::<u8>(), sequence in any::<u32>(),
                           src in any::<[u8; 6]>(), vlan in proptest::option::of(1u16..=4094)) {
         let b = Beacon { team_id, member: MemberIndex(member), sequence };
-        let f = b.to_frame(&src, vlan.and_then(Vlan::new));
+        let f = b.to_frame(&MacAddr(src), vlan.and_then(Vlan::new));
         prop_assert_eq!(f.len(), if vlan.is_some() { 64 } else { 60 });
         prop_assert_eq!(Beacon::parse(&f), Ok(b));
         prop_assert_eq!(&f[6..12], &src);
@@ -131,9 +131,10 @@ proptest! {
     #[test]
     fn announcements_parse_back(src in any::<[u8; 6]>(), ip in any::<[u8; 4]>(), vlan in proptest::option::of(1u16..=4094)) {
         let v = vlan.and_then(Vlan::new);
+        let src = MacAddr(src);
         for (f, ty) in [(rarp_frame(&src, v), 0x8035u16), (garp_frame(&src, ip.into(), v), 0x0806)] {
             let k = parse_flow_key(&f);
-            prop_assert_eq!(k.dst_mac, [0xff; 6]);
+            prop_assert_eq!(k.dst_mac, MacAddr::BROADCAST);
             prop_assert_eq!(k.src_mac, src);
             prop_assert_eq!(k.vlan, vlan);
             prop_assert_eq!(k.ethertype, Some(ty));

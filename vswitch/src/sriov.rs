@@ -24,8 +24,8 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 use sriov::{
-    AttachInfo, KernelVfio, LinkState, Mac, PfReport, PfSpec, PfView, RtNetlink, Sriov, Sysfs,
-    VfLink, VfOutcome, VfSpec, Vfio, VlanProto, VlanSpec,
+    AttachInfo, KernelVfio, LinkState, PfReport, PfSpec, PfView, RtNetlink, Sriov, Sysfs, VfLink,
+    VfOutcome, VfSpec, Vfio, VlanProto, VlanSpec,
 };
 
 /// What an SR-IOV command can fail with.
@@ -272,7 +272,7 @@ fn pf_spec(pf: &config::SriovPf) -> PfSpec {
 fn vf_spec(v: &config::SriovVf) -> VfSpec {
     VfSpec {
         index: v.index,
-        mac: v.mac.map(|m| Mac(m.0)),
+        mac: v.mac,
         vlan: v.vlan.map(|id| VlanSpec {
             id: id.get(),
             qos: v.qos,
@@ -291,7 +291,7 @@ fn vf_spec(v: &config::SriovVf) -> VfSpec {
         min_tx_rate_mbps: v.min_tx_rate_mbps,
         max_tx_rate_mbps: v.max_tx_rate_mbps,
         vfio: v.vfio,
-        release_mac: v.release_mac.map(|m| Mac(m.0)),
+        release_mac: v.release_mac,
     }
 }
 

@@ -318,7 +318,7 @@ impl TeamRuntime {
                 };
                 Some(Outgoing {
                     member: self.members.get(i)?.clone(),
-                    frame: wire.to_frame(mac, vlan),
+                    frame: wire.to_frame(&dataplane::MacAddr(*mac), vlan),
                 })
             })
             .collect();
@@ -389,7 +389,7 @@ impl TeamRuntime {
                 };
                 Some(GuestAddr {
                     port: GuestPort(r.port.0),
-                    mac: r.mac.0,
+                    mac: r.mac,
                     vlan,
                     ipv4: r.ipv4,
                 })
@@ -569,7 +569,7 @@ impl TeamRuntime {
                 let e = self.team.explain_guest(g.port, &g.mac);
                 protocol::TeamGuestStatus {
                     port: port_name(PortId(g.port.0)).unwrap_or_else(|| g.port.0.to_string()),
-                    mac: dataplane::MacAddr(g.mac).to_string(),
+                    mac: g.mac.to_string(),
                     vlan: g.vlan.map_or_else(|| native_of(&self.vlan), Vlan::id),
                     member: e.member.as_ref().map(|(_, n)| n.clone()),
                     why: e.to_string(),
@@ -1207,7 +1207,7 @@ mod tests {
         };
         let f = flow_frame(&flow, Some([0x52, 0x54, 0, 0, 0, 7])).expect("valid");
         let key = teaming::parse_flow_key(&f);
-        assert_eq!(key.src_mac, [0x52, 0x54, 0, 0, 0, 7]);
+        assert_eq!(key.src_mac, dataplane::MacAddr([0x52, 0x54, 0, 0, 0, 7]));
         assert_eq!(key.ports, Some((40000, 5201)));
         assert_eq!(key.protocol, Some(6));
         let v6 = protocol::TeamFlow {

@@ -27,6 +27,7 @@ use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use teaming::{BEACON_ETHERTYPE, GuestPort, MemberIndex, Selector};
+use wire::TPID_8021Q;
 
 use super::{Port, TxOutcome};
 use crate::packet::{Packet, PacketPool};
@@ -253,7 +254,7 @@ fn is_beacon(frame: &[u8]) -> bool {
     };
     match ty(12) {
         Some(BEACON_ETHERTYPE) => true,
-        Some(0x8100) => ty(16) == Some(BEACON_ETHERTYPE),
+        Some(TPID_8021Q) => ty(16) == Some(BEACON_ETHERTYPE),
         _ => false,
     }
 }

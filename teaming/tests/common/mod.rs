@@ -12,7 +12,7 @@ pub fn m(i: u8) -> MemberIndex {
 }
 
 pub fn mac(last: u8) -> MacAddr {
-    [0x52, 0x54, 0, 0, 0, last]
+    MacAddr([0x52, 0x54, 0, 0, 0, last])
 }
 
 /// A team with every member's link up at t=0, in member order.
@@ -51,8 +51,8 @@ pub fn load(team: &Team, name: &str) -> usize {
 
 pub fn eth(dst: MacAddr, src: MacAddr, vlan: Option<u16>, ty: u16, payload: &[u8]) -> Vec<u8> {
     let mut f = Vec::new();
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&src);
+    f.extend_from_slice(&dst.0);
+    f.extend_from_slice(&src.0);
     if let Some(v) = vlan {
         f.extend_from_slice(&0x8100u16.to_be_bytes());
         f.extend_from_slice(&v.to_be_bytes());
