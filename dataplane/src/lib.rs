@@ -12,6 +12,7 @@
 //! (`prctl`, `poll`), each with the invariants it relies on written down.
 #![warn(missing_docs)]
 
+mod checksum;
 pub mod doorbell;
 pub mod mac_table;
 pub mod packet;

@@ -69,7 +69,6 @@
 
 mod bpf;
 
-use std::ffi::CString;
 use std::io;
 use std::num::NonZeroU32;
 use std::os::fd::RawFd;
@@ -79,10 +78,10 @@ use std::sync::Arc;
 use xdpilone::xdp::XdpDesc;
 use xdpilone::{DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, UmemConfig, User};
 
-use super::af_packet::{
-    AfPacketPort, ErrorLog, NetdevCounters, NetdevError, TxFailure, classify_tx_errno, ifindex,
-    take_socket_error,
-};
+use super::af_packet::AfPacketPort;
+use super::netdev::ifreq::{c_ifname, ifindex};
+use super::netdev::packet_socket::take_socket_error;
+use super::netdev::{ErrorLog, NetdevCounters, NetdevError, TxFailure, classify_tx_errno};
 use super::{Port, TxOutcome};
 use crate::packet::{Packet, PacketPool};
 
@@ -303,9 +302,7 @@ impl AfXdpPort {
         // in order, `area` last), as `Umem::new` requires.
         let umem = unsafe { Umem::new(umem_cfg, area.as_slice_ptr()) }
             .map_err(|e| xdp_err(ifname, "UMEM registration (XDP_UMEM_REG)", &e))?;
-        let cname = CString::new(ifname).map_err(|_| NetdevError::BadName {
-            ifname: ifname.to_owned(),
-        })?;
+        let cname = c_ifname(ifname)?;
         let mut info = IfInfo::invalid();
         info.from_name(&cname)
             .map_err(|e| xdp_err(ifname, "interface lookup", &e))?;

@@ -9,15 +9,14 @@
 pub mod af_packet;
 pub mod af_xdp;
 mod mem;
+pub mod netdev;
 pub mod tap;
 pub mod team;
 
-pub use af_packet::{
-    AfPacketConfig, AfPacketPort, AfPacketRxMode, NetdevCounters, NetdevCountersSnapshot,
-    NetdevError,
-};
+pub use af_packet::{AfPacketConfig, AfPacketPort, AfPacketRxMode};
 pub use af_xdp::{AfXdpConfig, AfXdpPort};
 pub use mem::{MemPortPeer, MemPortQueue, mem_port};
+pub use netdev::{NetdevCounters, NetdevCountersSnapshot, NetdevError};
 pub use tap::TapPort;
 
 use crate::packet::{Packet, PacketPool};
