@@ -8,8 +8,8 @@ use super::testnet::{
     RawSock, assert_frames, collect, frame, in_netns, ip, packets, tagged, veth, wait_peer_to_port,
 };
 use super::*;
-use crate::port::netdev::{NetdevCountersSnapshot, NetdevError};
 use crate::packet::HEADROOM;
+use crate::port::netdev::{NetdevCountersSnapshot, NetdevError};
 
 const WAIT: Duration = Duration::from_secs(3);
 const LINGER: Duration = Duration::from_millis(150);
