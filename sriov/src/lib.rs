@@ -23,6 +23,7 @@
 //!
 //! Contents of sysfs are untrusted text: every value is parsed strictly and
 //! a bad or missing one is an [`Error`] naming the file, never a panic.
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod manage;

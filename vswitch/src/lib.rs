@@ -13,6 +13,7 @@
 //! - [`netdev`]: link state, MAC address and control frames on host interfaces.
 //! - [`sriov`]: SR-IOV virtual functions: apply, show, release.
 //! - [`client`]: the client side, and the tables `vswitchctl` prints.
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod backends;

@@ -69,7 +69,6 @@
 
 mod bpf;
 
-use std::ffi::CString;
 use std::io;
 use std::num::NonZeroU32;
 use std::os::fd::RawFd;
@@ -79,10 +78,10 @@ use std::sync::Arc;
 use xdpilone::xdp::XdpDesc;
 use xdpilone::{DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, UmemConfig, User};
 
-use super::af_packet::{
-    AfPacketPort, ErrorLog, NetdevCounters, NetdevError, TxFailure, classify_tx_errno, ifindex,
-    take_socket_error,
-};
+use super::af_packet::AfPacketPort;
+use super::netdev::ifreq::{c_ifname, ifindex};
+use super::netdev::packet_socket::take_socket_error;
+use super::netdev::{ErrorLog, NetdevCounters, NetdevError, TxFailure, classify_tx_errno};
 use super::{Port, TxOutcome};
 use crate::packet::{Packet, PacketPool};
 
@@ -303,9 +302,7 @@ impl AfXdpPort {
         // in order, `area` last), as `Umem::new` requires.
         let umem = unsafe { Umem::new(umem_cfg, area.as_slice_ptr()) }
             .map_err(|e| xdp_err(ifname, "UMEM registration (XDP_UMEM_REG)", &e))?;
-        let cname = CString::new(ifname).map_err(|_| NetdevError::BadName {
-            ifname: ifname.to_owned(),
-        })?;
+        let cname = c_ifname(ifname)?;
         let mut info = IfInfo::invalid();
         info.from_name(&cname)
             .map_err(|e| xdp_err(ifname, "interface lookup", &e))?;
@@ -493,6 +490,89 @@ impl AfXdpPort {
             Ok(())
         }
     }
+
+    /// Copies the frames of `pkts` into free UMEM frames and posts their
+    /// descriptors (kept in `staged`) on the transmit ring; frames that
+    /// cannot go are counted and added to `out.dropped`. Returns how many
+    /// descriptors were posted and their bytes.
+    fn post_frames(&mut self, pkts: &[Packet], out: &mut TxOutcome) -> (usize, usize) {
+        let mut bytes = 0;
+        self.staged.clear();
+        for p in pkts {
+            if p.len() > self.frame_size as usize {
+                self.counters.tx_oversize.inc();
+                out.dropped += 1;
+                continue;
+            }
+            let Some(addr) = self.tx_free.pop() else {
+                self.counters.tx_queue_full.inc();
+                out.dropped += 1;
+                continue;
+            };
+            if !self.area.write(addr, p.data()) {
+                self.tx_free.push(addr);
+                self.counters.tx_errors.inc();
+                out.dropped += 1;
+                continue;
+            }
+            self.staged.push(XdpDesc {
+                addr,
+                len: p.len() as u32,
+                options: 0,
+            });
+            bytes += p.len();
+        }
+        let posted = {
+            let mut w = self.tx.transmit(self.staged.len() as u32);
+            let n = w.insert(self.staged.iter().copied()) as usize;
+            w.commit();
+            n
+        };
+        // Descriptors that found no room on the ring: their frames go
+        // back to the free list and count as dropped.
+        for d in &self.staged[posted..] {
+            self.tx_free.push(d.addr);
+            bytes -= d.len as usize;
+            self.counters.tx_queue_full.inc();
+            out.dropped += 1;
+        }
+        (posted, bytes)
+    }
+
+    /// Kicks the kernel to send the `posted` frames just put on the ring;
+    /// returns how many the driver refused and the error that stopped the
+    /// kicks, if one did.
+    fn kick_posted(&mut self, posted: usize) -> (usize, Option<i32>) {
+        // In copy mode each kick sends a bounded batch (32 frames) and
+        // says EAGAIN when more wait: kick while the kernel makes progress.
+        // A kick that fails with EBUSY consumed exactly one frame the
+        // driver refused (carrier off on a veth whose peer is down); an
+        // EAGAIN without progress leaves the rest for the next kick (the
+        // next burst, or the next receive poll); any other error leaves
+        // the ring as it is.
+        let mut refused = 0usize;
+        let mut fatal = None;
+        let mut pending = self.tx.pending();
+        for _ in 0..posted + 8 {
+            if pending == 0 {
+                break;
+            }
+            let res = self.kick();
+            let now = self.tx.pending();
+            match res {
+                Ok(()) => {}
+                Err(libc::EAGAIN) if now < pending => {}
+                Err(libc::EAGAIN) => break,
+                Err(libc::EBUSY) => refused += 1,
+                Err(e) => {
+                    fatal = Some(e);
+                    break;
+                }
+            }
+            pending = now;
+        }
+        (refused, fatal)
+    }
 }
 
 impl Port for AfXdpPort {
@@ -566,74 +646,8 @@ impl Port for AfXdpPort {
             return out;
         }
         self.reclaim();
-        let mut bytes = 0;
-        self.staged.clear();
-        for p in pkts.iter() {
-            if p.len() > self.frame_size as usize {
-                self.counters.tx_oversize.inc();
-                out.dropped += 1;
-                continue;
-            }
-            let Some(addr) = self.tx_free.pop() else {
-                self.counters.tx_queue_full.inc();
-                out.dropped += 1;
-                continue;
-            };
-            if !self.area.write(addr, p.data()) {
-                self.tx_free.push(addr);
-                self.counters.tx_errors.inc();
-                out.dropped += 1;
-                continue;
-            }
-            self.staged.push(XdpDesc {
-                addr,
-                len: p.len() as u32,
-                options: 0,
-            });
-            bytes += p.len();
-        }
-        let posted = {
-            let mut w = self.tx.transmit(self.staged.len() as u32);
-            let n = w.insert(self.staged.iter().copied()) as usize;
-            w.commit();
-            n
-        };
-        // Descriptors that found no room on the ring: their frames go
-        // back to the free list and count as dropped.
-        for d in &self.staged[posted..] {
-            self.tx_free.push(d.addr);
-            bytes -= d.len as usize;
-            self.counters.tx_queue_full.inc();
-            out.dropped += 1;
-        }
-        // In copy mode each kick sends a bounded batch (32 frames) and
-        // says EAGAIN when more wait: kick while the kernel makes progress.
-        // A kick that fails with EBUSY consumed exactly one frame the
-        // driver refused (carrier off on a veth whose peer is down); an
-        // EAGAIN without progress leaves the rest for the next kick (the
-        // next burst, or the next receive poll); any other error leaves
-        // the ring as it is.
-        let mut refused = 0usize;
-        let mut fatal = None;
-        let mut pending = self.tx.pending();
-        for _ in 0..posted + 8 {
-            if pending == 0 {
-                break;
-            }
-            let res = self.kick();
-            let now = self.tx.pending();
-            match res {
-                Ok(()) => {}
-                Err(libc::EAGAIN) if now < pending => {}
-                Err(libc::EAGAIN) => break,
-                Err(libc::EBUSY) => refused += 1,
-                Err(e) => {
-                    fatal = Some(e);
-                    break;
-                }
-            }
-            pending = now;
-        }
+        let (posted, bytes) = self.post_frames(pkts, &mut out);
+        let (refused, fatal) = self.kick_posted(posted);
         let refused = refused.min(posted);
         // After a fatal error the frames still on the ring are counted as
         // dropped (should the link come back, the kernel may still send

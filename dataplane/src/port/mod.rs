@@ -5,19 +5,26 @@
 //! pairs assigned to it. So a [`Port`] is used by one thread at a time and
 //! takes `&mut self`: no lock on the per-packet path. vhost-user, AF_XDP,
 //! AF_PACKET/TAP and the in-memory ring port all implement it.
+//!
+//! - [`af_packet`], [`af_xdp`], [`tap`]: the host-interface (netdev)
+//!   ports: uplinks on any Linux interface, and the host's own TAP port.
+//! - [`netdev`]: what those ports and the control plane share: interface
+//!   names and the `ifreq` ioctls, the link-state rule, the packet-socket
+//!   opener, [`NetdevError`] and [`NetdevCounters`].
+//! - [`team`]: a team of uplinks as one port.
+//! - `mem`: the in-memory ring port (tests and benchmarks).
 
 pub mod af_packet;
 pub mod af_xdp;
 mod mem;
+pub mod netdev;
 pub mod tap;
 pub mod team;
 
-pub use af_packet::{
-    AfPacketConfig, AfPacketPort, AfPacketRxMode, NetdevCounters, NetdevCountersSnapshot,
-    NetdevError,
-};
+pub use af_packet::{AfPacketConfig, AfPacketPort, AfPacketRxMode};
 pub use af_xdp::{AfXdpConfig, AfXdpPort};
 pub use mem::{MemPortPeer, MemPortQueue, mem_port};
+pub use netdev::{NetdevCounters, NetdevCountersSnapshot, NetdevError};
 pub use tap::TapPort;
 
 use crate::packet::{Packet, PacketPool};

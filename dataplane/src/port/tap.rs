@@ -19,12 +19,12 @@
 //! as for AF_PACKET.
 
 use std::io;
-use std::mem::zeroed;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
-use super::af_packet::{
-    ErrorLog, NetdevCounters, NetdevError, TxFailure, c_ifname, classify_tx_errno,
+use super::netdev::ifreq::{Ifreq, IfreqIoctl};
+use super::netdev::{
+    ErrorLog, NetdevCounters, NetdevError, TxFailure, classify_tx_errno, set_link_up,
 };
 use super::{Port, TxOutcome};
 use crate::packet::{Packet, PacketPool};
@@ -57,56 +57,12 @@ impl std::fmt::Debug for TapPort {
     }
 }
 
-fn ioctl_ifreq(fd: RawFd, req: libc::Ioctl, ifr: &mut libc::ifreq) -> io::Result<()> {
-    // SAFETY: `ifr` is a valid, exclusively borrowed ifreq for the whole
-    // call; the requests used here (TUNSETIFF, SIOCGIFFLAGS,
-    // SIOCSIFFLAGS) read and write only that struct.
-    let rc = unsafe { libc::ioctl(fd, req, std::ptr::from_mut(ifr)) };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
-fn ifreq_named(name: &std::ffi::CStr) -> libc::ifreq {
-    // SAFETY: ifreq is plain old data (a name and a union of plain
-    // fields); all-zero is a valid value.
-    let mut ifr: libc::ifreq = unsafe { zeroed() };
-    for (d, s) in ifr.ifr_name.iter_mut().zip(name.to_bytes()) {
-        *d = *s as libc::c_char;
-    }
-    ifr
-}
-
-/// Sets `IFF_UP` on interface `name` (of the calling thread's namespace).
-pub(crate) fn set_link_up(ifname: &str) -> Result<(), NetdevError> {
-    let name = c_ifname(ifname)?;
-    // SAFETY: plain socket(2) call with constant arguments.
-    let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if s < 0 {
-        return Err(NetdevError::last_os(ifname, "socket for interface flags"));
-    }
-    // SAFETY: `s` was just returned by socket(2) and is owned by nobody
-    // else.
-    let s = unsafe { OwnedFd::from_raw_fd(s) };
-    let mut ifr = ifreq_named(&name);
-    ioctl_ifreq(s.as_raw_fd(), libc::SIOCGIFFLAGS as libc::Ioctl, &mut ifr)
-        .map_err(|e| NetdevError::os(ifname, "SIOCGIFFLAGS", e))?;
-    // SAFETY: SIOCGIFFLAGS just filled the `ifru_flags` member of the
-    // union.
-    let flags = unsafe { ifr.ifr_ifru.ifru_flags };
-    ifr.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
-    ioctl_ifreq(s.as_raw_fd(), libc::SIOCSIFFLAGS as libc::Ioctl, &mut ifr)
-        .map_err(|e| NetdevError::os(ifname, "setting the link up", e))
-}
-
 impl TapPort {
     /// Creates TAP device `name` (a `%d` in it is replaced by the kernel
     /// with a free number; see [`ifname`](Self::ifname)), sets it up and
     /// returns its receiving handle.
     pub fn create(name: &str) -> Result<TapPort, NetdevError> {
-        let cname = c_ifname(name)?;
+        let mut ifr = Ifreq::new(name)?;
         // SAFETY: the path is a valid NUL-terminated string; open(2)
         // borrows it only for the call.
         let fd = unsafe {
@@ -121,18 +77,11 @@ impl TapPort {
         // SAFETY: `fd` was just returned by open(2) and is owned by nobody
         // else.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let mut ifr = ifreq_named(&cname);
-        ifr.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
-        ioctl_ifreq(fd.as_raw_fd(), libc::TUNSETIFF as libc::Ioctl, &mut ifr)
+        ifr.set_flags((libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short);
+        ifr.ioctl(fd.as_raw_fd(), IfreqIoctl::TunSetIff)
             .map_err(|e| NetdevError::os(name, "TUNSETIFF (create TAP)", e))?;
         // The kernel wrote back the name it chose.
-        let actual: Vec<u8> = ifr
-            .ifr_name
-            .iter()
-            .take_while(|&&c| c != 0)
-            .map(|&c| c as u8)
-            .collect();
-        let actual = String::from_utf8_lossy(&actual).into_owned();
+        let actual = ifr.name();
         set_link_up(&actual)?;
         Ok(TapPort {
             ifname: Arc::from(actual.as_str()),

@@ -11,7 +11,7 @@ use std::io;
 use std::mem::size_of;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use crate::port::af_packet::NetdevError;
+use crate::port::netdev::NetdevError;
 
 const BPF_MAP_CREATE: libc::c_int = 0;
 const BPF_MAP_UPDATE_ELEM: libc::c_int = 2;
@@ -387,15 +387,23 @@ fn netlink_socket() -> io::Result<OwnedFd> {
     let raw = fd.as_raw_fd();
     // Errors come back without our request echoed, with the kernel's
     // explanation attached (best effort: old kernels lack these).
-    let _ =
-        crate::port::af_packet::setsockopt(raw, libc::SOL_NETLINK, libc::NETLINK_CAP_ACK, &1i32);
-    let _ =
-        crate::port::af_packet::setsockopt(raw, libc::SOL_NETLINK, libc::NETLINK_EXT_ACK, &1i32);
+    let _ = crate::port::netdev::packet_socket::setsockopt(
+        raw,
+        libc::SOL_NETLINK,
+        libc::NETLINK_CAP_ACK,
+        &1i32,
+    );
+    let _ = crate::port::netdev::packet_socket::setsockopt(
+        raw,
+        libc::SOL_NETLINK,
+        libc::NETLINK_EXT_ACK,
+        &1i32,
+    );
     let tv = libc::timeval {
         tv_sec: 2,
         tv_usec: 0,
     };
-    crate::port::af_packet::setsockopt(raw, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)?;
+    crate::port::netdev::packet_socket::setsockopt(raw, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)?;
     Ok(fd)
 }
 

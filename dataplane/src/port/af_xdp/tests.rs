@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use super::*;
 use crate::packet::HEADROOM;
-use crate::port::af_packet::NetdevCountersSnapshot;
 use crate::port::af_packet::testnet::{
     RawSock, assert_frames, collect, frame, in_netns, ip, packets, tagged, veth, wait_peer_to_port,
 };
+use crate::port::netdev::NetdevCountersSnapshot;
 
 const WAIT: Duration = Duration::from_secs(3);
 const LINGER: Duration = Duration::from_millis(150);
@@ -316,7 +316,7 @@ fn veth_peer_udp_checksums_arrive_complete_with_tx_offload_off() {
         assert_eq!(seen.len(), 3);
         for f in &seen {
             let mut fixed = f.clone();
-            assert!(crate::port::af_packet::complete_l4_checksum(&mut fixed));
+            assert!(crate::checksum::complete_l4_checksum(&mut fixed));
             assert!(fixed == *f, "partial UDP checksum reached the port");
         }
     });

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use super::*;
 use crate::packet::HEADROOM;
-use crate::port::af_packet::NetdevCountersSnapshot;
 use crate::port::af_packet::testnet::{
     RawSock, assert_frames, collect, frame, in_netns, ip, packets, tagged,
 };
+use crate::port::netdev::NetdevCountersSnapshot;
 
 const WAIT: Duration = Duration::from_secs(3);
 const LINGER: Duration = Duration::from_millis(150);
