@@ -10,14 +10,13 @@
 //!
 //! Unsafe code lives in `spsc` (the lock-free ring), `sys` (`prctl`,
 //! `poll`, `recv`), `packet` (frame tails lent from guest memory or a
-//! UMEM), `vhost::{guest_mem, sigbus}` and `vhost::port` (one tail
+//! UMEM), `vhost::{guest_mem, sigbus}` and `vhost::rx` (one tail
 //! hand-over), and the host-interface ports: `port::netdev` (the `ifreq`
 //! ioctls, packet sockets), `port::af_packet` and its `ring` and `mmsg`,
 //! `port::af_xdp` and its `bpf`, `port::tap` and `port::team` (borrowing
 //! member descriptors to poll). Each states the invariants it relies on.
 #![warn(missing_docs)]
 
-mod checksum;
 pub mod doorbell;
 pub mod mac_table;
 pub mod packet;

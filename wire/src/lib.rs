@@ -12,16 +12,20 @@
 //! - [`arp`]: the Ethernet/IPv4 ARP (and RARP) body, read and written.
 //! - [`flow`]: the flow key the team hash policies read, built from the
 //!   views above.
+//! - [`checksum`]: completing the TCP/UDP checksum of a frame the kernel
+//!   left for the NIC (`CHECKSUM_PARTIAL`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod arp;
+pub mod checksum;
 pub mod ethernet;
 pub mod flow;
 pub mod ip;
 mod mac;
 
 pub use arp::{ARP_LEN, ArpOp, ArpPacket, ArpRepr};
+pub use checksum::complete_l4_checksum;
 pub use ethernet::{
     ETH_HEADER_LEN, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_RARP, EthernetHeader,
     TPID_8021AD, TPID_8021Q, TPID_QINQ_OLD, VLAN_TAG_LEN, is_vlan_tpid, tci_priority_bits, tci_vid,

@@ -53,7 +53,7 @@
 //! the `TPACKET_V2` receive ring, `mmsg` the `recvmmsg`/`sendmmsg`
 //! batches (receive in [`AfPacketRxMode::Mmsg`], and transmit in every
 //! mode). Sockets, interface names and the link-state rule come from
-//! [`super::netdev`], checksum completion from `crate::checksum`.
+//! [`super::netdev`], checksum completion from `wire::checksum`.
 //!
 //! Unsafe code here: socket options (`PACKET_STATISTICS`, the promiscuous
 //! membership). In `mmsg`: `sendmmsg`/`recvmmsg` (pointers to our own

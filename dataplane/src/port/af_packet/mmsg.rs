@@ -8,10 +8,10 @@ use std::mem::{size_of, zeroed};
 use std::os::fd::{AsRawFd, RawFd};
 
 use super::{AfPacketPort, Rx, RxMeta, vlan_of};
-use crate::checksum::complete_l4_checksum;
 use crate::packet::{Packet, PacketPool};
 use crate::port::TxOutcome;
 use crate::port::netdev::{ErrorLog, NetdevCounters, TxFailure, classify_tx_errno, errno, link_up};
+use wire::complete_l4_checksum;
 
 /// Most frames handed to the kernel in one `sendmmsg`/`recvmmsg`.
 pub const SYSCALL_BATCH: usize = 64;

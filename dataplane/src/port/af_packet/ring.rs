@@ -13,10 +13,10 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::{AfPacketConfig, AfPacketPort, Rx, RxMeta, vlan_of};
-use crate::checksum::complete_l4_checksum;
 use crate::packet::{Packet, PacketPool};
 use crate::port::netdev::NetdevError;
 use crate::port::netdev::packet_socket::setsockopt;
+use wire::complete_l4_checksum;
 
 /// `TPACKET_V2` from `enum tpacket_versions`.
 pub(super) const TPACKET_V2: libc::c_int = 1;

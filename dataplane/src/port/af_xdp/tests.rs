@@ -316,7 +316,7 @@ fn veth_peer_udp_checksums_arrive_complete_with_tx_offload_off() {
         assert_eq!(seen.len(), 3);
         for f in &seen {
             let mut fixed = f.clone();
-            assert!(crate::checksum::complete_l4_checksum(&mut fixed));
+            assert!(wire::complete_l4_checksum(&mut fixed));
             assert!(fixed == *f, "partial UDP checksum reached the port");
         }
     });

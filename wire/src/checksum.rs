@@ -1,24 +1,26 @@
 //! Completing TCP/UDP checksums that the kernel left for the NIC to fill
 //! in (`CHECKSUM_PARTIAL` frames from local senders and veth peers, which
-//! the netdev ports receive). Self-contained: plain byte slices in and out.
+//! the netdev ports receive). Plain byte slices in and out.
+
+use crate::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_TCP, IPPROTO_UDP, is_vlan_tpid};
 
 /// Fills in the TCP or UDP checksum of an Ethernet frame (untagged, or
-/// with 802.1Q/802.1ad tags) carrying unfragmented IPv4, or IPv6 without
+/// with VLAN tags, [`is_vlan_tpid`]) carrying unfragmented IPv4, or IPv6 without
 /// extension headers. The kernel hands over frames from local senders and
 /// veth peers with the checksum left for the NIC (`CHECKSUM_PARTIAL`);
 /// on the switch they would reach guests and the wire with a wrong one.
 /// Returns false, leaving the frame as it is, for anything else.
-pub(crate) fn complete_l4_checksum(f: &mut [u8]) -> bool {
+pub fn complete_l4_checksum(f: &mut [u8]) -> bool {
     let be16 = |f: &[u8], o: usize| f.get(o..o + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
     let mut off = 12;
     let mut ethertype = be16(f, off);
-    while matches!(ethertype, Some(0x8100 | 0x88a8)) {
+    while ethertype.is_some_and(is_vlan_tpid) {
         off += 4;
         ethertype = be16(f, off);
     }
     let l3 = off + 2;
     let (proto, l4, l4_len, mut sum) = match ethertype {
-        Some(0x0800) => {
+        Some(ETHERTYPE_IPV4) => {
             let Some(&vihl) = f.get(l3) else {
                 return false;
             };
@@ -40,7 +42,7 @@ pub(crate) fn complete_l4_checksum(f: &mut [u8]) -> bool {
             };
             (f[l3 + 9], l3 + ihl, l4_len, ones_sum(addrs, 0))
         }
-        Some(0x86dd) => {
+        Some(ETHERTYPE_IPV6) => {
             let (Some(payload), Some(addrs)) = (be16(f, l3 + 4), f.get(l3 + 8..l3 + 40)) else {
                 return false;
             };
@@ -49,8 +51,8 @@ pub(crate) fn complete_l4_checksum(f: &mut [u8]) -> bool {
         _ => return false,
     };
     let csum_at = match proto {
-        6 => 16,
-        17 => 6,
+        IPPROTO_TCP => 16,
+        IPPROTO_UDP => 6,
         _ => return false,
     };
     if l4 + l4_len > f.len() || l4_len < csum_at + 2 || l4_len > 0xffff {
@@ -61,7 +63,7 @@ pub(crate) fn complete_l4_checksum(f: &mut [u8]) -> bool {
     f[l4 + csum_at + 1] = 0;
     sum = ones_sum(&f[l4..l4 + l4_len], sum);
     let mut c = !fold(sum);
-    if proto == 17 && c == 0 {
+    if proto == IPPROTO_UDP && c == 0 {
         c = 0xffff;
     }
     f[l4 + csum_at..l4 + csum_at + 2].copy_from_slice(&c.to_be_bytes());
