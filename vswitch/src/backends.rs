@@ -16,7 +16,7 @@ use dataplane::port::team::{TeamPort, TeamShared};
 use dataplane::{Port, PortId, PortQueue, Switch};
 use teaming::{Team, Timestamp};
 
-use crate::teams::{KernelIo, TeamRuntime, TeamSupervisor, team_spec};
+use crate::team_supervisor::{KernelIo, TeamRuntime, TeamSupervisor, team_spec};
 use crate::translate::{PortIds, vlan_mode};
 
 /// What backs a kernel-backed port.

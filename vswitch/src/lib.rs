@@ -21,6 +21,6 @@ pub mod control;
 pub mod daemon;
 pub mod netdev;
 pub mod protocol;
-pub mod sriov;
-pub mod teams;
+pub mod sriov_service;
+pub mod team_supervisor;
 pub mod translate;
