@@ -18,10 +18,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use config::{Config, ConfigError};
+use dataplane::snapshot::Snapshot;
 use dataplane::vhost::VhostError;
 use dataplane::{PmdConfig, Switch, SwitchError};
 
-use crate::backends::Netdevs;
+use crate::backends::{self, Netdevs};
 use crate::protocol::{self, Request, Response};
 use crate::translate::{PortIds, TranslateError, switch_spec};
 
@@ -180,7 +181,23 @@ impl Daemon {
             sriov: crate::sriov_service::SriovService::system(),
         };
         for (sw, spec) in cfg.switches.iter().zip(specs) {
-            match start_switch(sw, spec, &daemon.pmds, &daemon.ids, &BTreeSet::new()) {
+            let started = Snapshot::build(spec, 1)
+                .map_err(|e| DaemonError::Start {
+                    switch: sw.name.clone(),
+                    source: SwitchError::Spec(e),
+                })
+                .and_then(|snapshot| {
+                    let teams = backends::build_teams(sw);
+                    start_switch(
+                        sw,
+                        snapshot,
+                        teams,
+                        &daemon.pmds,
+                        &daemon.ids,
+                        &BTreeSet::new(),
+                    )
+                });
+            match started {
                 Ok((r, _)) => {
                     daemon.switches.insert(sw.name.clone(), r);
                 }

@@ -44,8 +44,10 @@ use std::path::{Path, PathBuf};
 use std::sync::PoisonError;
 
 use config::{Change, Config};
+use dataplane::snapshot::Snapshot;
 use dataplane::vhost::SocketPerms;
 use dataplane::{PortId, PortQueue, SwitchError};
+use teaming::{Team, TeamSpec};
 
 use super::ports::{
     VhostPort, attach_hint, create_vhost, port_queue_pairs, retire, server_socket, server_sockets,
@@ -55,7 +57,43 @@ use super::startup::{buf_size_for, load_config, start_switch};
 use super::{Daemon, DaemonError, Running, chain, sriov_lines};
 use crate::backends;
 use crate::protocol;
+use crate::team_supervisor::team_spec;
 use crate::translate::{PortIds, switch_spec};
+
+/// What the check of a reload built, for the commit to use as it is: the
+/// diff is computed, each switch's snapshot and each team built, once.
+#[derive(Debug)]
+struct Checked {
+    /// The new configuration.
+    config: Config,
+    /// Its changes against the running one.
+    changes: Vec<Change>,
+    /// Port IDs, with those of new ports.
+    ids: PortIds,
+    /// One per switch of `config`, in its order.
+    switches: Vec<CheckedSwitch>,
+}
+
+/// A switch of the new configuration as the check built it.
+#[derive(Debug)]
+struct CheckedSwitch {
+    /// Its validated snapshot: a new switch starts with it, a running one
+    /// gets it published.
+    snapshot: Snapshot,
+    /// Its teams, in its order.
+    teams: Vec<CheckedTeam>,
+}
+
+/// A team of the new configuration as the check built it.
+#[derive(Debug)]
+struct CheckedTeam {
+    /// Team name.
+    name: String,
+    /// Its teaming spec: a running team is reconfigured with it.
+    spec: TeamSpec,
+    /// The team: a new switch's team starts with it.
+    team: Team,
+}
 
 /// A port created by a reload, not yet attached.
 #[derive(Debug)]
@@ -125,6 +163,7 @@ enum Verdict {
     Apply,
     Ignore(&'static str),
     Restart(String),
+    /// A kind of change this daemon does not know (see `classify`).
     NotImplemented,
 }
 
@@ -201,6 +240,8 @@ impl Daemon {
             | Change::SriovPfRemoved { .. }
             | Change::SriovNumVfsChanged { .. }
             | Change::SriovVfChanged { .. } => Verdict::Apply,
+            // `Change` is non-exhaustive: a kind of change `config` learns
+            // later is refused until the daemon knows how to apply it.
             _ => Verdict::NotImplemented,
         }
     }
@@ -236,6 +277,38 @@ impl Daemon {
             .map(Path::to_path_buf)
             .or_else(|| self.config_file.clone());
         let new = load_config(&self.opts, file.as_deref())?;
+        let (checked, words, ignored) = self.check(new)?;
+        let reply = protocol::ReloadReply {
+            dry_run,
+            config_file: file.clone(),
+            changes: words,
+            ignored,
+            applied: !dry_run,
+            sriov: Vec::new(),
+        };
+        if dry_run {
+            return Ok(reply);
+        }
+        let mut reply = reply;
+        self.apply(checked)?;
+        self.config_file = file;
+        self.reloads += 1;
+        // Every reload reconciles SR-IOV (drift is corrected too); its
+        // failures are per VF and reported, never a refused reload.
+        let r = self.sriov.apply(&self.config);
+        r.log();
+        reply.sriov = sriov_lines(&r);
+        for c in &reply.changes {
+            tracing::info!("reload: {c}");
+        }
+        Ok(reply)
+    }
+
+    /// Step 1 of a reload (see the module docs): classifies every change
+    /// of `new`, builds every team and every switch's snapshot. Returns
+    /// what it built, the applicable changes and the ignored ones in
+    /// words; any refusal is an error.
+    fn check(&self, new: Config) -> Result<(Checked, Vec<String>, Vec<String>), DaemonError> {
         let changes = config::diff(&self.config, &new);
         let mut words = Vec::new();
         let mut ignored = Vec::new();
@@ -253,70 +326,63 @@ impl Daemon {
         }
         // Every team's new settings must make a team, so applying them to
         // a running one cannot fail half-way.
+        let mut teams = Vec::new();
         for sw in &new.switches {
+            let mut built = Vec::new();
             for t in &sw.teams {
-                if let Err(e) = teaming::Team::new(
-                    crate::team_supervisor::team_spec(&sw.name, t),
-                    teaming::Timestamp::ZERO,
-                ) {
-                    return Err(DaemonError::Refused(vec![format!(
-                        "  team {}: {e}",
-                        t.name
-                    )]));
+                let spec = team_spec(&sw.name, t);
+                match Team::new(spec.clone(), backends::now()) {
+                    Ok(team) => built.push(CheckedTeam {
+                        name: t.name.clone(),
+                        spec,
+                        team,
+                    }),
+                    Err(e) => {
+                        return Err(DaemonError::Refused(vec![format!(
+                            "  team {}: {e}",
+                            t.name
+                        )]));
+                    }
                 }
             }
+            teams.push(built);
         }
         let mut ids = self.ids.clone();
-        let mut specs = Vec::new();
-        for sw in &new.switches {
+        let mut switches = Vec::new();
+        for (sw, teams) in new.switches.iter().zip(teams) {
             let spec = switch_spec(sw, &mut ids)?;
-            dataplane::snapshot::Snapshot::build(spec.clone(), 0).map_err(|e| {
-                DaemonError::Spec {
-                    switch: sw.name.clone(),
-                    source: SwitchError::Spec(e),
-                }
+            let snapshot = Snapshot::build(spec, 0).map_err(|e| DaemonError::Spec {
+                switch: sw.name.clone(),
+                source: SwitchError::Spec(e),
             })?;
-            specs.push(spec);
+            switches.push(CheckedSwitch { snapshot, teams });
         }
-        let reply = protocol::ReloadReply {
-            dry_run,
-            config_file: file.clone(),
-            changes: words,
-            ignored,
-            applied: !dry_run,
-            sriov: Vec::new(),
+        let checked = Checked {
+            config: new,
+            changes,
+            ids,
+            switches,
         };
-        if dry_run {
-            return Ok(reply);
-        }
-        let mut reply = reply;
-        self.apply(new, specs, ids)?;
-        self.config_file = file;
-        self.reloads += 1;
-        // Every reload reconciles SR-IOV (drift is corrected too); its
-        // failures are per VF and reported, never a refused reload.
-        let r = self.sriov.apply(&self.config);
-        r.log();
-        reply.sriov = sriov_lines(&r);
-        for c in &reply.changes {
-            tracing::info!("reload: {c}");
-        }
-        Ok(reply)
+        Ok((checked, words, ignored))
     }
 
     /// Steps 2 and 3 of a reload (see the module docs).
-    fn apply(
-        &mut self,
-        new: Config,
-        specs: Vec<dataplane::SwitchSpec>,
-        ids: PortIds,
-    ) -> Result<(), DaemonError> {
+    fn apply(&mut self, checked: Checked) -> Result<(), DaemonError> {
+        let Checked {
+            config: new,
+            changes,
+            ids,
+            switches,
+        } = checked;
         let old_sockets = server_sockets(&self.config);
         let mut prepared = Prepared::default();
-        if let Err(e) = self.prepare(&new, &specs, &ids, &mut prepared) {
-            prepared.discard(&old_sockets);
-            return Err(e);
-        }
+        let mut running = match self.prepare(&new, switches, &ids, &mut prepared) {
+            Ok(running) => running,
+            Err(e) => {
+                prepared.discard(&old_sockets);
+                return Err(e);
+            }
+        };
         if let Err(e) = self.apply_socket_access(&new) {
             prepared.discard(&old_sockets);
             return Err(e);
@@ -328,55 +394,16 @@ impl Daemon {
         for p in prepared.ports {
             new_ports.entry(p.switch.clone()).or_default().push(p);
         }
-        for (sw, spec) in new.switches.iter().zip(specs) {
-            let Some(r) = self.switches.get_mut(&sw.name) else {
+        let mut teams = BTreeMap::new();
+        for sw in &new.switches {
+            let Some(checked) = running.remove(&sw.name) else {
                 continue;
             };
-            let old_sw = self.config.switch(&sw.name);
-            let old_port = |name: &str| old_sw.and_then(|s| s.port(name));
-            // Re-created ports: take the old queues back first.
-            for p in &sw.ports {
-                let recreated = old_port(&p.name).is_some_and(|o| o.kind != p.kind);
-                if recreated && let Some(old) = r.vhost.remove(&p.name) {
-                    if let Some(id) = ids.get(&p.name)
-                        && let Err(e) = r.switch.detach_port(id)
-                    {
-                        errors.push(format!("port {}: {}", p.name, chain(&e)));
-                    }
-                    retired.push((p.name.clone(), old));
-                }
-            }
-            for np in new_ports.remove(&sw.name).unwrap_or_default() {
-                if let Err(e) = r.switch.attach_port(np.id, np.queues) {
-                    errors.push(format!("port {}: {}", np.name, chain(&e)));
-                }
-                tracing::info!("{}", attach_hint(&np.name, &np.port));
-                r.vhost.insert(np.name, np.port);
-            }
-            if r.switch.snapshot().spec() != &spec
-                && let Err(e) = r.switch.update(spec)
-            {
-                errors.push(format!("switch {}: {}", sw.name, chain(&e)));
-            }
-            // Ports that left this switch: detach after the update, so no
-            // frame is steered to them any more.
-            if let Some(old_sw) = old_sw {
-                for op in &old_sw.ports {
-                    if sw.port(&op.name).is_some() {
-                        continue;
-                    }
-                    if let Some(id) = self.ids.get(&op.name)
-                        && let Err(e) = r.switch.detach_port(id)
-                    {
-                        errors.push(format!("port {}: {}", op.name, chain(&e)));
-                    }
-                    if let Some(old) = r.vhost.remove(&op.name) {
-                        retired.push((op.name.clone(), old));
-                    }
-                }
-            }
+            let ports = new_ports.remove(&sw.name).unwrap_or_default();
+            self.commit_switch(sw, checked.snapshot, ports, &ids, &mut retired, &mut errors);
+            teams.insert(sw.name.clone(), checked.teams);
         }
-        errors.extend(self.apply_teams(&new));
+        errors.extend(self.apply_teams(&new, &changes, teams));
         for (name, port) in retired {
             retire(&name, port, &keep);
         }
@@ -426,16 +453,81 @@ impl Daemon {
         }
     }
 
+    /// Step 3 for one running switch `sw` (as the new configuration has
+    /// it): re-created ports give their queues back, `ports` (prepared for
+    /// it) are attached, `snapshot` is published if its spec changed, and
+    /// ports that left are detached. Ports to retire go to `retired`,
+    /// failures to `errors`.
+    fn commit_switch(
+        &mut self,
+        sw: &config::Switch,
+        snapshot: Snapshot,
+        ports: Vec<NewPort>,
+        ids: &PortIds,
+        retired: &mut Vec<(String, VhostPort)>,
+        errors: &mut Vec<String>,
+    ) {
+        let Some(r) = self.switches.get_mut(&sw.name) else {
+            return;
+        };
+        let old_sw = self.config.switch(&sw.name);
+        let old_port = |name: &str| old_sw.and_then(|s| s.port(name));
+        // Re-created ports: take the old queues back first.
+        for p in &sw.ports {
+            let recreated = old_port(&p.name).is_some_and(|o| o.kind != p.kind);
+            if recreated && let Some(old) = r.vhost.remove(&p.name) {
+                if let Some(id) = ids.get(&p.name)
+                    && let Err(e) = r.switch.detach_port(id)
+                {
+                    errors.push(format!("port {}: {}", p.name, chain(&e)));
+                }
+                retired.push((p.name.clone(), old));
+            }
+        }
+        for np in ports {
+            if let Err(e) = r.switch.attach_port(np.id, np.queues) {
+                errors.push(format!("port {}: {}", np.name, chain(&e)));
+            }
+            tracing::info!("{}", attach_hint(&np.name, &np.port));
+            r.vhost.insert(np.name, np.port);
+        }
+        if r.switch.snapshot().spec() != snapshot.spec() {
+            r.switch.publish(snapshot);
+        }
+        // Ports that left this switch: detach after the update, so no
+        // frame is steered to them any more.
+        if let Some(old_sw) = old_sw {
+            for op in &old_sw.ports {
+                if sw.port(&op.name).is_some() {
+                    continue;
+                }
+                if let Some(id) = self.ids.get(&op.name)
+                    && let Err(e) = r.switch.detach_port(id)
+                {
+                    errors.push(format!("port {}: {}", op.name, chain(&e)));
+                }
+                if let Some(old) = r.vhost.remove(&op.name) {
+                    retired.push((op.name.clone(), old));
+                }
+            }
+        }
+    }
+
     /// Reconfigures the running teams whose settings `new` changes (policy,
     /// member order and roles, failback, failure detection, notify
     /// switches, the members' VLAN mode): see
     /// [`crate::team_supervisor::TeamRuntime::reconfigure`]. The member sets are the
     /// running ones (a reload that changes one is refused) and every new
-    /// team was built once in the check, so this does not fail short of a
-    /// bug; what does is returned.
-    fn apply_teams(&self, new: &Config) -> Vec<String> {
+    /// team was built once in the check (`checked`, by switch: their
+    /// teaming specs are used here), so this does not fail short of a
+    /// bug; what does is returned. `changes` is the reload's diff.
+    fn apply_teams(
+        &self,
+        new: &Config,
+        changes: &[Change],
+        mut checked: BTreeMap<String, Vec<CheckedTeam>>,
+    ) -> Vec<String> {
         let mut errors = Vec::new();
-        let changes = config::diff(&self.config, new);
         for sw in &new.switches {
             let (Some(r), Some(old_sw)) =
                 (self.switches.get(&sw.name), self.config.switch(&sw.name))
@@ -476,8 +568,20 @@ impl Daemon {
                         Vec::new()
                     })
                 });
+                let Some(spec) = checked
+                    .get_mut(&sw.name)
+                    .and_then(|ts| {
+                        ts.iter()
+                            .position(|c| c.name == nt.name)
+                            .map(|i| ts.remove(i))
+                    })
+                    .map(|c| c.spec)
+                else {
+                    continue;
+                };
                 match rt.reconfigure(
                     nt,
+                    spec,
                     vlan,
                     rows,
                     &r.netdevs.uplink_ids,
@@ -557,83 +661,100 @@ impl Daemon {
 
     /// Starts new switches and creates new or re-created vhost-user ports;
     /// touches nothing that runs. On error, `out` holds what it made so far.
+    /// `switches` is what the check built, one per switch of `new`: a new
+    /// switch starts with its snapshot and teams; those of running switches
+    /// are returned by name, for the commit.
     fn prepare(
         &self,
         new: &Config,
-        specs: &[dataplane::SwitchSpec],
+        switches: Vec<CheckedSwitch>,
         ids: &PortIds,
         out: &mut Prepared,
-    ) -> Result<(), DaemonError> {
+    ) -> Result<BTreeMap<String, CheckedSwitch>, DaemonError> {
         let retiring = self.retiring_sockets(new);
-        for (sw, spec) in new.switches.iter().zip(specs) {
-            let Some(r) = self.switches.get(&sw.name) else {
-                let mut pmds = self.pmds.clone();
-                let size = buf_size_for(sw.mtu).max(pmds.first().map_or(0, |p| p.buf_size));
-                for p in &mut pmds {
-                    p.buf_size = size;
-                }
-                match start_switch(sw, spec.clone(), &pmds, ids, &retiring) {
-                    Ok((r, deferred)) => {
-                        out.switches.push((sw.name.clone(), r));
-                        out.deferred
-                            .extend(deferred.into_iter().map(|(p, rx)| (sw.name.clone(), p, rx)));
-                    }
-                    Err(e) => return Err(e),
-                }
+        let mut running = BTreeMap::new();
+        for (sw, checked) in new.switches.iter().zip(switches) {
+            if let Some(r) = self.switches.get(&sw.name) {
+                self.prepare_ports(sw, r, ids, &retiring, out)?;
+                running.insert(sw.name.clone(), checked);
                 continue;
-            };
-            let old_sw = self.config.switch(&sw.name);
-            let n = r.switch.pmd_count().max(1);
-            // Receive polling goes to the PMD with the fewest receive
-            // rings (a port's queue pairs go round-robin from there).
-            let mut load = vec![0usize; n];
-            for v in r.vhost.values() {
-                for &m in &v.rx_pmds {
-                    if let Some(l) = load.get_mut(m) {
-                        *l += 1;
-                    }
+            }
+            let mut pmds = self.pmds.clone();
+            let size = buf_size_for(sw.mtu).max(pmds.first().map_or(0, |p| p.buf_size));
+            for p in &mut pmds {
+                p.buf_size = size;
+            }
+            let teams = checked.teams.into_iter().map(|t| Ok(t.team)).collect();
+            let (r, deferred) = start_switch(sw, checked.snapshot, teams, &pmds, ids, &retiring)?;
+            out.switches.push((sw.name.clone(), r));
+            out.deferred
+                .extend(deferred.into_iter().map(|(p, rx)| (sw.name.clone(), p, rx)));
+        }
+        Ok(running)
+    }
+
+    /// Creates the new or re-created vhost-user ports of running switch
+    /// `r` (`sw` as the new configuration has it) into `out`; a server port
+    /// whose socket is `retiring` is deferred.
+    fn prepare_ports(
+        &self,
+        sw: &config::Switch,
+        r: &Running,
+        ids: &PortIds,
+        retiring: &BTreeSet<PathBuf>,
+        out: &mut Prepared,
+    ) -> Result<(), DaemonError> {
+        let old_sw = self.config.switch(&sw.name);
+        let n = r.switch.pmd_count().max(1);
+        // Receive polling goes to the PMD with the fewest receive
+        // rings (a port's queue pairs go round-robin from there).
+        let mut load = vec![0usize; n];
+        for v in r.vhost.values() {
+            for &m in &v.rx_pmds {
+                if let Some(l) = load.get_mut(m) {
+                    *l += 1;
                 }
             }
-            let add_load = |load: &mut Vec<usize>, p: &config::Port, first: usize| {
-                for q in 0..port_queue_pairs(p) {
-                    if let Some(l) = load.get_mut((first + q) % n) {
-                        *l += 1;
-                    }
+        }
+        let add_load = |load: &mut Vec<usize>, p: &config::Port, first: usize| {
+            for q in 0..port_queue_pairs(p) {
+                if let Some(l) = load.get_mut((first + q) % n) {
+                    *l += 1;
                 }
+            }
+        };
+        for p in &sw.ports {
+            let fresh = match old_sw.and_then(|s| s.port(&p.name)) {
+                None => true,
+                Some(o) => o.kind != p.kind,
             };
-            for p in &sw.ports {
-                let fresh = match old_sw.and_then(|s| s.port(&p.name)) {
-                    None => true,
-                    Some(o) => o.kind != p.kind,
-                };
-                if !fresh {
-                    continue;
-                }
-                let rx_pmd = (0..n).min_by_key(|&i| load[i]).unwrap_or(0);
-                if server_socket(p).is_some_and(|s| retiring.contains(&socket_identity(s))) {
+            if !fresh {
+                continue;
+            }
+            let rx_pmd = (0..n).min_by_key(|&i| load[i]).unwrap_or(0);
+            if server_socket(p).is_some_and(|s| retiring.contains(&socket_identity(s))) {
+                add_load(&mut load, p, rx_pmd);
+                out.deferred.push((sw.name.clone(), p.clone(), rx_pmd));
+                continue;
+            }
+            match create_vhost(p, n, rx_pmd) {
+                Ok(Some((port, queues))) => {
                     add_load(&mut load, p, rx_pmd);
-                    out.deferred.push((sw.name.clone(), p.clone(), rx_pmd));
-                    continue;
+                    let Some(id) = ids.get(&p.name) else {
+                        continue;
+                    };
+                    out.ports.push(NewPort {
+                        switch: sw.name.clone(),
+                        name: p.name.clone(),
+                        id,
+                        port,
+                        queues,
+                    });
                 }
-                match create_vhost(p, n, rx_pmd) {
-                    Ok(Some((port, queues))) => {
-                        add_load(&mut load, p, rx_pmd);
-                        let Some(id) = ids.get(&p.name) else {
-                            continue;
-                        };
-                        out.ports.push(NewPort {
-                            switch: sw.name.clone(),
-                            name: p.name.clone(),
-                            id,
-                            port,
-                            queues,
-                        });
-                    }
-                    Ok(None) => {
-                        tracing::warn!(port = %p.name, "internal (TAP) ports are not implemented yet: no device is created");
-                    }
-                    Err(e) => return Err(e),
-                }
+                // Internal ports: a reload that adds one is refused (they
+                // are opened at start), so none is new here.
+                Ok(None) => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(())

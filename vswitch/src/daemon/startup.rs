@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use config::{Config, ConfigError};
+use dataplane::snapshot::Snapshot;
 use dataplane::{IdlePolicy, PmdConfig, Switch};
+use teaming::Team;
 
 use super::ports::{create_vhost, server_socket, socket_identity};
 use super::reload::Prepared;
@@ -172,17 +174,20 @@ pub fn describe(cfg: &Config, pmds: &[PmdConfig]) -> String {
     out
 }
 
-/// Starts one switch with its spec and creates its vhost-user ports.
+/// Starts one switch with its validated `snapshot`, creates its vhost-user
+/// ports and opens its kernel-backed ports and `teams` (built from
+/// `sw.teams`, one each, in order; see [`backends::start`]).
 /// Server ports whose socket is in `defer` are not created but returned
 /// with their receive PMD, for the caller to create later.
 pub(super) fn start_switch(
     sw: &config::Switch,
-    spec: dataplane::SwitchSpec,
+    snapshot: Snapshot,
+    teams: Vec<Result<Team, String>>,
     pmds: &[PmdConfig],
     ids: &PortIds,
     defer: &BTreeSet<PathBuf>,
 ) -> Result<(Running, Vec<(config::Port, usize)>), DaemonError> {
-    let switch = Switch::start(spec, pmds).map_err(|source| DaemonError::Start {
+    let switch = Switch::start_from(snapshot, pmds).map_err(|source| DaemonError::Start {
         switch: sw.name.clone(),
         source,
     })?;
@@ -231,6 +236,6 @@ pub(super) fn start_switch(
             }
         }
     }
-    running.netdevs = backends::start(sw, ids, &running.switch, sw.ports.len());
+    running.netdevs = backends::start(sw, ids, &running.switch, sw.ports.len(), teams);
     Ok((running, deferred))
 }

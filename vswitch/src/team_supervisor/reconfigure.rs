@@ -4,14 +4,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use dataplane::PortId;
 use dataplane::mac_table::MacTableRow;
-use teaming::{GuestAddr, Team, Timestamp};
+use teaming::{GuestAddr, Team, TeamSpec, Timestamp};
 
-use super::{Outgoing, TeamRuntime, team_spec};
+use super::{Outgoing, TeamRuntime};
 
 impl TeamRuntime {
     /// Applies a reload's settings for this team: `cfg` (policy, member
-    /// order and roles, failback, failure detection, notify-switches) and
-    /// the members' VLAN mode `vlan`. The member set must be the one the
+    /// order and roles, failback, failure detection, notify-switches),
+    /// `spec` its teaming spec ([`team_spec`](super::team_spec) of `cfg`, built by the
+    /// reload's check) and the members' VLAN mode `vlan`. The member set must be the one the
     /// team started with (its members' queues are opened at start). The
     /// state machine is rebuilt with [`Team::reconfigured`] (link states,
     /// beacon verdicts and what still holds are kept), the new member
@@ -25,6 +26,7 @@ impl TeamRuntime {
     pub fn reconfigure(
         &mut self,
         cfg: &config::Team,
+        spec: TeamSpec,
         vlan: dataplane::VlanMode,
         rows: &[MacTableRow],
         uplinks: &BTreeSet<PortId>,
@@ -47,7 +49,7 @@ impl TeamRuntime {
             })?;
         let team = self
             .team
-            .reconfigured(team_spec(&self.switch, cfg), now)
+            .reconfigured(spec, now)
             .map_err(|e| format!("team {}: {e}", self.name))?;
         self.vlan = vlan;
         let guests = self.guests(rows, uplinks);
@@ -124,7 +126,7 @@ mod tests {
     use teaming::{Beacon, GuestPort, MemberIndex, Timestamp};
 
     use super::super::testing::{FakeIo, cfg, row, runtime};
-    use super::super::{TeamRuntime, supervise};
+    use super::super::{TeamRuntime, supervise, team_spec};
 
     /// The member name the PMDs use for guest port `p` under `port-id` or
     /// `explicit-failover` (what they were published, in their order).
@@ -153,7 +155,15 @@ mod tests {
         c.policy = config::TeamPolicy::PortId;
         let what = vec!["bond0: policy explicit-failover -> port-id".to_string()];
         let moved = rt
-            .reconfigure(&c, vlan.clone(), &table, &uplinks, &what, t(100))
+            .reconfigure(
+                &c,
+                team_spec("sw0", &c),
+                vlan.clone(),
+                &table,
+                &uplinks,
+                &what,
+                t(100),
+            )
             .expect("same members");
         assert_eq!(moved, 2);
         let on: Vec<Option<String>> = (1..=4).map(|p| pmd_member(&rt, p)).collect();
@@ -187,8 +197,16 @@ mod tests {
         // Reversed order: the PMDs keep eth0, eth1 in their order, the
         // team numbers eth1 first; every guest swaps member.
         c.active = vec!["eth1".into(), "eth0".into()];
-        rt.reconfigure(&c, vlan.clone(), &table, &uplinks, &[], t(200))
-            .expect("same members");
+        rt.reconfigure(
+            &c,
+            team_spec("sw0", &c),
+            vlan.clone(),
+            &table,
+            &uplinks,
+            &[],
+            t(200),
+        )
+        .expect("same members");
         assert_eq!(rt.members(), ["eth1", "eth0"]);
         assert_eq!(rt.shared.members(), ["eth0", "eth1"]);
         let on: Vec<Option<String>> = (1..=4).map(|p| pmd_member(&rt, p)).collect();
@@ -220,7 +238,15 @@ mod tests {
         let before = rt.shared.selector();
         c.active = vec!["eth0".into(), "eth2".into()];
         let e = rt
-            .reconfigure(&c, vlan, &table, &uplinks, &[], t(400))
+            .reconfigure(
+                &c,
+                team_spec("sw0", &c),
+                vlan,
+                &table,
+                &uplinks,
+                &[],
+                t(400),
+            )
             .expect_err("members differ");
         assert!(e.contains("restart"), "{e}");
         assert_eq!(rt.shared.selector(), before);
@@ -245,7 +271,7 @@ mod tests {
         supervise(&mut rt, &mut io, &mut rows, &uplinks, t(0));
         c.active = vec!["eth2".into(), "eth0".into(), "eth1".into()];
         let vlan = rt.vlan.clone();
-        rt.reconfigure(&c, vlan, &[], &uplinks, &[], t(10))
+        rt.reconfigure(&c, team_spec("sw0", &c), vlan, &[], &uplinks, &[], t(10))
             .expect("same members");
         // Every member's beacon names its PMD index (eth<i> is PMD member
         // i); each is looped back to the two other members, as a physical
