@@ -1,13 +1,13 @@
 //! The running daemon: the configuration in force, the switches built from
 //! it, their vhost-user ports, and live reload.
 //!
-//! - [`startup`]: the command line's [`Options`], reading the
+//! - `startup.rs`: the command line's [`Options`], reading the
 //!   configuration, the runtime directory, the PMD threads, starting a
 //!   switch.
-//! - [`ports`]: the vhost-user ports' lifecycle: creating, retiring, their
+//! - `ports.rs`: the vhost-user ports' lifecycle: creating, retiring, their
 //!   sockets, attach hints, forgetting the MACs of a gone frontend.
-//! - [`reload`]: live reload (check, prepare, commit; see there).
-//! - [`views`]: what the control requests read: status, counters, MAC
+//! - `reload.rs`: live reload (check, prepare, commit; see there).
+//! - `views.rs`: what the control requests read: status, counters, MAC
 //!   tables, VLANs, PMDs, teams.
 //!
 //! This file holds the [`Daemon`] itself, its start, request dispatch and

@@ -1,7 +1,5 @@
 //! Live reload.
 //!
-//! # Reload
-//!
 //! [`Daemon::reload`] reads and validates the file, computes
 //! [`config::diff`], and applies it all or nothing:
 //!
@@ -10,24 +8,27 @@
 //!    needing a restart (PMD cores, idle policy, paths, an MTU larger than
 //!    the PMDs' packet buffers; internal ports, uplinks and teams added or
 //!    removed, an uplink's driver, a team's member set: they are opened at
-//!    start). The new dataplane specs are built and validated, and so is
-//!    every team's new teaming spec. Any refusal, or an invalid file,
-//!    returns an error and changes nothing.
-//! 2. *Prepare.* New switches are started and new or re-created vhost-user
-//!    ports are created (their sockets appear), without touching anything
-//!    running. A failure here undoes what was prepared. Exception: a
-//!    server port whose socket path a retiring port still listens on (a
-//!    port re-created on the same path, or a path handed from a removed
-//!    port to a new one) is created at the end of step 3, because a
-//!    listener deletes its socket file when it closes; a failure there is
-//!    reported as a partial reload.
+//!    start). Every switch's new dataplane snapshot is built (which
+//!    validates its spec), and every team from its new teaming spec. Any
+//!    refusal, or an invalid file, returns an error and changes nothing.
+//!    The diff, the snapshots and the teams are computed here once and
+//!    handed on ([`Checked`]): steps 2 and 3 use them as they are.
+//! 2. *Prepare.* New switches are started (with their snapshot and teams)
+//!    and new or re-created vhost-user ports are created (their sockets
+//!    appear), without touching anything running. A failure here undoes
+//!    what was prepared. Exception: a server port whose socket path a
+//!    retiring port still listens on (a port re-created on the same path,
+//!    or a path handed from a removed port to a new one) is created at the
+//!    end of step 3, because a listener deletes its socket file when it
+//!    closes; a failure there is reported as a partial reload.
 //! 3. *Commit.* Per switch: the queues of re-created ports are taken back,
-//!    new queues attached, the new spec published with
-//!    [`dataplane::Switch::update`] (PMDs switch between bursts; only ports
-//!    whose spec changed lose their learned MACs, so the others keep
-//!    forwarding), then running teams whose policy, member order or roles,
+//!    new queues attached, the new snapshot published with
+//!    [`dataplane::Switch::publish`] if its spec changed (PMDs switch
+//!    between bursts; only ports whose spec changed lose their learned
+//!    MACs, so the others keep forwarding), then running teams whose policy, member order or roles,
 //!    failback, failure detection, notify-switches or VLAN changed are
-//!    reconfigured in place ([`crate::team_supervisor::TeamRuntime::reconfigure`]:
+//!    reconfigured in place with their new teaming spec
+//!    ([`crate::team_supervisor::TeamRuntime::reconfigure`]:
 //!    link states kept, new member choice published, moved guests
 //!    announced), then removed ports are detached, their control threads
 //!    stopped and their server sockets deleted. Removed switches stop last.
@@ -36,7 +37,7 @@
 //! is applied to the socket file in place, between steps 2 and 3 (the port
 //! keeps its connection); if it fails, what was changed is set back and
 //! the reload is refused. User and group names are resolved when the file
-//! is read ([`SystemAccounts`]): an unknown one is a positioned error, so
+//! is read ([`super::SystemAccounts`]): an unknown one is a positioned error, so
 //! such a reload changes nothing.
 
 use std::collections::{BTreeMap, BTreeSet};

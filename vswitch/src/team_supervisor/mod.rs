@@ -23,14 +23,14 @@
 //! Time is a parameter ([`teaming::Timestamp`] since the daemon started),
 //! the kernel sits behind [`TeamIo`], so the logic is tested without root.
 //!
-//! - [`spec`]: the configured team as a [`teaming::TeamSpec`].
-//! - [`runtime`]: [`TeamRuntime`], one team's state: links, beacons,
+//! - `spec.rs`: the configured team as a [`teaming::TeamSpec`].
+//! - `runtime.rs`: [`TeamRuntime`], one team's state: links, beacons,
 //!   publishing the member choice.
-//! - [`notify`]: the guests a team announces, and the RARP/GARP frames.
-//! - [`reconfigure`]: a reload's new settings applied to a running team.
-//! - [`show`]: `team show`.
-//! - [`explain`]: the frame `team explain` asks about.
-//! - [`supervisor`]: one turn of supervision, and the thread that runs it.
+//! - `notify.rs`: the guests a team announces, and the RARP/GARP frames.
+//! - `reconfigure.rs`: a reload's new settings applied to a running team.
+//! - `show.rs`: `team show`.
+//! - `explain.rs`: the frame `team explain` asks about.
+//! - `supervisor.rs`: one turn of supervision, and the thread that runs it.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -41,7 +41,7 @@ pub struct TeamRuntime {
 impl TeamRuntime {
     /// The runtime of team `cfg` of switch `switch`, which the dataplane
     /// knows as port `port`. `team` is already built from
-    /// [`team_spec`]; `present[i]` says whether member `i`'s device could
+    /// [`team_spec`](super::team_spec); `present[i]` says whether member `i`'s device could
     /// be opened, `member_macs[i]` is its hardware address (beacon source).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
