@@ -578,6 +578,8 @@ impl Daemon {
                     })
                     .map(|c| c.spec)
                 else {
+                    // Every team of `new` was built by the check.
+                    errors.push(format!("team {}: not built by the check", nt.name));
                     continue;
                 };
                 match rt.reconfigure(
