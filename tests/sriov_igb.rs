@@ -77,7 +77,8 @@ sriov:
 
 mod guest {
     use super::*;
-    use vswitch::sriov::{SriovReport, SriovService, render_attach_info, render_show};
+    use vswitch::client::{format_sriov_attach_info, format_sriov_show};
+    use vswitch::sriov_service::{SriovReport, SriovService};
 
     fn marker(s: &str) {
         println!("VSG {s}");
@@ -152,7 +153,7 @@ mod guest {
 
         // 3. Settings as read back, drivers, groups, owners.
         let show = svc.show();
-        print!("{}", render_show(&show));
+        print!("{}", format_sriov_show(&show));
         let vfs = &show.pfs[0].view.vfs;
         for v in vfs {
             let s = v.settings.as_ref().expect("read back");
@@ -217,7 +218,7 @@ mod guest {
 
         // 4. How to attach it.
         let a = svc.attach_info(&format!("{pf}/1")).expect("attach-info");
-        print!("{}", render_attach_info(&a));
+        print!("{}", format_sriov_attach_info(&a));
         assert!(a.ready, "{:?}", a.problem);
         marker(&format!("attach ready {} qemu {}", a.ready, a.qemu));
 

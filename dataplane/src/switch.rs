@@ -128,7 +128,16 @@ impl Switch {
     /// returns the PMDs for the caller to drive with [`Pmd::poll_once`]
     /// (benches, deterministic tests) or to start with [`Switch::spawn`].
     pub fn build(spec: SwitchSpec, pmds: &[PmdConfig]) -> Result<(Switch, Vec<Pmd>), SwitchError> {
-        let snap = Snapshot::build(spec, 1)?;
+        Switch::build_from(Snapshot::build(spec, 1)?, pmds)
+    }
+
+    /// [`Switch::build`] from a snapshot the caller built (and so
+    /// validated) already; it becomes generation 1.
+    pub fn build_from(
+        mut snap: Snapshot,
+        pmds: &[PmdConfig],
+    ) -> Result<(Switch, Vec<Pmd>), SwitchError> {
+        snap.generation = 1;
         let config = Arc::new(ArcSwap::from_pointee(snap));
         let n = pmds.len().max(1);
         let (sync_tx, sync_rx): (Vec<_>, Vec<_>) =
@@ -177,7 +186,13 @@ impl Switch {
 
     /// Builds the switch and starts one thread per PMD config.
     pub fn start(spec: SwitchSpec, pmds: &[PmdConfig]) -> Result<Switch, SwitchError> {
-        let (mut sw, built) = Switch::build(spec, pmds)?;
+        Switch::start_from(Snapshot::build(spec, 1)?, pmds)
+    }
+
+    /// [`Switch::start`] from a snapshot the caller built (and so
+    /// validated) already; it becomes generation 1.
+    pub fn start_from(snap: Snapshot, pmds: &[PmdConfig]) -> Result<Switch, SwitchError> {
+        let (mut sw, built) = Switch::build_from(snap, pmds)?;
         for (pmd, cfg) in built.into_iter().zip(
             pmds.iter()
                 .cloned()
@@ -222,12 +237,18 @@ impl Switch {
     /// between bursts. An invalid spec changes nothing.
     pub fn update(&self, spec: SwitchSpec) -> Result<(), SwitchError> {
         let generation = self.config.load().generation + 1;
-        let snap = Snapshot::build(spec, generation)?;
+        self.publish(Snapshot::build(spec, generation)?);
+        Ok(())
+    }
+
+    /// Publishes a snapshot the caller built (and so validated) already,
+    /// as the next generation; PMDs switch to it between bursts.
+    pub fn publish(&self, mut snap: Snapshot) {
+        snap.generation = self.config.load().generation + 1;
         self.config.store(Arc::new(snap));
         for pmd in &self.pmds {
             pmd.bell.ring();
         }
-        Ok(())
     }
 
     /// Hands a port's queue pairs to the PMDs: queue `i` goes to PMD `i`.

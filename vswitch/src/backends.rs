@@ -16,7 +16,7 @@ use dataplane::port::team::{TeamPort, TeamShared};
 use dataplane::{Port, PortId, PortQueue, Switch};
 use teaming::{Team, Timestamp};
 
-use crate::teams::{KernelIo, TeamRuntime, TeamSupervisor, team_spec};
+use crate::team_supervisor::{KernelIo, TeamRuntime, TeamSupervisor, team_spec};
 use crate::translate::{PortIds, vlan_mode};
 
 /// What backs a kernel-backed port.
@@ -149,8 +149,16 @@ fn queues(ports: Vec<Box<dyn Port>>, rx_pmd: usize) -> Vec<PortQueue> {
 
 /// Opens and attaches the internal ports, stand-alone uplinks and teams of
 /// `sw`, and starts its team supervisor. `rx_start` spreads receive
-/// polling over the PMDs after the ports already placed.
-pub fn start(sw: &config::Switch, ids: &PortIds, switch: &Switch, rx_start: usize) -> Netdevs {
+/// polling over the PMDs after the ports already placed. `teams` holds one
+/// entry per `sw.teams`, in order ([`build_teams`]): a team that could not
+/// be built is logged and shown as not running.
+pub fn start(
+    sw: &config::Switch,
+    ids: &PortIds,
+    switch: &Switch,
+    rx_start: usize,
+    teams: Vec<Result<Team, String>>,
+) -> Netdevs {
     let n = switch.pmd_count().max(1);
     let mut out = Netdevs::default();
     let mut next = rx_start;
@@ -206,11 +214,11 @@ pub fn start(sw: &config::Switch, ids: &PortIds, switch: &Switch, rx_start: usiz
         }
     }
     let mut runtimes = Vec::new();
-    for t in &sw.teams {
+    for (t, team) in sw.teams.iter().zip(teams) {
         let Some(id) = ids.get(&t.name) else { continue };
         out.uplink_ids.insert(id);
         let rx_pmd = place();
-        match start_team(sw, t, id, switch, rx_pmd) {
+        match team.and_then(|team| start_team(sw, t, team, id, switch, rx_pmd)) {
             Ok((rt, states)) => {
                 let opened = states.iter().filter(|(_, s)| s.running).count();
                 out.ports.insert(
@@ -259,17 +267,27 @@ pub fn start(sw: &config::Switch, ids: &PortIds, switch: &Switch, rx_start: usiz
     out
 }
 
+/// Builds each team of `sw` for [`start`], in order: the team, or why
+/// its settings make none.
+pub fn build_teams(sw: &config::Switch) -> Vec<Result<Team, String>> {
+    sw.teams
+        .iter()
+        .map(|t| Team::new(team_spec(&sw.name, t), now()).map_err(|e| e.to_string()))
+        .collect()
+}
+
 /// Opens every member of team `t` on every PMD, attaches the team's
-/// queues as port `id` and builds its runtime. Returns the member states.
+/// queues as port `id` and builds its runtime around `team` (built from
+/// `t`). Returns the member states.
 fn start_team(
     sw: &config::Switch,
     t: &config::Team,
+    team: Team,
     id: PortId,
     switch: &Switch,
     rx_pmd: usize,
 ) -> Result<(TeamRuntime, Vec<(String, NetdevState)>), String> {
     let n = switch.pmd_count().max(1);
-    let team = Team::new(team_spec(&sw.name, t), now()).map_err(|e| e.to_string())?;
     let names: Vec<String> = t.members().map(str::to_string).collect();
     let (shared, beacons) = TeamShared::new(&t.name, names.clone(), *team.selector());
     // Per PMD, the member queue pairs in member order.
@@ -319,7 +337,7 @@ fn start_team(
             probe
                 .as_ref()
                 .and_then(|p| p.hw_addr(name))
-                .unwrap_or([0x02, 0, 0, 0, 0, 0]),
+                .unwrap_or(dataplane::MacAddr([0x02, 0, 0, 0, 0, 0])),
         );
     }
     let team_queues = per_pmd

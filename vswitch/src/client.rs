@@ -1,6 +1,7 @@
 //! The client side of the control protocol, and the human-readable tables
-//! `vswitchctl` prints.
+//! `vswitchctl` prints (SR-IOV's too).
 
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,8 @@ use crate::protocol::{
     FdbFlushReply, MacTableReply, PmdShowReply, ReloadReply, Request, Response, StatsReply,
     StatusReply, TeamExplainReply, TeamShowReply, VersionReply, VlanShowReply,
 };
+use crate::sriov_service::SriovShow;
+use sriov::{AttachInfo, VlanProto};
 
 /// How long to wait for the daemon's answer (a reload that creates many
 /// ports takes a moment).
@@ -199,11 +202,7 @@ pub fn format_status(s: &StatusReply) -> String {
                     u.driver.clone(),
                     dash(u.team.clone()),
                     u.vlan.text.clone(),
-                    if u.running {
-                        "yes".into()
-                    } else {
-                        "no (not implemented yet)".into()
-                    },
+                    if u.running { "yes".into() } else { "no".into() },
                 ]
             })
             .collect();
@@ -605,6 +604,122 @@ pub fn format_version(client: &str, v: &VersionReply) -> String {
         "vswitchctl {client}, vswitchd {} (control protocol {})\n",
         v.version, v.protocol
     )
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b { "on" } else { "off" }
+}
+
+/// `vswitchctl sriov show` as text.
+pub fn format_sriov_show(show: &SriovShow) -> String {
+    let mut s = String::new();
+    if show.pfs.is_empty() {
+        s.push_str("no SR-IOV PFs\n");
+        return s;
+    }
+    for pf in &show.pfs {
+        let v = &pf.view;
+        let _ = write!(s, "PF {}", v.name);
+        if let Some(pci) = v.pci {
+            let _ = write!(
+                s,
+                " ({pci}, {}): {} of {} VFs",
+                v.driver.as_deref().unwrap_or("no driver"),
+                v.num_vfs,
+                v.total_vfs
+            );
+        }
+        s.push_str(if pf.managed {
+            ", managed\n"
+        } else {
+            ", not in the config\n"
+        });
+        if let Some(e) = &v.error {
+            let _ = writeln!(s, "  error: {e}");
+        }
+        if v.vfs.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            s,
+            "  {:<3} {:<13} {:<6} {:<17} {:<10} {:<5} {:<5} {:<7} {:<9} OWNER",
+            "VF", "PCI", "GROUP", "MAC", "VLAN", "SPOOF", "TRUST", "LINK", "RATE"
+        );
+        for vf in &v.vfs {
+            let (mac, vlan, spoof, trust, link, rate) = match &vf.settings {
+                Some(st) => (
+                    st.mac.to_string(),
+                    match (st.vlan, st.qos, st.vlan_proto) {
+                        (0, _, _) => "-".to_string(),
+                        (id, q, Some(VlanProto::Dot1Ad)) => format!("{id}/{q} ad"),
+                        (id, 0, _) => id.to_string(),
+                        (id, q, _) => format!("{id}/{q}"),
+                    },
+                    on_off(st.spoof_check),
+                    on_off(st.trust),
+                    st.link_state.map_or("-".to_string(), |l| l.to_string()),
+                    if st.min_tx_rate_mbps == 0 && st.max_tx_rate_mbps == 0 {
+                        "-".to_string()
+                    } else {
+                        format!("{}-{}", st.min_tx_rate_mbps, st.max_tx_rate_mbps)
+                    },
+                ),
+                None => (
+                    "?".to_string(),
+                    "?".to_string(),
+                    "?",
+                    "?",
+                    "?".to_string(),
+                    "?".to_string(),
+                ),
+            };
+            let configured = if pf.configured.contains(&vf.index) {
+                "*"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                s,
+                "  {:<3} {:<13} {:<6} {:<17} {:<10} {:<5} {:<5} {:<7} {:<9} {}",
+                format!("{}{configured}", vf.index),
+                vf.pci.to_string(),
+                vf.iommu_group.map_or("-".to_string(), |g| g.to_string()),
+                mac,
+                vlan,
+                spoof,
+                trust,
+                link,
+                rate,
+                vf.owner
+            );
+        }
+    }
+    s.push_str("(* configured; RATE min-max Mbit/s; VLAN id/qos)\n");
+    s
+}
+
+/// `vswitchctl sriov attach-info VF` as text.
+pub fn format_sriov_attach_info(a: &AttachInfo) -> String {
+    let mut s = format!("VF {} ({})", a.vf, a.pci);
+    match &a.vfio_group {
+        Some(g) => {
+            let _ = write!(s, ", IOMMU group {g}");
+        }
+        None => s.push_str(", no IOMMU group"),
+    }
+    let _ = writeln!(s, ", driver {}", a.driver.as_deref().unwrap_or("none"));
+    match &a.problem {
+        None => s.push_str("ready for a VM\n"),
+        Some(p) => {
+            let _ = writeln!(s, "NOT ready: {p}");
+        }
+    }
+    let _ = writeln!(s, "\nQEMU:\n  {}", a.qemu);
+    let _ = writeln!(s, "\nlibvirt (domain <devices>):");
+    for l in a.libvirt.lines() {
+        let _ = writeln!(s, "  {l}");
+    }
+    s
 }
 
 #[cfg(test)]

@@ -6,12 +6,16 @@
 //!
 //! - [`translate`]: config model -> dataplane specs, stable port IDs.
 //! - [`backends`]: uplinks, teams and internal ports: opening, attaching.
-//! - [`daemon`]: the running state and live reload.
+//! - [`daemon`]: the running state: start-up, vhost-user ports, request
+//!   dispatch, the query views and live reload, one file each.
 //! - [`protocol`]: the control protocol's messages (line-delimited JSON).
 //! - [`control`]: the control socket server.
-//! - [`teams`]: team supervision: link state, beacons, failover, notify switches.
+//! - [`team_supervisor`]: the daemon's half of a team: link state,
+//!   beacons, failover, notify switches, `team show`/`explain` (the
+//!   `teaming` crate is the logic, `dataplane::port::team` the fast path).
 //! - [`netdev`]: link state, MAC address and control frames on host interfaces.
-//! - [`sriov`]: SR-IOV virtual functions: apply, show, release.
+//! - [`sriov_service`]: the daemon's SR-IOV service: apply, show, release
+//!   virtual functions (on the `sriov` crate).
 //! - [`client`]: the client side, and the tables `vswitchctl` prints.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -22,6 +26,6 @@ pub mod control;
 pub mod daemon;
 pub mod netdev;
 pub mod protocol;
-pub mod sriov;
-pub mod teams;
+pub mod sriov_service;
+pub mod team_supervisor;
 pub mod translate;

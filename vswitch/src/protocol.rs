@@ -444,8 +444,9 @@ pub struct PortStatus {
     /// them); `None` without a running backend.
     #[serde(default)]
     pub queues_running: Option<u16>,
-    /// vhost-user: a frontend (QEMU) is connected now. `None` when the
-    /// port has no backend running (internal ports, not implemented yet).
+    /// vhost-user: a frontend (QEMU) is connected now; internal port: its
+    /// TAP device is open and attached. `None` when the daemon runs no
+    /// backend for the port.
     pub connected: Option<bool>,
     /// Its port group.
     pub port_group: String,

@@ -284,8 +284,8 @@ fn run(args: Args) -> Result<String, ClientError> {
         Request::VlanShow => client::format_vlans(&client::decode(v)?),
         Request::PmdShow => client::format_pmds(&client::decode(v)?),
         Request::TeamShow { .. } => client::format_teams(&client::decode(v)?),
-        Request::SriovShow => vswitch::sriov::render_show(&client::decode(v)?),
-        Request::SriovAttachInfo { .. } => vswitch::sriov::render_attach_info(&client::decode(v)?),
+        Request::SriovShow => client::format_sriov_show(&client::decode(v)?),
+        Request::SriovAttachInfo { .. } => client::format_sriov_attach_info(&client::decode(v)?),
         Request::SriovRelease { .. } => {
             let o: sriov::VfOutcome = client::decode(v)?;
             let mut out = String::new();

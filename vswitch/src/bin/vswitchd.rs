@@ -12,7 +12,7 @@ use anyhow::Context;
 use clap::Parser;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use vswitch::control::ControlListener;
-use vswitch::daemon::{self, Daemon, Options, Shared};
+use vswitch::daemon::{self, Daemon, Options, SharedDaemon};
 
 /// The switch daemon.
 #[derive(Parser, Debug)]
@@ -82,7 +82,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     // before it takes over any vhost-user socket.
     let listener =
         ControlListener::bind(&cfg.runtime.control_socket).context("opening the control socket")?;
-    let shared = Shared::new(Daemon::start(opts, cfg)?);
+    let shared = SharedDaemon::new(Daemon::start(opts, cfg)?);
     for hint in shared.lock().attach_hints() {
         println!("{hint}");
     }

@@ -77,11 +77,11 @@ impl LinkProbe {
     }
 
     /// The interface's hardware (MAC) address.
-    pub fn hw_addr(&self, name: &str) -> Option<[u8; 6]> {
+    pub fn hw_addr(&self, name: &str) -> Option<wire::MacAddr> {
         let mut req = Ifreq::new(name).ok()?;
         req.ioctl(self.sock.as_raw_fd(), IfreqIoctl::GetHwAddr)
             .ok()?;
-        Some(req.hw_addr())
+        Some(wire::MacAddr(req.hw_addr()))
     }
 }
 

@@ -15,7 +15,7 @@ fn loopback_is_up_and_unknown_names_are_none() {
     assert_eq!(p.link_up("no-such-if0"), None);
     assert_eq!(p.link_up(""), None);
     assert_eq!(p.link_up("a-name-that-is-far-too-long"), None);
-    assert_eq!(p.hw_addr("lo"), Some([0; 6]));
+    assert_eq!(p.hw_addr("lo"), Some(wire::MacAddr::ZERO));
     assert!(p.index("lo").is_some());
     assert!(FrameSender::open("no-such-if0").is_err());
     assert!(p.disable_receive_offloads("no-such-if0").is_err());

@@ -20,8 +20,6 @@
 //! - shutdown: configured VFs that no VM holds are released; VFs in use
 //!   are left to their VM (a line in the report says so).
 
-use std::fmt::Write as _;
-
 use serde::{Deserialize, Serialize};
 use sriov::{
     AttachInfo, KernelVfio, LinkState, PfReport, PfSpec, PfView, RtNetlink, Sriov, Sysfs, VfLink,
@@ -295,122 +293,6 @@ fn vf_spec(v: &config::SriovVf) -> VfSpec {
     }
 }
 
-fn on_off(b: bool) -> &'static str {
-    if b { "on" } else { "off" }
-}
-
-/// `vswitchctl sriov show` as text.
-pub fn render_show(show: &SriovShow) -> String {
-    let mut s = String::new();
-    if show.pfs.is_empty() {
-        s.push_str("no SR-IOV PFs\n");
-        return s;
-    }
-    for pf in &show.pfs {
-        let v = &pf.view;
-        let _ = write!(s, "PF {}", v.name);
-        if let Some(pci) = v.pci {
-            let _ = write!(
-                s,
-                " ({pci}, {}): {} of {} VFs",
-                v.driver.as_deref().unwrap_or("no driver"),
-                v.num_vfs,
-                v.total_vfs
-            );
-        }
-        s.push_str(if pf.managed {
-            ", managed\n"
-        } else {
-            ", not in the config\n"
-        });
-        if let Some(e) = &v.error {
-            let _ = writeln!(s, "  error: {e}");
-        }
-        if v.vfs.is_empty() {
-            continue;
-        }
-        let _ = writeln!(
-            s,
-            "  {:<3} {:<13} {:<6} {:<17} {:<10} {:<5} {:<5} {:<7} {:<9} OWNER",
-            "VF", "PCI", "GROUP", "MAC", "VLAN", "SPOOF", "TRUST", "LINK", "RATE"
-        );
-        for vf in &v.vfs {
-            let (mac, vlan, spoof, trust, link, rate) = match &vf.settings {
-                Some(st) => (
-                    st.mac.to_string(),
-                    match (st.vlan, st.qos, st.vlan_proto) {
-                        (0, _, _) => "-".to_string(),
-                        (id, q, Some(VlanProto::Dot1Ad)) => format!("{id}/{q} ad"),
-                        (id, 0, _) => id.to_string(),
-                        (id, q, _) => format!("{id}/{q}"),
-                    },
-                    on_off(st.spoof_check),
-                    on_off(st.trust),
-                    st.link_state.map_or("-".to_string(), |l| l.to_string()),
-                    if st.min_tx_rate_mbps == 0 && st.max_tx_rate_mbps == 0 {
-                        "-".to_string()
-                    } else {
-                        format!("{}-{}", st.min_tx_rate_mbps, st.max_tx_rate_mbps)
-                    },
-                ),
-                None => (
-                    "?".to_string(),
-                    "?".to_string(),
-                    "?",
-                    "?",
-                    "?".to_string(),
-                    "?".to_string(),
-                ),
-            };
-            let configured = if pf.configured.contains(&vf.index) {
-                "*"
-            } else {
-                ""
-            };
-            let _ = writeln!(
-                s,
-                "  {:<3} {:<13} {:<6} {:<17} {:<10} {:<5} {:<5} {:<7} {:<9} {}",
-                format!("{}{configured}", vf.index),
-                vf.pci.to_string(),
-                vf.iommu_group.map_or("-".to_string(), |g| g.to_string()),
-                mac,
-                vlan,
-                spoof,
-                trust,
-                link,
-                rate,
-                vf.owner
-            );
-        }
-    }
-    s.push_str("(* configured; RATE min-max Mbit/s; VLAN id/qos)\n");
-    s
-}
-
-/// `vswitchctl sriov attach-info VF` as text.
-pub fn render_attach_info(a: &AttachInfo) -> String {
-    let mut s = format!("VF {} ({})", a.vf, a.pci);
-    match &a.vfio_group {
-        Some(g) => {
-            let _ = write!(s, ", IOMMU group {g}");
-        }
-        None => s.push_str(", no IOMMU group"),
-    }
-    let _ = writeln!(s, ", driver {}", a.driver.as_deref().unwrap_or("none"));
-    match &a.problem {
-        None => s.push_str("ready for a VM\n"),
-        Some(p) => {
-            let _ = writeln!(s, "NOT ready: {p}");
-        }
-    }
-    let _ = writeln!(s, "\nQEMU:\n  {}", a.qemu);
-    let _ = writeln!(s, "\nlibvirt (domain <devices>):");
-    for l in a.libvirt.lines() {
-        let _ = writeln!(s, "  {l}");
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -518,7 +400,7 @@ sriov:
         assert_eq!(pf.configured, [0, 1]);
         assert_eq!(pf.view.vfs.len(), 3);
         assert_eq!(pf.view.vfs[1].owner, "vfio-pci (free)");
-        let text = render_show(&show);
+        let text = crate::client::format_sriov_show(&show);
         assert!(
             text.contains("PF enp1s0 (0000:01:00.0, igb): 3 of 7 VFs, managed"),
             "{text}"
@@ -539,7 +421,10 @@ sriov:
         assert!(a.ready);
         assert_eq!(a.qemu, "-device vfio-pci,host=0000:01:10.1");
         assert_eq!(e.svc.attach_info("0000:01:10.1").unwrap(), a);
-        assert!(render_attach_info(&a).contains("-device vfio-pci,host=0000:01:10.1"));
+        assert!(
+            crate::client::format_sriov_attach_info(&a)
+                .contains("-device vfio-pci,host=0000:01:10.1")
+        );
         let back: AttachInfo = serde_json::from_value(serde_json::to_value(&a).unwrap()).unwrap();
         assert_eq!(back, a);
 
@@ -637,7 +522,7 @@ sriov:
             show.pfs[0].view.error.as_deref(),
             Some("unknown PF `enp9s0`: no network interface of that name")
         );
-        assert!(render_show(&show).contains("error: unknown PF `enp9s0`"));
+        assert!(crate::client::format_sriov_show(&show).contains("error: unknown PF `enp9s0`"));
 
         // A PF that is not in the config cannot be released through us.
         e.svc.apply(&cfg("sriov: []"));
@@ -658,7 +543,10 @@ sriov:
         let mut svc = SriovService::new(Sriov::new(k.sysfs(), FakeLink::new(), FakeVfio::new()));
         let r = svc.apply(&cfg("switches: [{ name: sw0 }]"));
         assert_eq!(r, SriovReport::default());
-        assert_eq!(render_show(&svc.show()), "no SR-IOV PFs\n");
+        assert_eq!(
+            crate::client::format_sriov_show(&svc.show()),
+            "no SR-IOV PFs\n"
+        );
         assert!(k.writes().is_empty());
     }
 }
