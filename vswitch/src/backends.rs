@@ -82,7 +82,9 @@ pub fn open_queues(
             }
         }
         NetdevKind::Uplink(driver) => {
-            match crate::netdev::LinkProbe::new().and_then(|p| p.disable_receive_offloads(name)) {
+            match dataplane::port::netdev::LinkProbe::new()
+                .and_then(|p| p.disable_receive_offloads(name))
+            {
                 Ok(off) if !off.is_empty() => {
                     tracing::info!(
                         uplink = name,
@@ -295,7 +297,7 @@ fn start_team(
     let mut states = Vec::new();
     let mut present = Vec::new();
     let mut macs = Vec::new();
-    let probe = crate::netdev::LinkProbe::new().ok();
+    let probe = dataplane::port::netdev::LinkProbe::new().ok();
     for name in &names {
         let driver = sw
             .uplink(name)

@@ -13,7 +13,6 @@
 //! - [`team_supervisor`]: the daemon's half of a team: link state,
 //!   beacons, failover, notify switches, `team show`/`explain` (the
 //!   `teaming` crate is the logic, `dataplane::port::team` the fast path).
-//! - [`netdev`]: link state, MAC address and control frames on host interfaces.
 //! - [`sriov_service`]: the daemon's SR-IOV service: apply, show, release
 //!   virtual functions (on the `sriov` crate).
 //! - [`client`]: the client side, and the tables `vswitchctl` prints.
@@ -24,7 +23,6 @@ pub mod backends;
 pub mod client;
 pub mod control;
 pub mod daemon;
-pub mod netdev;
 pub mod protocol;
 pub mod sriov_service;
 pub mod team_supervisor;

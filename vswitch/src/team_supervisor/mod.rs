@@ -67,15 +67,15 @@ pub trait TeamIo: Send {
 /// interface (opened on first use) for sending.
 #[derive(Debug)]
 pub struct KernelIo {
-    probe: crate::netdev::LinkProbe,
-    senders: BTreeMap<String, crate::netdev::FrameSender>,
+    probe: dataplane::port::netdev::LinkProbe,
+    senders: BTreeMap<String, dataplane::port::netdev::FrameSender>,
 }
 
 impl KernelIo {
     /// Opens the probe socket.
     pub fn new() -> std::io::Result<KernelIo> {
         Ok(KernelIo {
-            probe: crate::netdev::LinkProbe::new()?,
+            probe: dataplane::port::netdev::LinkProbe::new()?,
             senders: BTreeMap::new(),
         })
     }
@@ -88,7 +88,7 @@ impl TeamIo for KernelIo {
 
     fn send(&mut self, name: &str, frame: &[u8]) -> std::io::Result<()> {
         if !self.senders.contains_key(name) {
-            let s = crate::netdev::FrameSender::open(name)?;
+            let s = dataplane::port::netdev::FrameSender::open(name)?;
             self.senders.insert(name.to_string(), s);
         }
         let res = match self.senders.get(name) {
