@@ -38,7 +38,8 @@ fn child_path(stack: &[Frame]) -> (String, bool) {
     }
 }
 
-fn join(path: &str, key: &str) -> String {
+/// `a.b`, or `b` at the root.
+pub(crate) fn join(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_string()
     } else {
