@@ -113,28 +113,27 @@ pub fn parse_str_with(
 ) -> Result<Config, ConfigError> {
     let paths = PathMap::new(text);
     if !paths.has_content {
-        return Err(ConfigError::Invalid(vec![Diagnostic {
-            file: file_name.to_string(),
-            line: 1,
-            column: 1,
-            path: String::new(),
-            message: EMPTY_FILE.to_string(),
-        }]));
+        return Err(empty_file(file_name));
     }
     let mut options = serde_saphyr::Options::default();
     options.with_snippet = false;
     let raw: Option<raw::RawConfig> = serde_saphyr::from_str_with_options(text, options)
         .map_err(|e| ConfigError::Invalid(vec![yaml_diagnostic(&e, &paths, file_name)]))?;
     let Some(raw) = raw else {
-        return Err(ConfigError::Invalid(vec![Diagnostic {
-            file: file_name.to_string(),
-            line: 1,
-            column: 1,
-            path: String::new(),
-            message: EMPTY_FILE.to_string(),
-        }]));
+        return Err(empty_file(file_name));
     };
     validate::validate(&raw, file_name, runtime_dir, accounts).map_err(ConfigError::Invalid)
+}
+
+/// The error for a file with no YAML node (empty, or only comments).
+fn empty_file(file_name: &str) -> ConfigError {
+    ConfigError::Invalid(vec![Diagnostic {
+        file: file_name.to_string(),
+        line: 1,
+        column: 1,
+        path: String::new(),
+        message: EMPTY_FILE.to_string(),
+    }])
 }
 
 /// The built-in configuration with its sockets under `runtime_dir`: switch

@@ -22,6 +22,7 @@ pub(super) struct PortScope<'a> {
 /// The `socket-owner`, `socket-group` and `socket-mode` values of a port.
 type SocketKeys<'a> = [&'a Option<S<String>>; 3];
 
+/// One port; `None` if it had a problem (reported in `ctx`).
 pub(super) fn port(
     ctx: &mut Ctx,
     g: &mut Global,

@@ -12,6 +12,8 @@ use crate::raw::*;
 /// Most VFs a PF may be given.
 const MAX_VFS: i64 = 256;
 
+/// One PF and its VFs; `None` if any of them had a problem (reported in
+/// `ctx`). VF port groups are looked up in the validated `switches`.
 pub(super) fn sriov_pf(
     ctx: &mut Ctx,
     g: &mut Global,

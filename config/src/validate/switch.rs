@@ -14,6 +14,8 @@ use super::{
 use crate::model::*;
 use crate::raw::*;
 
+/// One switch with its port groups, uplinks, teams and ports; `None` if
+/// any of them had a problem (reported in `ctx`).
 pub(super) fn switch(
     ctx: &mut Ctx,
     g: &mut Global,
@@ -120,16 +122,7 @@ fn port_groups(ctx: &mut Ctx, s: &RawSwitch, path: &str) -> Groups {
         if !check_name(ctx, &pg.value.name, &join(&p, "name"), "port group", false) {
             continue;
         }
-        if group_names.contains_key(&pg.value.name.value) {
-            unique(
-                ctx,
-                &mut group_names,
-                &pg.value.name,
-                &join(&p, "name"),
-                "port group",
-            );
-            continue;
-        }
+        let duplicate = group_names.contains_key(&pg.value.name.value);
         unique(
             ctx,
             &mut group_names,
@@ -137,6 +130,9 @@ fn port_groups(ctx: &mut Ctx, s: &RawSwitch, path: &str) -> Groups {
             &join(&p, "name"),
             "port group",
         );
+        if duplicate {
+            continue;
+        }
         let vlan = match &pg.value.vlan {
             Some(v) => vlan_mode(ctx, v, &join(&p, "vlan")).unwrap_or(VlanMode::UNTAGGED),
             None => VlanMode::UNTAGGED,
