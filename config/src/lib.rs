@@ -9,7 +9,7 @@
 //!   database; the plain functions accept numeric ids only.
 //! - [`default_config`] is the built-in configuration (one switch, two
 //!   vhost-user server ports `vhost0.sock` and `vhost1.sock`, untagged).
-//! - [`diff`] lists what changed between two configurations as [`Change`]s
+//! - [`diff()`] lists what changed between two configurations as [`Change`]s
 //!   that read like an engineer's notes ("port vm7: VLAN 10 -> 20").
 //!
 //! The file format is documented in this crate's `README.md`.
