@@ -9,7 +9,7 @@
 //!   database; the plain functions accept numeric ids only.
 //! - [`default_config`] is the built-in configuration (one switch, two
 //!   vhost-user server ports `vhost0.sock` and `vhost1.sock`, untagged).
-//! - [`diff`] lists what changed between two configurations as [`Change`]s
+//! - [`diff()`] lists what changed between two configurations as [`Change`]s
 //!   that read like an engineer's notes ("port vm7: VLAN 10 -> 20").
 //!
 //! The file format is documented in this crate's `README.md`.
@@ -113,28 +113,27 @@ pub fn parse_str_with(
 ) -> Result<Config, ConfigError> {
     let paths = PathMap::new(text);
     if !paths.has_content {
-        return Err(ConfigError::Invalid(vec![Diagnostic {
-            file: file_name.to_string(),
-            line: 1,
-            column: 1,
-            path: String::new(),
-            message: EMPTY_FILE.to_string(),
-        }]));
+        return Err(empty_file(file_name));
     }
     let mut options = serde_saphyr::Options::default();
     options.with_snippet = false;
     let raw: Option<raw::RawConfig> = serde_saphyr::from_str_with_options(text, options)
         .map_err(|e| ConfigError::Invalid(vec![yaml_diagnostic(&e, &paths, file_name)]))?;
     let Some(raw) = raw else {
-        return Err(ConfigError::Invalid(vec![Diagnostic {
-            file: file_name.to_string(),
-            line: 1,
-            column: 1,
-            path: String::new(),
-            message: EMPTY_FILE.to_string(),
-        }]));
+        return Err(empty_file(file_name));
     };
     validate::validate(&raw, file_name, runtime_dir, accounts).map_err(ConfigError::Invalid)
+}
+
+/// The error for a file with no YAML node (empty, or only comments).
+fn empty_file(file_name: &str) -> ConfigError {
+    ConfigError::Invalid(vec![Diagnostic {
+        file: file_name.to_string(),
+        line: 1,
+        column: 1,
+        path: String::new(),
+        message: EMPTY_FILE.to_string(),
+    }])
 }
 
 /// The built-in configuration with its sockets under `runtime_dir`: switch

@@ -38,7 +38,8 @@ fn child_path(stack: &[Frame]) -> (String, bool) {
     }
 }
 
-fn join(path: &str, key: &str) -> String {
+/// `a.b`, or `b` at the root.
+pub(crate) fn join(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_string()
     } else {
@@ -55,7 +56,24 @@ fn finish_node(stack: &mut [Frame]) {
     }
 }
 
+/// Records `name` as the key of the mapping being read, if one is.
+fn set_key(stack: &mut [Frame], name: String) {
+    if let Some(Frame::Map { key, .. }) = stack.last_mut() {
+        *key = Some(name);
+    }
+}
+
 impl PathMap {
+    /// Records a node starting at `line:column`.
+    fn push(&mut self, line: u64, column: u64, path: String, scalar: Option<String>) {
+        self.nodes.push(Node {
+            line,
+            column,
+            path,
+            scalar,
+        });
+    }
+
     /// Walks `text` until its end or its first syntax error.
     pub(crate) fn new(text: &str) -> PathMap {
         let mut map = PathMap::default();
@@ -68,24 +86,12 @@ impl PathMap {
                 Event::Scalar(value, ..) => {
                     map.has_content = true;
                     let (path, is_key) = child_path(&stack);
+                    let scalar = Some(value.to_string());
                     if is_key {
-                        let key_path = join(&path, &value);
-                        map.nodes.push(Node {
-                            line,
-                            column,
-                            path: key_path,
-                            scalar: Some(value.to_string()),
-                        });
-                        if let Some(Frame::Map { key, .. }) = stack.last_mut() {
-                            *key = Some(value.to_string());
-                        }
+                        map.push(line, column, join(&path, &value), scalar);
+                        set_key(&mut stack, value.to_string());
                     } else {
-                        map.nodes.push(Node {
-                            line,
-                            column,
-                            path,
-                            scalar: Some(value.to_string()),
-                        });
+                        map.push(line, column, path, scalar);
                         finish_node(&mut stack);
                     }
                 }
@@ -93,16 +99,9 @@ impl PathMap {
                     map.has_content = true;
                     let (path, is_key) = child_path(&stack);
                     if is_key {
-                        if let Some(Frame::Map { key, .. }) = stack.last_mut() {
-                            *key = Some("<alias>".to_string());
-                        }
+                        set_key(&mut stack, "<alias>".to_string());
                     } else {
-                        map.nodes.push(Node {
-                            line,
-                            column,
-                            path,
-                            scalar: None,
-                        });
+                        map.push(line, column, path, None);
                         finish_node(&mut stack);
                     }
                 }
@@ -112,16 +111,9 @@ impl PathMap {
                     if is_key {
                         // A complex key: give it a placeholder name.
                         path = join(&path, "<key>");
-                        if let Some(Frame::Map { key, .. }) = stack.last_mut() {
-                            *key = Some("<key>".to_string());
-                        }
+                        set_key(&mut stack, "<key>".to_string());
                     }
-                    map.nodes.push(Node {
-                        line,
-                        column,
-                        path: path.clone(),
-                        scalar: None,
-                    });
+                    map.push(line, column, path.clone(), None);
                     if matches!(event, Event::SequenceStart(..)) {
                         stack.push(Frame::Seq { path, next: 0 });
                     } else {

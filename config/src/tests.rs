@@ -949,6 +949,13 @@ fn readme_full_example() {
     assert_eq!(vf.vlan, VlanId::new(10));
     assert!(!vf.trust && vf.spoof_check);
     assert_eq!((vf.min_tx_rate_mbps, vf.max_tx_rate_mbps), (0, 1000));
+    assert_eq!((vf.qos, vf.vlan_protocol), (3, VfVlanProtocol::Dot1Q));
+    assert_eq!(vf.link_state, Some(VfLinkState::Auto));
+    assert!(vf.vfio);
+    assert_eq!(
+        vf.release_mac.map(|m| m.to_string()).as_deref(),
+        Some("02:00:00:00:99:01")
+    );
 
     // Parsing is deterministic, and the same text gives no diff.
     let again = parse_str_with(&blocks[1], "README.md", None, &TestAccounts).expect("valid");
