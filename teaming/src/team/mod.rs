@@ -271,17 +271,38 @@ impl Team {
                 return Err(TeamError::BadBeaconTiming);
             }
         }
-        let roles: Vec<Role> = members.iter().map(|m| m.role).collect();
-        Ok(Team {
-            policy: spec.policy,
-            failback: spec.failback,
-            holders: vec![None; spec.active.len()],
-            current: None,
-            selector: Selector::new(spec.policy, &roles),
-            last_move: vec![None; BUCKETS],
-            beacons: spec.beacon.map(|c| BeaconMonitor::new(c, count, now)),
+        Ok(Team::with_members(
+            spec.policy,
+            spec.failback,
             members,
-        })
+            spec.active.len(),
+            spec.beacon,
+            now,
+        ))
+    }
+
+    /// A team of validated `members` (all with links down since `now`, as
+    /// [`Team::new`] makes them), `slots` of them active: nothing is
+    /// held or selected, beacon probing (if on) has heard nothing.
+    fn with_members(
+        policy: TeamPolicy,
+        failback: bool,
+        members: Vec<Member>,
+        slots: usize,
+        beacon: Option<BeaconConfig>,
+        now: Timestamp,
+    ) -> Team {
+        let roles: Vec<Role> = members.iter().map(|m| m.role).collect();
+        Team {
+            policy,
+            failback,
+            holders: vec![None; slots],
+            current: None,
+            selector: Selector::new(policy, &roles),
+            last_move: vec![None; BUCKETS],
+            beacons: beacon.map(|c| BeaconMonitor::new(c, members.len(), now)),
+            members,
+        }
     }
 
     // ---- reading -------------------------------------------------------
