@@ -21,6 +21,13 @@
 //! viability naming the blocking device, then the VFIO proof), release
 //! ([`Sriov::release`]) and the whole-PF reconcile ([`Sriov::apply_pf`]).
 //!
+//! Files: `manage/` is [`Sriov`], one job per file (`spec.rs` the wanted
+//! state, `discover.rs`, `vf_count.rs`, `settings.rs`, `bind.rs` the
+//! vfio-pci hand-off, `release.rs`, `reconcile.rs`, `report.rs` the
+//! outcomes, `show.rs` and `attach.rs` the views); `sysfs.rs`,
+//! `netlink.rs` and `vfio.rs` are the seams to the kernel, `pci.rs` PCI
+//! addresses, `testing.rs` the fake kernel.
+//!
 //! Contents of sysfs are untrusted text: every value is parsed strictly and
 //! a bad or missing one is an [`Error`] naming the file, never a panic.
 #![forbid(unsafe_code)]

@@ -27,7 +27,8 @@
 //!    between bursts; only ports whose spec changed lose their learned
 //!    MACs, so the others keep forwarding), then running teams whose policy, member order or roles,
 //!    failback, failure detection, notify-switches or VLAN changed are
-//!    reconfigured in place with their new teaming spec
+//!    reconfigured in place: the team the check built takes over the
+//!    running team's state at this point
 //!    ([`crate::team_supervisor::TeamRuntime::reconfigure`]:
 //!    link states kept, new member choice published, moved guests
 //!    announced), then removed ports are detached, their control threads
@@ -48,7 +49,7 @@ use config::{Change, Config};
 use dataplane::snapshot::Snapshot;
 use dataplane::vhost::SocketPerms;
 use dataplane::{PortId, PortQueue, SwitchError};
-use teaming::{Team, TeamSpec};
+use teaming::Team;
 
 use super::ports::{
     VhostPort, attach_hint, create_vhost, port_queue_pairs, retire, server_socket, server_sockets,
@@ -90,9 +91,9 @@ struct CheckedSwitch {
 struct CheckedTeam {
     /// Team name.
     name: String,
-    /// Its teaming spec: a running team is reconfigured with it.
-    spec: TeamSpec,
-    /// The team: a new switch's team starts with it.
+    /// The team, built from its teaming spec: a new switch's team starts
+    /// with it; a running team's state is carried over into it at the
+    /// commit.
     team: Team,
 }
 
@@ -332,10 +333,9 @@ impl Daemon {
             let mut built = Vec::new();
             for t in &sw.teams {
                 let spec = team_spec(&sw.name, t);
-                match Team::new(spec.clone(), backends::now()) {
+                match Team::new(spec, backends::now()) {
                     Ok(team) => built.push(CheckedTeam {
                         name: t.name.clone(),
-                        spec,
                         team,
                     }),
                     Err(e) => {
@@ -519,8 +519,9 @@ impl Daemon {
     /// switches, the members' VLAN mode): see
     /// [`crate::team_supervisor::TeamRuntime::reconfigure`]. The member sets are the
     /// running ones (a reload that changes one is refused) and every new
-    /// team was built once in the check (`checked`, by switch: their
-    /// teaming specs are used here), so this does not fail short of a
+    /// team was built once in the check (`checked`, by switch: each
+    /// running team's state is carried over into its new team here, so
+    /// events since the check are kept), so this does not fail short of a
     /// bug; what does is returned. `changes` is the reload's diff.
     fn apply_teams(
         &self,
@@ -569,14 +570,14 @@ impl Daemon {
                         Vec::new()
                     })
                 });
-                let Some(spec) = checked
+                let Some(fresh) = checked
                     .get_mut(&sw.name)
                     .and_then(|ts| {
                         ts.iter()
                             .position(|c| c.name == nt.name)
                             .map(|i| ts.remove(i))
                     })
-                    .map(|c| c.spec)
+                    .map(|c| c.team)
                 else {
                     // Every team of `new` was built by the check.
                     errors.push(format!("team {}: not built by the check", nt.name));
@@ -584,7 +585,7 @@ impl Daemon {
                 };
                 match rt.reconfigure(
                     nt,
-                    spec,
+                    fresh,
                     vlan,
                     rows,
                     &r.netdevs.uplink_ids,

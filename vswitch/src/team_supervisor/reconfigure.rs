@@ -4,18 +4,20 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use dataplane::PortId;
 use dataplane::mac_table::MacTableRow;
-use teaming::{GuestAddr, Team, TeamSpec, Timestamp};
+use teaming::{GuestAddr, Team, Timestamp};
 
 use super::{Outgoing, TeamRuntime};
 
 impl TeamRuntime {
     /// Applies a reload's settings for this team: `cfg` (policy, member
     /// order and roles, failback, failure detection, notify-switches),
-    /// `spec` its teaming spec ([`team_spec`](super::team_spec) of `cfg`, built by the
-    /// reload's check) and the members' VLAN mode `vlan`. The member set must be the one the
-    /// team started with (its members' queues are opened at start). The
-    /// state machine is rebuilt with [`Team::reconfigured`] (link states,
-    /// beacon verdicts and what still holds are kept), the new member
+    /// `fresh` the team the reload's check built from its teaming spec
+    /// ([`team_spec`](super::team_spec) of `cfg`), and the members' VLAN
+    /// mode `vlan`. The member set must be the one the team started with
+    /// (its members' queues are opened at start). The running team's state
+    /// is carried over into `fresh` now, with [`Team::carrying_state_of`]
+    /// (link states, beacon verdicts and what still holds are kept, as in
+    /// [`Team::reconfigured`]), the new member
     /// choice is published to the PMDs (translated to the order their team
     /// ports were built with), `what` (the changes, in words) is recorded
     /// as events, and with notify-switches the guests whose member changed
@@ -26,7 +28,7 @@ impl TeamRuntime {
     pub fn reconfigure(
         &mut self,
         cfg: &config::Team,
-        spec: TeamSpec,
+        fresh: Team,
         vlan: dataplane::VlanMode,
         rows: &[MacTableRow],
         uplinks: &BTreeSet<PortId>,
@@ -47,10 +49,7 @@ impl TeamRuntime {
                     names.join(", ")
                 )
             })?;
-        let team = self
-            .team
-            .reconfigured(spec, now)
-            .map_err(|e| format!("team {}: {e}", self.name))?;
+        let team = fresh.carrying_state_of(&self.team, now);
         self.vlan = vlan;
         let guests = self.guests(rows, uplinks);
         let plan = team.announcements_since(&self.team, &guests);
@@ -123,10 +122,15 @@ mod tests {
 
     use dataplane::PortId;
     use dataplane::port::team::ReceivedBeacon;
-    use teaming::{Beacon, GuestPort, MemberIndex, Timestamp};
+    use teaming::{Beacon, GuestPort, MemberIndex, Team, Timestamp};
 
     use super::super::testing::{FakeIo, cfg, row, runtime};
     use super::super::{TeamRuntime, supervise, team_spec};
+
+    /// The team a reload's check builds for `c`.
+    fn checked(c: &config::Team, now: Timestamp) -> Team {
+        Team::new(team_spec("sw0", c), now).expect("valid team")
+    }
 
     /// The member name the PMDs use for guest port `p` under `port-id` or
     /// `explicit-failover` (what they were published, in their order).
@@ -157,7 +161,7 @@ mod tests {
         let moved = rt
             .reconfigure(
                 &c,
-                team_spec("sw0", &c),
+                checked(&c, t(90)),
                 vlan.clone(),
                 &table,
                 &uplinks,
@@ -199,7 +203,7 @@ mod tests {
         c.active = vec!["eth1".into(), "eth0".into()];
         rt.reconfigure(
             &c,
-            team_spec("sw0", &c),
+            checked(&c, t(190)),
             vlan.clone(),
             &table,
             &uplinks,
@@ -238,15 +242,7 @@ mod tests {
         let before = rt.shared.selector();
         c.active = vec!["eth0".into(), "eth2".into()];
         let e = rt
-            .reconfigure(
-                &c,
-                team_spec("sw0", &c),
-                vlan,
-                &table,
-                &uplinks,
-                &[],
-                t(400),
-            )
+            .reconfigure(&c, checked(&c, t(390)), vlan, &table, &uplinks, &[], t(400))
             .expect_err("members differ");
         assert!(e.contains("restart"), "{e}");
         assert_eq!(rt.shared.selector(), before);
@@ -271,7 +267,7 @@ mod tests {
         supervise(&mut rt, &mut io, &mut rows, &uplinks, t(0));
         c.active = vec!["eth2".into(), "eth0".into(), "eth1".into()];
         let vlan = rt.vlan.clone();
-        rt.reconfigure(&c, team_spec("sw0", &c), vlan, &[], &uplinks, &[], t(10))
+        rt.reconfigure(&c, checked(&c, t(5)), vlan, &[], &uplinks, &[], t(10))
             .expect("same members");
         // Every member's beacon names its PMD index (eth<i> is PMD member
         // i); each is looped back to the two other members, as a physical
