@@ -235,7 +235,7 @@ fn broken_or_unsupported_reloads_change_nothing() {
         "{out:?}"
     );
 
-    // Changes that need a restart, or are not implemented, refuse the
+    // Changes that need a restart refuse the
     // whole reload, even the parts that could be applied.
     d.write_config(&format!(
         "runtime:\n  pmd-cores: [0]\n{}",

@@ -166,7 +166,7 @@ enum Verdict {
     Ignore(&'static str),
     Restart(String),
     /// A kind of change this daemon does not know (see `classify`).
-    NotImplemented,
+    Unknown,
 }
 
 impl Prepared {
@@ -244,7 +244,7 @@ impl Daemon {
             | Change::SriovVfChanged { .. } => Verdict::Apply,
             // `Change` is non-exhaustive: a kind of change `config` learns
             // later is refused until the daemon knows how to apply it.
-            _ => Verdict::NotImplemented,
+            _ => Verdict::Unknown,
         }
     }
 
@@ -320,7 +320,7 @@ impl Daemon {
                 Verdict::Apply => words.push(c.to_string()),
                 Verdict::Ignore(why) => ignored.push(format!("{c} (ignored: {why})")),
                 Verdict::Restart(why) => blocked.push(format!("  needs a restart: {c}{why}")),
-                Verdict::NotImplemented => blocked.push(format!("  not implemented yet: {c}")),
+                Verdict::Unknown => blocked.push(format!("  not supported by this daemon: {c}")),
             }
         }
         if !blocked.is_empty() {
