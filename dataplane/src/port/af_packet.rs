@@ -79,10 +79,6 @@ pub use mmsg::SYSCALL_BATCH;
 use mmsg::{MsgBatch, send_burst};
 use ring::{RxRing, TPACKET_V2};
 
-/// Ethernet type carried in an 802.1Q tag when the kernel does not report
-/// the TPID.
-const ETH_P_8021Q: u16 = 0x8100;
-
 /// How the receiving queue pair takes frames from the kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum AfPacketRxMode {
@@ -333,7 +329,8 @@ fn vlan_of(status: u32, tci: u16, tpid: u16) -> Option<(u16, u16)> {
     let tpid = if status & libc::TP_STATUS_VLAN_TPID_VALID != 0 && tpid != 0 {
         tpid
     } else {
-        ETH_P_8021Q
+        // The kernel did not report the TPID: an 802.1Q tag.
+        wire::TPID_8021Q
     };
     Some((tpid, tci))
 }

@@ -27,7 +27,7 @@ use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use teaming::{BEACON_ETHERTYPE, GuestPort, MemberIndex, Selector};
-use wire::TPID_8021Q;
+use wire::EthernetHeader;
 
 use super::{Port, TxOutcome};
 use crate::packet::{Packet, PacketPool};
@@ -244,19 +244,12 @@ impl TeamPort {
     }
 }
 
-/// Whether `frame` is a team beacon (untagged or behind one 802.1Q tag).
+/// Whether `frame` is a team beacon: untagged or behind one VLAN tag
+/// (any TPID of [`wire::is_vlan_tpid`], the rule `teaming`'s beacon parser
+/// follows too).
 #[inline]
 fn is_beacon(frame: &[u8]) -> bool {
-    let ty = |o: usize| {
-        frame
-            .get(o..o + 2)
-            .map(|b| u16::from_be_bytes([b[0], b[1]]))
-    };
-    match ty(12) {
-        Some(BEACON_ETHERTYPE) => true,
-        Some(TPID_8021Q) => ty(16) == Some(BEACON_ETHERTYPE),
-        _ => false,
-    }
+    EthernetHeader::parse(frame).is_some_and(|h| h.payload_ethertype() == BEACON_ETHERTYPE)
 }
 
 impl Port for TeamPort {
@@ -610,5 +603,9 @@ mod tests {
         f[16..18].copy_from_slice(&BEACON_ETHERTYPE.to_be_bytes());
         assert!(is_beacon(&f));
         assert!(!is_beacon(&f[..15]));
+        f[12..14].copy_from_slice(&0x88a8u16.to_be_bytes());
+        assert!(is_beacon(&f));
+        f[16..18].copy_from_slice(&0x0800u16.to_be_bytes());
+        assert!(!is_beacon(&f));
     }
 }
