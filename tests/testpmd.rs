@@ -13,50 +13,21 @@
 mod support;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use support::{find_in_path, serial};
+use support::frontend::{PmdPortStats, Testpmd, TestpmdOptions, field, pump, require_testpmd};
+use support::{Deadline, serial};
 
 /// Whole-test budget: every wait below is bounded by it.
 const TEST_BUDGET: Duration = Duration::from_secs(120);
-/// How long frames may take to cross the switch before a test gives up.
-const ARRIVAL: Duration = Duration::from_secs(20);
-/// How long a test keeps watching after the expected frames arrived, to
-/// catch late duplicates.
-const SETTLE: Duration = Duration::from_millis(300);
 
 const MAC0: &str = "02:00:00:00:00:01";
 const MAC1: &str = "02:00:00:00:00:02";
 const MAC2: &str = "02:00:00:00:00:03";
 const BROADCAST: &str = "ff:ff:ff:ff:ff:ff";
-
-fn require_tools() {
-    assert!(
-        find_in_path("dpdk-testpmd").is_some(),
-        "dpdk-testpmd not found in PATH: run scripts/install-deps.sh (Debian package dpdk-dev)"
-    );
-    assert!(
-        find_in_path("stdbuf").is_some(),
-        "stdbuf (coreutils) not found in PATH: testpmd's output is read line by line through it"
-    );
-}
-
-#[derive(Clone, Copy)]
-struct Deadline(Instant);
-
-impl Deadline {
-    fn start() -> Self {
-        Deadline(Instant::now() + TEST_BUDGET)
-    }
-    /// `d` from now, but never past the test's budget.
-    fn within(self, d: Duration) -> Instant {
-        (Instant::now() + d).min(self.0)
-    }
-}
 
 /// A child process killed (by its PID) and reaped when dropped.
 struct Guarded {
@@ -91,19 +62,6 @@ impl Drop for Guarded {
         }
         let _ = self.child.wait();
     }
-}
-
-/// Forwards every line of `r` into `tx`, prefixed, until EOF.
-fn pump(r: impl Read + Send + 'static, tx: Sender<String>, prefix: &'static str) {
-    std::thread::spawn(move || {
-        for line in BufReader::new(r).lines() {
-            let Ok(line) = line else { break };
-            // testpmd's prompt pads lines with spaces.
-            if tx.send(format!("{prefix}{}", line.trim_end())).is_err() {
-                break;
-            }
-        }
-    });
 }
 
 /// Counters of one port, per vswitchd's SIGTERM report.
@@ -219,263 +177,7 @@ fn parse_switch_port(line: &str) -> Option<(String, SwitchPort)> {
     }
 }
 
-/// One port's `show port stats all` block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-struct PortStats {
-    rx: u64,
-    rx_missed: u64,
-    rx_bytes: u64,
-    rx_errors: u64,
-    tx: u64,
-    tx_errors: u64,
-    tx_bytes: u64,
-}
-
-/// The number after `key` in `line` (`RX-packets: 128   RX-missed: 0`).
-fn field(line: &str, key: &str) -> Option<u64> {
-    let at = line.find(key)? + key.len();
-    line[at..].split_whitespace().next()?.parse().ok()
-}
-
-/// Interactive testpmd (`-i`), commands on stdin, output read line by line
-/// (through `stdbuf -oL`: testpmd's stdout is block-buffered on a pipe).
-struct Testpmd {
-    proc: Guarded,
-    stdin: ChildStdin,
-    lines: Receiver<String>,
-    transcript: Vec<String>,
-    nports: usize,
-    prefix: String,
-    deadline: Deadline,
-}
-
-impl Testpmd {
-    /// `ports`: (socket, own MAC, peer MAC: the destination of frames it sends).
-    fn start(
-        ports: &[(PathBuf, &str, &str)],
-        topology: &str,
-        tag: &str,
-        deadline: Deadline,
-    ) -> Self {
-        Self::start_mq(ports, topology, tag, deadline, 1)
-    }
-
-    /// [`Testpmd::start`] with `queues` queue pairs on every port (and as
-    /// many rx/tx queues in testpmd: each forwards as its own stream).
-    fn start_mq(
-        ports: &[(PathBuf, &str, &str)],
-        topology: &str,
-        tag: &str,
-        deadline: Deadline,
-        queues: usize,
-    ) -> Self {
-        let prefix = format!("vswitch-test-{}-{tag}", std::process::id());
-        let mut cmd = Command::new("stdbuf");
-        cmd.args([
-            "-oL",
-            "-eL",
-            "dpdk-testpmd",
-            "-l",
-            "0,1",
-            "--main-lcore",
-            "0",
-        ])
-        .args([
-            "--no-pci",
-            "--no-huge",
-            "-m",
-            "512",
-            "--file-prefix",
-            &prefix,
-        ])
-        .args(["--log-level", "lib.eal:notice"]);
-        for (i, (sock, mac, _)) in ports.iter().enumerate() {
-            cmd.arg("--vdev").arg(format!(
-                "net_virtio_user{i},path={},mac={mac},queues={queues}",
-                sock.display()
-            ));
-        }
-        cmd.args(["--", "-i", "--nb-cores=1", "--total-num-mbufs=16384"])
-            .arg(format!("--rxq={queues}"))
-            .arg(format!("--txq={queues}"))
-            .arg(format!("--port-topology={topology}"));
-        for (i, (_, _, peer)) in ports.iter().enumerate() {
-            cmd.arg(format!("--eth-peer={i},{peer}"));
-        }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("dpdk-testpmd starts");
-        let (tx, lines) = channel();
-        pump(child.stdout.take().expect("stdout"), tx.clone(), "");
-        pump(child.stderr.take().expect("stderr"), tx, "stderr: ");
-        let stdin = child.stdin.take().expect("stdin");
-        let mut t = Testpmd {
-            proc: Guarded {
-                child,
-                name: "dpdk-testpmd",
-            },
-            stdin,
-            lines,
-            transcript: Vec::new(),
-            nports: ports.len(),
-            prefix,
-            deadline,
-        };
-        // Ports configured, vhost-user set up, links up: then the prompt.
-        let until = deadline.within(Duration::from_secs(60));
-        t.expect_line(until, |l| l.contains("Checking link statuses"));
-        t.expect_line(until, |l| l.trim() == "Done");
-        t
-    }
-
-    fn fail(&self, what: &str) -> ! {
-        let from = self.transcript.len().saturating_sub(80);
-        panic!(
-            "{what}\n--- testpmd transcript (last 80 lines) ---\n{}",
-            self.transcript[from..].join("\n")
-        );
-    }
-
-    fn next_line(&mut self, until: Instant) -> Option<String> {
-        let left = until.saturating_duration_since(Instant::now());
-        match self.lines.recv_timeout(left) {
-            Ok(l) => {
-                self.transcript.push(l.clone());
-                Some(l)
-            }
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => self.fail("dpdk-testpmd exited"),
-        }
-    }
-
-    fn expect_line(&mut self, until: Instant, pred: impl Fn(&str) -> bool) -> String {
-        loop {
-            match self.next_line(until) {
-                Some(l) if pred(&l) => return l,
-                Some(_) => {}
-                None => self.fail("timed out waiting for testpmd"),
-            }
-        }
-    }
-
-    fn send(&mut self, cmd: &str) {
-        self.transcript.push(format!("> {cmd}"));
-        if let Err(e) = writeln!(self.stdin, "{cmd}").and_then(|()| self.stdin.flush()) {
-            self.fail(&format!("writing `{cmd}` to testpmd: {e}"));
-        }
-    }
-
-    /// Sends `cmd` and waits until testpmd has run it (its echo after the
-    /// prompt), then for `done` if given.
-    fn run(&mut self, cmd: &str, done: Option<&str>) {
-        self.send(cmd);
-        let until = self.deadline.within(Duration::from_secs(30));
-        self.expect_line(until, |l| l.starts_with("testpmd>") && l.ends_with(cmd));
-        if let Some(done) = done {
-            self.expect_line(until, |l| l.contains(done));
-        }
-    }
-
-    fn stats(&mut self) -> Vec<PortStats> {
-        self.send("show port stats all");
-        let until = self.deadline.within(Duration::from_secs(30));
-        let mut out = Vec::with_capacity(self.nports);
-        for port in 0..self.nports {
-            let header = format!("NIC statistics for port {port} ");
-            self.expect_line(until, |l| l.contains(&header));
-            let mut s = PortStats::default();
-            let rx = self.expect_line(until, |l| l.contains("RX-packets:"));
-            let rx_err = self.expect_line(until, |l| l.contains("RX-errors:"));
-            let tx = self.expect_line(until, |l| l.contains("TX-packets:"));
-            let parsed = (|| {
-                s.rx = field(&rx, "RX-packets:")?;
-                s.rx_missed = field(&rx, "RX-missed:")?;
-                s.rx_bytes = field(&rx, "RX-bytes:")?;
-                s.rx_errors = field(&rx_err, "RX-errors:")?;
-                s.tx = field(&tx, "TX-packets:")?;
-                s.tx_errors = field(&tx, "TX-errors:")?;
-                s.tx_bytes = field(&tx, "TX-bytes:")?;
-                Some(())
-            })();
-            if parsed.is_none() {
-                self.fail("cannot parse `show port stats all`");
-            }
-            out.push(s);
-        }
-        out
-    }
-
-    /// Polls the port counters until every port has received `rx` and sent
-    /// `tx` frames (failing at once if any count goes past its expectation,
-    /// or after [`ARRIVAL`]), then watches for [`SETTLE`] that nothing more
-    /// arrives.
-    fn wait_stats(&mut self, what: &str, rx: &[u64], tx: &[u64]) -> Vec<PortStats> {
-        let until = self.deadline.within(ARRIVAL);
-        let counts = |s: &[PortStats]| -> (Vec<u64>, Vec<u64>) {
-            (
-                s.iter().map(|p| p.rx).collect(),
-                s.iter().map(|p| p.tx).collect(),
-            )
-        };
-        let over = |got: &[u64], want: &[u64]| got.iter().zip(want).any(|(g, w)| g > w);
-        loop {
-            let s = self.stats();
-            let (got_rx, got_tx) = counts(&s);
-            if over(&got_rx, rx) || over(&got_tx, tx) {
-                self.fail(&format!(
-                    "{what}: more frames than expected: received {got_rx:?} (expected {rx:?}), sent {got_tx:?} (expected {tx:?})"
-                ));
-            }
-            if got_rx == rx && got_tx == tx {
-                break;
-            }
-            if Instant::now() >= until {
-                self.fail(&format!(
-                    "{what}: frames missing after {ARRIVAL:?}: received {got_rx:?} (expected {rx:?}), sent {got_tx:?} (expected {tx:?})"
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        std::thread::sleep(SETTLE);
-        let s = self.stats();
-        let (got_rx, got_tx) = counts(&s);
-        if got_rx != rx || got_tx != tx {
-            self.fail(&format!(
-                "{what}: counters moved after the expected frames arrived (duplicates or strays): received {got_rx:?} (expected {rx:?}), sent {got_tx:?} (expected {tx:?})"
-            ));
-        }
-        s
-    }
-
-    fn quit(mut self) {
-        self.send("quit");
-        let until = self.deadline.within(Duration::from_secs(30));
-        // Drain the output so testpmd never blocks on a full pipe.
-        while self.proc.child.try_wait().ok().flatten().is_none() && Instant::now() < until {
-            let _ = self.lines.recv_timeout(Duration::from_millis(50));
-        }
-        if let Err(e) = self.proc.wait_until(until) {
-            self.fail(&e);
-        }
-    }
-}
-
-impl Drop for Testpmd {
-    fn drop(&mut self) {
-        // Kill first (the field drops after this body), then remove EAL's
-        // runtime directory for this prefix.
-        if let Ok(None) = self.proc.child.try_wait() {
-            let _ = nix::sys::signal::kill(self.proc.pid(), nix::sys::signal::SIGKILL);
-            let _ = self.proc.child.wait();
-        }
-        let _ = std::fs::remove_dir_all(Path::new("/var/run/dpdk").join(&self.prefix));
-    }
-}
-
-fn assert_clean(s: &[PortStats]) {
+fn assert_clean(s: &[PmdPortStats]) {
     for (i, p) in s.iter().enumerate() {
         assert_eq!(
             (p.rx_missed, p.rx_errors, p.tx_errors),
@@ -497,14 +199,96 @@ fn write_config(dir: &Path, yaml: &str) -> PathBuf {
 const BURSTS: u64 = 4;
 const PER_ROUND: u64 = BURSTS * 32;
 
+/// testpmd on `ports` (socket, own MAC, peer MAC) with `queues` queue
+/// pairs each, every wait bounded by `deadline`, in `rxonly` mode: it
+/// sends only what `start tx_first` sends and receives what the switch
+/// delivers.
+fn rxonly_testpmd(
+    ports: &[(PathBuf, &str, &str)],
+    topology: &str,
+    tag: &str,
+    deadline: Deadline,
+    queues: usize,
+) -> Testpmd {
+    let options = TestpmdOptions { queues, deadline };
+    let mut pmd = Testpmd::start_with(ports, &[], topology, tag, options);
+    pmd.run("set fwd rxonly", None);
+    pmd
+}
+
+/// One round: every forwarding port sends [`BURSTS`] bursts; waits for
+/// exactly `rx` frames received and `tx` sent per port, stops, and checks
+/// that testpmd counted no miss or error.
+fn round(pmd: &mut Testpmd, what: &str, rx: &[u64], tx: &[u64]) -> Vec<PmdPortStats> {
+    pmd.run(&format!("start tx_first {BURSTS}"), None);
+    let s = pmd.wait_stats(what, rx, tx);
+    pmd.run("stop", Some("Done."));
+    assert_clean(&s);
+    s
+}
+
+/// Frames one port sends in a step of [`run_steps`]: `tx_first 2`, 2
+/// bursts of 32.
+const PER_STEP: u64 = 2 * 32;
+
+/// Three ports in `loop` topology, one step at a time: the step's sender
+/// alone sends [`PER_STEP`] frames, then every port receives, and each
+/// port's received count must be the step's expectation (sent counts add
+/// up per sender).
+fn run_steps(pmd: &mut Testpmd, steps: &[(usize, &str, [u64; 3])]) {
+    let mut sent = [0u64; 3];
+    for &(from, what, expect) in steps {
+        pmd.run(&format!("set portlist {from}"), None);
+        pmd.run("start tx_first 2", None);
+        pmd.run("stop", Some("Done."));
+        sent[from] += PER_STEP;
+        // Now receive on every port.
+        pmd.run("set portlist 0,1,2", None);
+        pmd.run("start", None);
+        let s = pmd.wait_stats(what, &expect, &sent);
+        pmd.run("stop", Some("Done."));
+        assert_clean(&s);
+    }
+}
+
+/// rxonly testpmd on the switch's ports p0, p1, p2 (MAC0, MAC1, MAC2 in
+/// DIR) sending to `peers`, each port sending and receiving on itself
+/// (`loop`): `set portlist` picks the sender.
+fn three_port_testpmd(dir: &Path, peers: [&str; 3], tag: &str, deadline: Deadline) -> Testpmd {
+    let [peer0, peer1, peer2] = peers;
+    rxonly_testpmd(
+        &[
+            (dir.join("p0.sock"), MAC0, peer0),
+            (dir.join("p1.sock"), MAC1, peer1),
+            (dir.join("p2.sock"), MAC2, peer2),
+        ],
+        "loop",
+        tag,
+        deadline,
+        1,
+    )
+}
+
+/// The switch's counters of p0, p1, p2 (zero for a port it did not report).
+fn three_port_counters(ports: &HashMap<String, SwitchPort>) -> [SwitchPort; 3] {
+    ["p0", "p1", "p2"].map(|p| ports.get(p).copied().unwrap_or_default())
+}
+
+/// `vswitchctl --runtime-dir RUNTIME`, to add arguments to.
+fn vswitchctl(runtime: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vswitchctl"));
+    cmd.arg("--runtime-dir").arg(runtime);
+    cmd
+}
+
 #[test]
 fn default_switch_forwards_every_frame_once_both_ways() {
-    require_tools();
+    require_testpmd();
     let _serial = serial();
-    let deadline = Deadline::start();
+    let deadline = Deadline::after(TEST_BUDGET);
     let dir = tempfile::tempdir().expect("tempdir");
     let vs = Vswitchd::start(dir.path(), None, deadline);
-    let mut pmd = Testpmd::start(
+    let mut pmd = rxonly_testpmd(
         &[
             (dir.path().join("vhost0.sock"), MAC0, MAC1),
             (dir.path().join("vhost1.sock"), MAC1, MAC0),
@@ -512,8 +296,8 @@ fn default_switch_forwards_every_frame_once_both_ways() {
         "paired",
         "fwd",
         deadline,
+        1,
     );
-    pmd.run("set fwd rxonly", None);
 
     // Three frame lengths (without FCS): minimum, middle, the largest an
     // MTU of 1500 allows untagged.
@@ -524,19 +308,17 @@ fn default_switch_forwards_every_frame_once_both_ways() {
         pmd.run(&format!("set txpkts {size}"), None);
         // Both ports send PER_ROUND frames (port 0 to MAC1, port 1 to MAC0);
         // rxonly then receives what the switch delivers.
-        pmd.run(&format!("start tx_first {BURSTS}"), None);
         frames += PER_ROUND;
         bytes += PER_ROUND * size;
-        let s = pmd.wait_stats(
+        let s = round(
+            &mut pmd,
             &format!("{size}-byte frames"),
             &[frames, frames],
             &[frames, frames],
         );
-        pmd.run("stop", Some("Done."));
         assert_eq!(s[0].tx_bytes, bytes, "{s:?}");
         assert_eq!(s[1].rx_bytes, s[0].tx_bytes, "frames arrive whole");
         assert_eq!(s[0].rx_bytes, s[1].tx_bytes, "frames arrive whole");
-        assert_clean(&s);
     }
 
     // One byte over the MTU: the switch drops these on ingress, counted.
@@ -551,7 +333,7 @@ fn default_switch_forwards_every_frame_once_both_ways() {
     );
     pmd.run("stop", Some("Done."));
     assert_clean(&s);
-    pmd.quit();
+    pmd.quit_and_expect_exit();
 
     let ports = vs.stop();
     let expect_rx = frames + PER_ROUND;
@@ -578,58 +360,28 @@ fn default_switch_forwards_every_frame_once_both_ways() {
 /// it; broadcast reaches everyone but the sender.
 #[test]
 fn unknown_unicast_floods_learned_unicast_does_not() {
-    require_tools();
+    require_testpmd();
     let _serial = serial();
-    let deadline = Deadline::start();
+    let deadline = Deadline::after(TEST_BUDGET);
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = write_config(
         dir.path(),
         "switches:\n  - name: sw0\n    ports:\n      - name: p0\n      - name: p1\n      - name: p2\n",
     );
     let vs = Vswitchd::start(dir.path(), Some(&cfg), deadline);
-    let mut pmd = Testpmd::start(
-        &[
-            (dir.path().join("p0.sock"), MAC0, MAC1),
-            (dir.path().join("p1.sock"), MAC1, MAC0),
-            (dir.path().join("p2.sock"), MAC2, BROADCAST),
-        ],
-        // Each port sends and receives on itself; `set portlist` picks the
-        // sender.
-        "loop",
-        "learn",
-        deadline,
-    );
-    pmd.run("set fwd rxonly", None);
-    let n = 2 * 32; // tx_first 2
+    let mut pmd = three_port_testpmd(dir.path(), [MAC1, MAC0, BROADCAST], "learn", deadline);
+    let n = PER_STEP;
     let steps: [(usize, &str, [u64; 3]); 4] = [
         (0, "p0 -> MAC1, not yet learned: flooded", [0, n, n]),
         (1, "p1 -> MAC0, learned from p0's frames", [n, n, n]),
         (0, "p0 -> MAC1, now learned", [n, 2 * n, n]),
         (2, "p2 -> broadcast", [2 * n, 3 * n, n]),
     ];
-    let mut sent = [0u64; 3];
-    for (from, what, expect) in steps {
-        pmd.run(&format!("set portlist {from}"), None);
-        pmd.run("start tx_first 2", None);
-        pmd.run("stop", Some("Done."));
-        sent[from] += n;
-        // Now receive on every port.
-        pmd.run("set portlist 0,1,2", None);
-        pmd.run("start", None);
-        let s = pmd.wait_stats(what, &expect, &sent);
-        pmd.run("stop", Some("Done."));
-        assert_clean(&s);
-    }
-    pmd.quit();
+    run_steps(&mut pmd, &steps);
+    pmd.quit_and_expect_exit();
 
     let ports = vs.stop();
-    let got: Vec<(u64, u64, u64, u64)> = ["p0", "p1", "p2"]
-        .iter()
-        .map(|p| {
-            let c = ports.get(*p).copied().unwrap_or_default();
-            (c.rx, c.tx, c.tx_dropped, c.ingress_drops)
-        })
-        .collect();
+    let got = three_port_counters(&ports).map(|c| (c.rx, c.tx, c.tx_dropped, c.ingress_drops));
     assert_eq!(
         got,
         [(2 * n, 2 * n, 0, 0), (n, 3 * n, 0, 0), (n, n, 0, 0)],
@@ -641,27 +393,17 @@ fn unknown_unicast_floods_learned_unicast_does_not() {
 /// inside their VLAN.
 #[test]
 fn access_vlans_keep_traffic_apart() {
-    require_tools();
+    require_testpmd();
     let _serial = serial();
-    let deadline = Deadline::start();
+    let deadline = Deadline::after(TEST_BUDGET);
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = write_config(
         dir.path(),
         "switches:\n  - name: sw0\n    port-groups:\n      - name: blue\n        vlan: 100\n      - name: red\n        vlan: 200\n    ports:\n      - name: p0\n        port-group: blue\n      - name: p1\n        port-group: blue\n      - name: p2\n        port-group: red\n",
     );
     let vs = Vswitchd::start(dir.path(), Some(&cfg), deadline);
-    let mut pmd = Testpmd::start(
-        &[
-            (dir.path().join("p0.sock"), MAC0, BROADCAST),
-            (dir.path().join("p1.sock"), MAC1, MAC0),
-            (dir.path().join("p2.sock"), MAC2, BROADCAST),
-        ],
-        "loop",
-        "vlan",
-        deadline,
-    );
-    pmd.run("set fwd rxonly", None);
-    let n = 2 * 32;
+    let mut pmd = three_port_testpmd(dir.path(), [BROADCAST, MAC0, BROADCAST], "vlan", deadline);
+    let n = PER_STEP;
     let steps: [(usize, &str, [u64; 3]); 3] = [
         (0, "p0 (VLAN 100) -> broadcast", [0, n, 0]),
         (
@@ -671,28 +413,11 @@ fn access_vlans_keep_traffic_apart() {
         ),
         (1, "p1 -> MAC0 (learned in VLAN 100)", [n, n, 0]),
     ];
-    let mut sent = [0u64; 3];
-    for (from, what, expect) in steps {
-        pmd.run(&format!("set portlist {from}"), None);
-        pmd.run("start tx_first 2", None);
-        pmd.run("stop", Some("Done."));
-        sent[from] += n;
-        pmd.run("set portlist 0,1,2", None);
-        pmd.run("start", None);
-        let s = pmd.wait_stats(what, &expect, &sent);
-        pmd.run("stop", Some("Done."));
-        assert_clean(&s);
-    }
-    pmd.quit();
+    run_steps(&mut pmd, &steps);
+    pmd.quit_and_expect_exit();
 
     let ports = vs.stop();
-    let got: Vec<(u64, u64)> = ["p0", "p1", "p2"]
-        .iter()
-        .map(|p| {
-            let c = ports.get(*p).copied().unwrap_or_default();
-            (c.rx, c.tx)
-        })
-        .collect();
+    let got = three_port_counters(&ports).map(|c| (c.rx, c.tx));
     assert_eq!(
         got,
         [(n, n), (n, n), (n, 0)],
@@ -708,9 +433,9 @@ fn access_vlans_keep_traffic_apart() {
 /// the two untouched ports.
 #[test]
 fn reloads_that_add_and_remove_a_port_drop_nothing_on_the_others() {
-    require_tools();
+    require_testpmd();
     let _serial = serial();
-    let deadline = Deadline::start();
+    let deadline = Deadline::after(TEST_BUDGET);
     let dir = tempfile::tempdir().expect("tempdir");
     let two = "switches:\n  - name: sw0\n    ports:\n      - name: vhost0\n      - name: vhost1\n";
     let three = format!("{two}      - name: extra\n        vlan: 20\n");
@@ -718,7 +443,7 @@ fn reloads_that_add_and_remove_a_port_drop_nothing_on_the_others() {
     let cfg3 = dir.path().join("three.yaml");
     std::fs::write(&cfg3, &three).expect("write config");
     let vs = Vswitchd::start(dir.path(), Some(&cfg), deadline);
-    let mut pmd = Testpmd::start(
+    let mut pmd = rxonly_testpmd(
         &[
             (dir.path().join("vhost0.sock"), MAC0, MAC1),
             (dir.path().join("vhost1.sock"), MAC1, MAC0),
@@ -726,8 +451,8 @@ fn reloads_that_add_and_remove_a_port_drop_nothing_on_the_others() {
         "paired",
         "reload",
         deadline,
+        1,
     );
-    pmd.run("set fwd rxonly", None);
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reloader = {
@@ -738,9 +463,7 @@ fn reloads_that_add_and_remove_a_port_drop_nothing_on_the_others() {
             let mut done = 0u32;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let file = &files[done as usize % 2];
-                let out = Command::new(env!("CARGO_BIN_EXE_vswitchctl"))
-                    .arg("--runtime-dir")
-                    .arg(&runtime)
+                let out = vswitchctl(&runtime)
                     .args(["reload", "--config"])
                     .arg(file)
                     .output()
@@ -760,14 +483,12 @@ fn reloads_that_add_and_remove_a_port_drop_nothing_on_the_others() {
 
     let rounds = 30u64;
     for r in 1..=rounds {
-        pmd.run(&format!("start tx_first {BURSTS}"), None);
-        let s = pmd.wait_stats(
+        round(
+            &mut pmd,
             &format!("round {r} with reloads running"),
             &[r * PER_ROUND, r * PER_ROUND],
             &[r * PER_ROUND, r * PER_ROUND],
         );
-        pmd.run("stop", Some("Done."));
-        assert_clean(&s);
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let reloads = reloader.join().expect("reloader thread");
@@ -775,7 +496,7 @@ fn reloads_that_add_and_remove_a_port_drop_nothing_on_the_others() {
         reloads >= 4,
         "only {reloads} reloads overlapped the traffic"
     );
-    pmd.quit();
+    pmd.quit_and_expect_exit();
 
     let ports = vs.stop();
     for name in ["vhost0", "vhost1"] {
@@ -798,9 +519,7 @@ fn reloads_that_add_and_remove_a_port_drop_nothing_on_the_others() {
 /// Reads `vswitchctl stats --json` and returns, per port, its vhost-user
 /// counters (`rx_q0`, `tx_q1`, ...).
 fn vhost_counters(runtime: &Path) -> HashMap<String, HashMap<String, u64>> {
-    let out = Command::new(env!("CARGO_BIN_EXE_vswitchctl"))
-        .arg("--runtime-dir")
-        .arg(runtime)
+    let out = vswitchctl(runtime)
         .args(["--json", "stats"])
         .output()
         .expect("vswitchctl runs");
@@ -833,16 +552,16 @@ fn vhost_counters(runtime: &Path) -> HashMap<String, HashMap<String, u64>> {
 /// direction, and each PMD polls one pair of each port.
 #[test]
 fn two_queue_pairs_per_port_carry_every_frame_exactly_once() {
-    require_tools();
+    require_testpmd();
     let _serial = serial();
-    let deadline = Deadline::start();
+    let deadline = Deadline::after(TEST_BUDGET);
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = write_config(
         dir.path(),
         "runtime:\n  pmd-cores: [0, 1]\nswitches:\n  - name: sw0\n    ports:\n      - name: vhost0\n        queues: 2\n      - name: vhost1\n        queues: 2\n",
     );
     let vs = Vswitchd::start(dir.path(), Some(&cfg), deadline);
-    let mut pmd = Testpmd::start_mq(
+    let mut pmd = rxonly_testpmd(
         &[
             (dir.path().join("vhost0.sock"), MAC0, MAC1),
             (dir.path().join("vhost1.sock"), MAC1, MAC0),
@@ -852,21 +571,18 @@ fn two_queue_pairs_per_port_carry_every_frame_exactly_once() {
         deadline,
         2,
     );
-    pmd.run("set fwd rxonly", None);
     // Two streams per port (one per queue): each sends BURSTS x 32.
     let per_round = 2 * PER_ROUND;
     let mut frames = 0;
     for size in [64u64, 1514] {
         pmd.run(&format!("set txpkts {size}"), None);
-        pmd.run(&format!("start tx_first {BURSTS}"), None);
         frames += per_round;
-        let s = pmd.wait_stats(
+        round(
+            &mut pmd,
             &format!("{size}-byte frames over two queue pairs"),
             &[frames, frames],
             &[frames, frames],
         );
-        pmd.run("stop", Some("Done."));
-        assert_clean(&s);
     }
     let counters = vhost_counters(dir.path());
     for port in ["vhost0", "vhost1"] {
@@ -879,9 +595,7 @@ fn two_queue_pairs_per_port_carry_every_frame_exactly_once() {
         assert_eq!(get("tx_q0") + get("tx_q1"), frames, "{port}: {c:?}");
         assert!(get("tx_q0") > 0 && get("tx_q1") > 0, "{port}: {c:?}");
     }
-    let status = Command::new(env!("CARGO_BIN_EXE_vswitchctl"))
-        .arg("--runtime-dir")
-        .arg(dir.path())
+    let status = vswitchctl(dir.path())
         .arg("status")
         .output()
         .expect("vswitchctl runs");
@@ -892,7 +606,7 @@ fn two_queue_pairs_per_port_carry_every_frame_exactly_once() {
             .all(|l| l.contains(" 2/2 ")),
         "both pairs of both ports run:\n{text}"
     );
-    pmd.quit();
+    pmd.quit_and_expect_exit();
     let ports = vs.stop();
     for name in ["vhost0", "vhost1"] {
         assert_eq!(

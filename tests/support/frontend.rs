@@ -1,4 +1,5 @@
-//! Shared by the hardening suites (hostile.rs, bounds.rs, security.rs):
+//! Shared by the hardening suites (hostile.rs, bounds.rs, security.rs;
+//! testpmd.rs uses its testpmd driver):
 //! `vswitchd` as a process with its config, log and counters; DPDK
 //! `dpdk-testpmd` with virtio-user ports as a well-behaved frontend with
 //! exact frame counts; and a raw vhost-user client that writes the wire
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use vswitch::protocol::{PortStats, Request, StatsReply};
 
-use super::{strip_ansi, wait_until};
+use super::{Deadline, strip_ansi, wait_until};
 
 /// testpmd and stdbuf must be installed (scripts/install-deps.sh).
 pub fn require_testpmd() {
@@ -151,20 +152,25 @@ impl Drop for Daemon {
 pub struct PmdPortStats {
     pub rx: u64,
     pub rx_missed: u64,
+    pub rx_bytes: u64,
     pub rx_errors: u64,
     pub tx: u64,
     pub tx_errors: u64,
+    pub tx_bytes: u64,
 }
 
-fn field(line: &str, key: &str) -> Option<u64> {
+/// The number after `key` in `line` (`RX-packets: 128   RX-missed: 0`).
+pub fn field(line: &str, key: &str) -> Option<u64> {
     let at = line.find(key)? + key.len();
     line[at..].split_whitespace().next()?.parse().ok()
 }
 
-fn pump(r: impl Read + Send + 'static, tx: Sender<String>, prefix: &'static str) {
+/// Forwards every line of `r` into `tx`, prefixed, until EOF.
+pub fn pump(r: impl Read + Send + 'static, tx: Sender<String>, prefix: &'static str) {
     std::thread::spawn(move || {
         for line in BufReader::new(r).lines() {
             let Ok(line) = line else { break };
+            // testpmd's prompt pads lines with spaces.
             if tx.send(format!("{prefix}{}", line.trim_end())).is_err() {
                 break;
             }
@@ -172,8 +178,30 @@ fn pump(r: impl Read + Send + 'static, tx: Sender<String>, prefix: &'static str)
     });
 }
 
-/// Interactive testpmd with virtio-user ports (no hugepages), commands on
-/// stdin, output read line by line; killed when dropped.
+/// How a [`Testpmd`] starts, beyond its ports.
+#[derive(Debug, Clone, Copy)]
+pub struct TestpmdOptions {
+    /// Queue pairs on every virtio-user port (and as many rx/tx queues in
+    /// testpmd: each forwards as its own stream).
+    pub queues: usize,
+    /// The whole test's budget: every wait of the driver ends by it.
+    pub deadline: Deadline,
+}
+
+impl Default for TestpmdOptions {
+    fn default() -> Self {
+        TestpmdOptions {
+            queues: 1,
+            deadline: Deadline::none(),
+        }
+    }
+}
+
+/// Interactive testpmd (`-i`) with virtio-user ports (no hugepages),
+/// commands on stdin, output read line by line (through `stdbuf -oL`:
+/// testpmd's stdout is block-buffered on a pipe); killed when dropped. On
+/// a failure it panics with the end of its transcript and writes the whole
+/// transcript to a file in the temporary directory.
 pub struct Testpmd {
     child: Child,
     stdin: ChildStdin,
@@ -181,10 +209,14 @@ pub struct Testpmd {
     transcript: Vec<String>,
     nports: usize,
     prefix: String,
+    deadline: Deadline,
 }
 
-/// How long frames may take to cross the switch.
-const ARRIVAL: Duration = Duration::from_secs(20);
+/// How long frames may take to cross the switch before a test gives up.
+pub const ARRIVAL: Duration = Duration::from_secs(20);
+/// How long [`Testpmd::wait_stats`] keeps watching after the expected
+/// frames arrived, to catch late duplicates.
+pub const SETTLE: Duration = Duration::from_millis(300);
 
 impl Testpmd {
     /// `ports`: (socket, own MAC, peer MAC: destination of what it sends).
@@ -195,26 +227,53 @@ impl Testpmd {
         topology: &str,
         tag: &str,
     ) -> Testpmd {
+        Self::start_with(ports, extra_vdevs, topology, tag, TestpmdOptions::default())
+    }
+
+    /// [`Testpmd::start`] with `options` (queue pairs, a test deadline).
+    pub fn start_with(
+        ports: &[(PathBuf, &str, &str)],
+        extra_vdevs: &[String],
+        topology: &str,
+        tag: &str,
+        options: TestpmdOptions,
+    ) -> Testpmd {
+        let queues = options.queues;
         let mut vdevs = extra_vdevs.to_vec();
         for (i, (sock, mac, _)) in ports.iter().enumerate() {
-            vdevs.push(format!(
-                "net_virtio_user{i},path={},mac={mac}",
-                sock.display()
-            ));
+            let mut vdev = format!("net_virtio_user{i},path={},mac={mac}", sock.display());
+            if queues > 1 {
+                vdev.push_str(&format!(",queues={queues}"));
+            }
+            vdevs.push(vdev);
         }
         let skip = extra_vdevs.len();
-        let peers: Vec<String> = ports
+        let mut args: Vec<String> = ports
             .iter()
             .enumerate()
             .map(|(i, (_, _, peer))| format!("--eth-peer={},{peer}", i + skip))
             .collect();
-        Self::start_vdevs(&vdevs, &peers, topology, tag)
+        if queues > 1 {
+            args.push(format!("--rxq={queues}"));
+            args.push(format!("--txq={queues}"));
+        }
+        Self::spawn(&vdevs, &args, topology, tag, options.deadline)
     }
 
     /// testpmd on exactly these `--vdev`s (port ids in this order), with
     /// extra testpmd arguments.
     pub fn start_vdevs(vdevs: &[String], args: &[String], topology: &str, tag: &str) -> Testpmd {
-        let prefix = format!("vswitch-harden-{}-{tag}", std::process::id());
+        Self::spawn(vdevs, args, topology, tag, Deadline::none())
+    }
+
+    fn spawn(
+        vdevs: &[String],
+        args: &[String],
+        topology: &str,
+        tag: &str,
+        deadline: Deadline,
+    ) -> Testpmd {
+        let prefix = format!("vswitch-test-{}-{tag}", std::process::id());
         let mut cmd = Command::new("stdbuf");
         cmd.args([
             "-oL",
@@ -257,20 +316,24 @@ impl Testpmd {
             transcript: Vec::new(),
             nports: vdevs.len(),
             prefix,
+            deadline,
         };
-        let until = Instant::now() + Duration::from_secs(60);
+        // Ports configured, vhost-user set up, links up: then the prompt.
+        let until = deadline.within(Duration::from_secs(60));
         t.expect_line(until, |l| l.contains("Checking link statuses"));
         t.expect_line(until, |l| l.trim() == "Done");
         t
     }
 
+    /// Panics with `what` and the last 80 lines of the transcript (the
+    /// whole of it goes to a file, named on stderr).
     pub fn fail(&self, what: &str) -> ! {
         let full = std::env::temp_dir().join(format!("{}.transcript", self.prefix));
         let _ = std::fs::write(&full, self.transcript.join("\n"));
         eprintln!("full testpmd transcript: {}", full.display());
-        let from = self.transcript.len().saturating_sub(60);
+        let from = self.transcript.len().saturating_sub(80);
         panic!(
-            "{what}\n--- testpmd transcript ---\n{}",
+            "{what}\n--- testpmd transcript (last 80 lines) ---\n{}",
             self.transcript[from..].join("\n")
         );
     }
@@ -297,13 +360,19 @@ impl Testpmd {
         }
     }
 
-    /// Sends `cmd` and waits for its echo after the prompt, then `done`.
-    pub fn run(&mut self, cmd: &str, done: Option<&str>) {
+    /// Writes `cmd` to testpmd's stdin (and the transcript).
+    fn send(&mut self, cmd: &str) {
         self.transcript.push(format!("> {cmd}"));
         if let Err(e) = writeln!(self.stdin, "{cmd}").and_then(|()| self.stdin.flush()) {
             self.fail(&format!("writing `{cmd}` to testpmd: {e}"));
         }
-        let until = Instant::now() + Duration::from_secs(30);
+    }
+
+    /// Sends `cmd` and waits until testpmd has run it (its echo after the
+    /// prompt), then for `done` if given.
+    pub fn run(&mut self, cmd: &str, done: Option<&str>) {
+        self.send(cmd);
+        let until = self.deadline.within(Duration::from_secs(30));
         self.expect_line(until, |l| l.starts_with("testpmd>") && l.ends_with(cmd));
         if let Some(done) = done {
             self.expect_line(until, |l| l.contains(done));
@@ -312,7 +381,7 @@ impl Testpmd {
 
     pub fn stats(&mut self) -> Vec<PmdPortStats> {
         self.run("show port stats all", None);
-        let until = Instant::now() + Duration::from_secs(30);
+        let until = self.deadline.within(Duration::from_secs(30));
         let mut out = Vec::with_capacity(self.nports);
         for port in 0..self.nports {
             let header = format!("NIC statistics for port {port} ");
@@ -324,9 +393,11 @@ impl Testpmd {
                 Some(PmdPortStats {
                     rx: field(&rx, "RX-packets:")?,
                     rx_missed: field(&rx, "RX-missed:")?,
+                    rx_bytes: field(&rx, "RX-bytes:")?,
                     rx_errors: field(&rx_err, "RX-errors:")?,
                     tx: field(&tx, "TX-packets:")?,
                     tx_errors: field(&tx, "TX-errors:")?,
+                    tx_bytes: field(&tx, "TX-bytes:")?,
                 })
             })();
             match s {
@@ -337,19 +408,25 @@ impl Testpmd {
         out
     }
 
-    /// Polls until every port has received `rx` and sent `tx` frames
-    /// (failing at once on more), then checks 300 ms later that nothing
-    /// else arrived.
+    /// Polls the port counters until every port has received `rx` and sent
+    /// `tx` frames (failing at once if any count goes past its expectation,
+    /// or after [`ARRIVAL`]), then watches for [`SETTLE`] that nothing more
+    /// arrives.
     pub fn wait_stats(&mut self, what: &str, rx: &[u64], tx: &[u64]) -> Vec<PmdPortStats> {
-        let until = Instant::now() + ARRIVAL;
-        let over = |g: &[u64], w: &[u64]| g.iter().zip(w).any(|(g, w)| g > w);
+        let until = self.deadline.within(ARRIVAL);
+        let counts = |s: &[PmdPortStats]| -> (Vec<u64>, Vec<u64>) {
+            (
+                s.iter().map(|p| p.rx).collect(),
+                s.iter().map(|p| p.tx).collect(),
+            )
+        };
+        let over = |got: &[u64], want: &[u64]| got.iter().zip(want).any(|(g, w)| g > w);
         loop {
             let s = self.stats();
-            let got_rx: Vec<u64> = s.iter().map(|p| p.rx).collect();
-            let got_tx: Vec<u64> = s.iter().map(|p| p.tx).collect();
+            let (got_rx, got_tx) = counts(&s);
             if over(&got_rx, rx) || over(&got_tx, tx) {
                 self.fail(&format!(
-                    "{what}: more frames than expected: rx {got_rx:?} (want {rx:?}), tx {got_tx:?} (want {tx:?})"
+                    "{what}: more frames than expected: received {got_rx:?} (expected {rx:?}), sent {got_tx:?} (expected {tx:?})"
                 ));
             }
             if got_rx == rx && got_tx == tx {
@@ -357,35 +434,53 @@ impl Testpmd {
             }
             if Instant::now() >= until {
                 self.fail(&format!(
-                    "{what}: frames missing: rx {got_rx:?} (want {rx:?}), tx {got_tx:?} (want {tx:?})"
+                    "{what}: frames missing after {ARRIVAL:?}: received {got_rx:?} (expected {rx:?}), sent {got_tx:?} (expected {tx:?})"
                 ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        std::thread::sleep(Duration::from_millis(300));
+        std::thread::sleep(SETTLE);
         let s = self.stats();
-        let got_rx: Vec<u64> = s.iter().map(|p| p.rx).collect();
-        let got_tx: Vec<u64> = s.iter().map(|p| p.tx).collect();
+        let (got_rx, got_tx) = counts(&s);
         if got_rx != rx || got_tx != tx {
             self.fail(&format!(
-                "{what}: counters moved after the expected frames: rx {got_rx:?} (want {rx:?}), tx {got_tx:?} (want {tx:?})"
+                "{what}: counters moved after the expected frames arrived (duplicates or strays): received {got_rx:?} (expected {rx:?}), sent {got_tx:?} (expected {tx:?})"
             ));
         }
         s
     }
 
+    /// Drains the output (so testpmd never blocks on a full pipe) until it
+    /// exits or `timeout` passes; true if it exited.
+    fn drain_until_exit(&mut self, timeout: Duration) -> bool {
+        let until = self.deadline.within(timeout);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < until {
+            let _ = self.lines.recv_timeout(Duration::from_millis(50));
+        }
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Sends `quit` (a testpmd already gone is fine) and gives it 20 s to
+    /// exit; if it is still running, the drop kills it.
     pub fn quit(mut self) {
         self.transcript.push("> quit".into());
         let _ = writeln!(self.stdin, "quit").and_then(|()| self.stdin.flush());
-        let until = Instant::now() + Duration::from_secs(20);
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < until {
-            let _ = self.lines.recv_timeout(Duration::from_millis(50));
+        self.drain_until_exit(Duration::from_secs(20));
+    }
+
+    /// Sends `quit` and fails the test unless testpmd exits within 30 s.
+    pub fn quit_and_expect_exit(mut self) {
+        self.send("quit");
+        if !self.drain_until_exit(Duration::from_secs(30)) {
+            let pid = self.child.id();
+            self.fail(&format!("dpdk-testpmd (pid {pid}) did not exit"));
         }
     }
 }
 
 impl Drop for Testpmd {
     fn drop(&mut self) {
+        // Kill, reap, then remove EAL's runtime directory for this prefix.
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
         }

@@ -2,14 +2,16 @@
 //! `tests/README.md`). Every suite says `mod support;` and uses what it
 //! needs, so each test binary leaves some of it unused.
 //!
-//! - this file: running tests one at a time, waiting, finding programs
-//!   and the repository, and [`Vswitchd`]: the daemon as a process on a
-//!   temporary runtime directory, driven with the real `vswitchctl`;
+//! - this file: running tests one at a time, waiting (and a test's
+//!   [`Deadline`]), finding programs and the repository, and [`Vswitchd`]:
+//!   the daemon as a process on a temporary runtime directory, driven with
+//!   the real `vswitchctl`;
 //! - [`guest`]: QEMU guests booted from the Debian-built test image and
 //!   the daemon they attach to;
 //! - [`frontend`]: the hardening suites' peers: `vswitchd` with its
-//!   counters and log, DPDK testpmd with virtio-user ports, and a raw
-//!   vhost-user client that writes the wire format by hand.
+//!   counters and log, DPDK testpmd with virtio-user ports (also the
+//!   driver of `testpmd.rs`), and a raw vhost-user client that writes the
+//!   wire format by hand.
 #![allow(dead_code)]
 
 pub mod frontend;
@@ -43,6 +45,32 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
             return false;
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The end of a test's time budget, if it has one: waits bounded by it
+/// end at the budget's end at the latest.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline(Option<Instant>);
+
+impl Deadline {
+    /// A budget of `budget` from now.
+    pub fn after(budget: Duration) -> Self {
+        Deadline(Some(Instant::now() + budget))
+    }
+
+    /// No overall budget: each wait has only its own timeout.
+    pub fn none() -> Self {
+        Deadline(None)
+    }
+
+    /// `d` from now, but never past the budget.
+    pub fn within(self, d: Duration) -> Instant {
+        let at = Instant::now() + d;
+        match self.0 {
+            Some(end) => at.min(end),
+            None => at,
+        }
     }
 }
 
