@@ -240,6 +240,21 @@ fn memory_scenarios() -> Vec<Scenario> {
             },
         ),
         scenario(
+            "SET_MEM_TABLE: overlapping frontend (user) addresses",
+            Reset("SET_MEM_TABLE refused"),
+            move |r| {
+                let (m1, m2) = (memfd(GUEST_MEM), memfd(GUEST_MEM));
+                one(
+                    r,
+                    &[
+                        (0, GUEST_MEM, FRONTEND_VA, 0),
+                        (4 * GUEST_MEM, GUEST_MEM, FRONTEND_VA + GUEST_MEM / 2, 0),
+                    ],
+                    &[&m1, &m2],
+                );
+            },
+        ),
+        scenario(
             "SET_MEM_TABLE: 40 regions with 40 fds (at most 32 fds ride on a message)",
             Reset(""),
             move |r| {

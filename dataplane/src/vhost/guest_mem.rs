@@ -95,6 +95,16 @@ pub enum MemError {
     /// Regions overlap or cannot form a memory map.
     #[error("memory regions overlap")]
     Layout(#[source] vm_memory::GuestRegionCollectionError),
+    /// Two regions overlap in the frontend's (user) address space, so a
+    /// ring address (SET_VRING_ADDR is in those addresses) could mean
+    /// either region.
+    #[error("memory regions {first} and {second} overlap in the frontend's address space")]
+    FrontendOverlap {
+        /// Position of the region that starts first.
+        first: usize,
+        /// Position of the region that starts inside it.
+        second: usize,
+    },
     /// A frontend virtual address is in no region (or its range crosses one).
     #[error("frontend address {va:#x}+{len} is not in guest memory")]
     Unmapped {
@@ -214,6 +224,28 @@ fn check_in_file(file: &File, offset: u64, size: u64, index: usize) -> Result<()
     }
 }
 
+/// No two regions may share a frontend address: SET_VRING_ADDR names the
+/// rings by frontend address, and an address in two regions would be
+/// translated by whichever comes first. (`vm-memory` refuses overlapping
+/// guest physical addresses; this is the same rule for the other side.)
+/// Every `frontend_va + size` was checked not to overflow.
+fn check_frontend_overlap(maps: &[AddrMap]) -> Result<(), MemError> {
+    let mut by_va: Vec<(usize, &AddrMap)> = maps.iter().enumerate().collect();
+    by_va.sort_by_key(|(_, m)| m.frontend_va);
+    for pair in by_va.windows(2) {
+        let [(first, a), (second, b)] = pair else {
+            continue;
+        };
+        if a.frontend_va.saturating_add(a.size) > b.frontend_va {
+            return Err(MemError::FrontendOverlap {
+                first: *first,
+                second: *second,
+            });
+        }
+    }
+    Ok(())
+}
+
 impl GuestMem {
     /// Maps the regions of a SET_MEM_TABLE message (one file per region).
     pub fn from_regions(
@@ -254,6 +286,7 @@ impl GuestMem {
                 size,
             });
         }
+        check_frontend_overlap(&maps)?;
         let mem = GuestMemoryMmap::from_regions(mapped).map_err(MemError::Layout)?;
         let regions = regions_of(&mem);
         // A frontend may still shrink a file later: a touch past its new
@@ -923,6 +956,49 @@ mod tests {
         let (rd, _wr) = nix::unistd::pipe().expect("pipe");
         let r = GuestMem::from_regions(&[region(mib, 0)], vec![File::from(rd)]);
         assert!(matches!(r, Err(MemError::PastEof { index: 0 })), "{r:?}");
+    }
+
+    /// Two regions at distinct guest addresses but overlapping frontend
+    /// addresses are refused: a ring address in the overlap would be
+    /// ambiguous (an independent check found them accepted, issue 26).
+    #[test]
+    fn regions_may_not_overlap_in_frontend_addresses() {
+        let mib = 1u64 << 20;
+        let file = || {
+            let f = tempfile::tempfile().expect("tempfile");
+            f.set_len(mib).expect("set_len");
+            f
+        };
+        let va = 0x7f00_0000_0000u64;
+        let region = |gpa: u64, va: u64| VhostUserMemoryRegion::new(gpa, mib, va, 0);
+        let apart = GuestMem::from_regions(
+            &[region(0, va), region(mib, va + mib)],
+            vec![file(), file()],
+        );
+        assert!(apart.is_ok(), "{apart:?}");
+        for (a, b) in [(va, va + mib / 2), (va + mib / 2, va), (va, va)] {
+            let r =
+                GuestMem::from_regions(&[region(0, a), region(4 * mib, b)], vec![file(), file()]);
+            assert!(
+                matches!(r, Err(MemError::FrontendOverlap { .. })),
+                "{a:#x} {b:#x}: {r:?}"
+            );
+        }
+        // The region that starts first is named first, whatever the order.
+        let r = GuestMem::from_regions(
+            &[region(0, va + mib / 2), region(4 * mib, va)],
+            vec![file(), file()],
+        );
+        assert!(
+            matches!(
+                r,
+                Err(MemError::FrontendOverlap {
+                    first: 1,
+                    second: 0
+                })
+            ),
+            "{r:?}"
+        );
     }
 
     /// A frontend that shrinks its memory file after SET_MEM_TABLE: the
