@@ -666,6 +666,45 @@ fn config_check_validates_without_a_daemon() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
 }
 
+/// A beacon team needs three members: with two, `vswitchctl config check`
+/// and `vswitchd --check` both refuse the file with the key's position
+/// (issue 26: two were accepted silently).
+#[test]
+fn a_two_member_beacon_team_is_refused_with_its_position() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("beacon.yaml");
+    std::fs::write(
+        &file,
+        "switches:\n  - name: sw0\n    uplinks:\n      - { name: eth1 }\n      - { name: eth2 }\n    teams:\n      - name: bond0\n        active: [eth1, eth2]\n        failure-detection: beacon\n",
+    )
+    .expect("write");
+    let want = format!(
+        "{}:9:28: switches[0].teams[0].failure-detection: team `bond0`: beacon probing needs three members or more",
+        file.display()
+    );
+    let check = Command::new(env!("CARGO_BIN_EXE_vswitchctl"))
+        .arg("--runtime-dir")
+        .arg(dir.path())
+        .args(["config", "check"])
+        .arg(&file)
+        .output()
+        .expect("runs");
+    assert_eq!(check.status.code(), Some(1), "{check:?}");
+    let err = String::from_utf8_lossy(&check.stderr);
+    assert!(err.contains(&want), "{err}");
+    let daemon = Command::new(env!("CARGO_BIN_EXE_vswitchd"))
+        .arg("--config")
+        .arg(&file)
+        .arg("--runtime-dir")
+        .arg(dir.path())
+        .arg("--check")
+        .output()
+        .expect("runs");
+    assert!(!daemon.status.success(), "{daemon:?}");
+    let err = String::from_utf8_lossy(&daemon.stderr);
+    assert!(err.contains(&want), "{err}");
+}
+
 #[test]
 fn sriov_commands_answer_without_sriov_configured() {
     let d = Vswitchd::start(BASE);

@@ -359,6 +359,26 @@ fn error_table() {
             ],
         ),
         (
+            "beacon probing with fewer than three members",
+            "
+            switches:
+              - name: sw0
+                uplinks:
+                  - name: eth0
+                  - name: eth1
+                  - name: eth2
+                teams:
+                  - name: team0
+                    active: [eth0]
+                    standby: [eth1]
+                    unused: [eth2]
+                    failure-detection: beacon
+            ",
+            &[
+                "12:28: switches[0].teams[0].failure-detection: team `team0`: beacon probing needs three members or more in `active` and `standby` (it has 2): with two, a broken path leaves both suspect and the team cannot tell which one failed; add a member or use `failure-detection: link`",
+            ],
+        ),
+        (
             "uplink port group inside a team",
             "
             switches:

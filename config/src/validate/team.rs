@@ -130,6 +130,21 @@ fn team(
                 "team `{team_name}`: beacon probing does not work with a hash policy (the physical switch bundles the members into one EtherChannel and never returns a beacon); use `failure-detection: link`"
             ),
         );
+    } else if let Some(fd) = tv.failure_detection.as_ref()
+        && matches!(fd.value, RawDetection::Beacon)
+        && !tv.active.is_empty()
+        && tv.active.len() + tv.standby.len() < 3
+    {
+        // With two members a broken path leaves both suspect and the
+        // team cannot tell which side failed (VMware asks for three).
+        let probed = tv.active.len() + tv.standby.len();
+        ctx.err(
+            at(fd),
+            &join(p, "failure-detection"),
+            format!(
+                "team `{team_name}`: beacon probing needs three members or more in `active` and `standby` (it has {probed}): with two, a broken path leaves both suspect and the team cannot tell which one failed; add a member or use `failure-detection: link`"
+            ),
+        );
     }
     Team {
         name: team_name,
