@@ -666,6 +666,39 @@ fn config_check_validates_without_a_daemon() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
 }
 
+/// An internal port's TAP interface has its switch's MTU, at start and
+/// after a reload that changes it (issue 26: it was always 1500).
+#[test]
+fn internal_ports_take_the_switch_mtu_and_follow_a_reload() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: creating a TAP interface needs root");
+        return;
+    }
+    let name = format!("vsmtu{}", std::process::id() % 100_000);
+    let yaml = |mtu: u16| {
+        format!(
+            "switches:\n  - name: sw0\n    mtu: {mtu}\n    ports:\n      - {{ name: {name}, type: internal }}\n"
+        )
+    };
+    let link_mtu = || {
+        let out = Command::new("ip")
+            .args(["-o", "link", "show", &name])
+            .output()
+            .expect("ip runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.split_whitespace()
+            .skip_while(|w| *w != "mtu")
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let d = Vswitchd::start(&yaml(9000));
+    assert_eq!(link_mtu(), "9000", "{}", d.log());
+    d.write_config(&yaml(4000));
+    d.ctl_ok(&["reload"]);
+    assert_eq!(link_mtu(), "4000", "{}", d.log());
+}
+
 /// A beacon team needs three members: with two, `vswitchctl config check`
 /// and `vswitchd --check` both refuse the file with the key's position
 /// (issue 26: two were accepted silently).

@@ -24,8 +24,12 @@ use crate::translate::{PortIds, vlan_mode};
 pub enum NetdevKind {
     /// An uplink on a host interface.
     Uplink(config::UplinkDriver),
-    /// An internal port: a TAP interface the switch creates.
-    Internal,
+    /// An internal port: a TAP interface the switch creates, with its
+    /// switch's MTU.
+    Internal {
+        /// The switch's `mtu:`.
+        mtu: u16,
+    },
 }
 
 /// A kernel-backed port or team the daemon runs.
@@ -69,8 +73,8 @@ pub fn open_queues(
     let mut out: Vec<Box<dyn Port>> = Vec::with_capacity(pmds);
     let mut note = None;
     match kind {
-        NetdevKind::Internal => {
-            let main = TapPort::create(name).map_err(|e| e.to_string())?;
+        NetdevKind::Internal { mtu } => {
+            let main = TapPort::create(name, mtu).map_err(|e| e.to_string())?;
             let mut txs = (1..pmds)
                 .map(|_| main.tx_handle().map_err(|e| e.to_string()))
                 .collect::<Result<Vec<_>, _>>()?
@@ -200,7 +204,12 @@ pub fn start(
     };
     for p in &sw.ports {
         if p.kind == config::PortKind::Internal
-            && let Some(st) = attach(&p.name, NetdevKind::Internal, "internal", place())
+            && let Some(st) = attach(
+                &p.name,
+                NetdevKind::Internal { mtu: sw.mtu },
+                "internal",
+                place(),
+            )
         {
             out.ports.insert(p.name.clone(), st);
         }

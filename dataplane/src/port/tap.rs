@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use super::netdev::ifreq::{Ifreq, IfreqIoctl};
 use super::netdev::{
-    ErrorLog, NetdevCounters, NetdevError, TxFailure, classify_tx_errno, set_link_up,
+    ErrorLog, NetdevCounters, NetdevError, TxFailure, classify_tx_errno, set_link_up, set_mtu,
 };
 use super::{Port, TxOutcome};
 use crate::packet::{Packet, PacketPool};
@@ -59,9 +59,9 @@ impl std::fmt::Debug for TapPort {
 
 impl TapPort {
     /// Creates TAP device `name` (a `%d` in it is replaced by the kernel
-    /// with a free number; see [`ifname`](Self::ifname)), sets it up and
-    /// returns its receiving handle.
-    pub fn create(name: &str) -> Result<TapPort, NetdevError> {
+    /// with a free number; see [`ifname`](Self::ifname)) with MTU `mtu`,
+    /// sets it up and returns its receiving handle.
+    pub fn create(name: &str, mtu: u16) -> Result<TapPort, NetdevError> {
         let mut ifr = Ifreq::new(name)?;
         // SAFETY: the path is a valid NUL-terminated string; open(2)
         // borrows it only for the call.
@@ -82,6 +82,7 @@ impl TapPort {
             .map_err(|e| NetdevError::os(name, "TUNSETIFF (create TAP)", e))?;
         // The kernel wrote back the name it chose.
         let actual = ifr.name();
+        set_mtu(&actual, mtu)?;
         set_link_up(&actual)?;
         Ok(TapPort {
             ifname: Arc::from(actual.as_str()),

@@ -495,6 +495,19 @@ impl Daemon {
         if r.switch.snapshot().spec() != snapshot.spec() {
             r.switch.publish(snapshot);
         }
+        // Internal ports carry the switch's MTU on their TAP interface.
+        if old_sw.is_some_and(|o| o.mtu != sw.mtu) {
+            for p in sw
+                .ports
+                .iter()
+                .filter(|p| p.kind == config::PortKind::Internal)
+                .filter(|p| r.netdevs.ports.get(&p.name).is_some_and(|s| s.running))
+            {
+                if let Err(e) = dataplane::port::netdev::set_mtu(&p.name, sw.mtu) {
+                    errors.push(format!("port {}: {}", p.name, chain(&e)));
+                }
+            }
+        }
         // Ports that left this switch: detach after the update, so no
         // frame is steered to them any more.
         if let Some(old_sw) = old_sw {

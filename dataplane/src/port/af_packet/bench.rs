@@ -194,7 +194,7 @@ fn uplink_port_rates() {
             );
         });
         in_netns(move || {
-            let mut port = TapPort::create("vstap0").unwrap();
+            let mut port = TapPort::create("vstap0", 1500).unwrap();
             let rx = rx_rate(
                 &mut port,
                 AfPacketPort::open_tx_only("vstap0").unwrap(),

@@ -68,6 +68,8 @@ pub(crate) enum IfreqIoctl {
     /// `TUNSETIFF` on a `/dev/net/tun` descriptor: creates or attaches the
     /// device named, with the flags given, and writes back its name.
     TunSetIff,
+    /// `SIOCSIFMTU`: sets the MTU to the mtu member.
+    SetMtu,
 }
 
 impl IfreqIoctl {
@@ -77,6 +79,7 @@ impl IfreqIoctl {
             IfreqIoctl::SetFlags => libc::SIOCSIFFLAGS as libc::Ioctl,
             IfreqIoctl::GetHwAddr => libc::SIOCGIFHWADDR as libc::Ioctl,
             IfreqIoctl::TunSetIff => libc::TUNSETIFF as libc::Ioctl,
+            IfreqIoctl::SetMtu => libc::SIOCSIFMTU as libc::Ioctl,
         }
     }
 }
@@ -128,6 +131,11 @@ impl Ifreq {
         // SAFETY: every byte of the union is initialised (type invariant)
         // and any bit pattern is a valid c_short.
         unsafe { self.0.ifr_ifru.ifru_flags }
+    }
+
+    /// Sets the mtu member (for [`IfreqIoctl::SetMtu`]).
+    pub(crate) fn set_mtu(&mut self, mtu: u16) {
+        self.0.ifr_ifru.ifru_mtu = libc::c_int::from(mtu);
     }
 
     /// Sets the flags member (for [`IfreqIoctl::SetFlags`] and

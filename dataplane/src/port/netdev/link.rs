@@ -40,6 +40,16 @@ pub(crate) fn set_link_up(ifname: &str) -> Result<(), NetdevError> {
         .map_err(|e| NetdevError::os(ifname, "setting the link up", e))
 }
 
+/// Sets interface `ifname`'s MTU (an internal port follows its switch's
+/// `mtu:`).
+pub fn set_mtu(ifname: &str, mtu: u16) -> Result<(), NetdevError> {
+    let mut ifr = Ifreq::new(ifname)?;
+    let s = ioctl_socket().map_err(|e| NetdevError::os(ifname, "socket for interface MTU", e))?;
+    ifr.set_mtu(mtu);
+    ifr.ioctl(s.as_raw_fd(), IfreqIoctl::SetMtu)
+        .map_err(|e| NetdevError::os(ifname, "SIOCSIFMTU", e))
+}
+
 /// `Ifreq::new` with the error the control plane reports for a bad name.
 fn ifreq_for(name: &str) -> io::Result<Ifreq> {
     Ifreq::new(name).map_err(|_| {

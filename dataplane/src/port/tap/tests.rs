@@ -23,7 +23,7 @@ fn link_exists(name: &str) -> bool {
 #[test]
 fn host_and_switch_exchange_frames_exactly() {
     in_netns(|| {
-        let mut port = TapPort::create("vstap0").unwrap();
+        let mut port = TapPort::create("vstap0", 1500).unwrap();
         assert_eq!(port.ifname(), "vstap0");
         let host = RawSock::open("vstap0");
         let mut pool = PacketPool::new(512, HEADROOM + 2048);
@@ -57,7 +57,7 @@ fn host_and_switch_exchange_frames_exactly() {
 #[test]
 fn tx_handle_shares_the_device_and_never_reads() {
     in_netns(|| {
-        let mut port = TapPort::create("vstap0").unwrap();
+        let mut port = TapPort::create("vstap0", 1500).unwrap();
         let mut txh = port.tx_handle().unwrap();
         assert!(!txh.receives());
         assert_eq!(txh.wake_fd(), None);
@@ -85,7 +85,7 @@ fn tx_handle_shares_the_device_and_never_reads() {
 #[test]
 fn link_down_counts_drops_and_receives_nothing() {
     in_netns(|| {
-        let mut port = TapPort::create("vstap0").unwrap();
+        let mut port = TapPort::create("vstap0", 1500).unwrap();
         let mut pool = PacketPool::new(64, HEADROOM + 2048);
         ip(&["link", "set", "vstap0", "down"]);
         let frames: Vec<Vec<u8>> = (0..10u32).map(|i| frame(i, 100)).collect();
@@ -108,7 +108,7 @@ fn link_down_counts_drops_and_receives_nothing() {
 #[test]
 fn oversize_frame_dropped_and_counted() {
     in_netns(|| {
-        let mut port = TapPort::create("vstap0").unwrap();
+        let mut port = TapPort::create("vstap0", 1500).unwrap();
         let host = RawSock::open("vstap0");
         let mut pool = PacketPool::new(64, HEADROOM + 256);
         let frames = vec![frame(1, 200), frame(2, 1000), frame(3, 257), frame(4, 256)];
@@ -119,10 +119,35 @@ fn oversize_frame_dropped_and_counted() {
     });
 }
 
+/// The TAP device gets the MTU it is created with (an internal port
+/// follows its switch's `mtu:`), and `set_mtu` changes it later.
+#[test]
+fn created_with_the_mtu_given() {
+    in_netns(|| {
+        // `ip` runs in this thread's namespace (sysfs shows the host's).
+        let mtu = || {
+            let out = std::process::Command::new("ip")
+                .args(["-o", "link", "show", "vsmtu0"])
+                .output()
+                .expect("ip runs");
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.split_whitespace()
+                .skip_while(|w| *w != "mtu")
+                .nth(1)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let _port = TapPort::create("vsmtu0", 9000).unwrap();
+        assert_eq!(mtu(), "9000");
+        crate::port::netdev::set_mtu("vsmtu0", 4000).unwrap();
+        assert_eq!(mtu(), "4000");
+    });
+}
+
 #[test]
 fn kernel_numbered_name() {
     in_netns(|| {
-        let port = TapPort::create("vsint%d").unwrap();
+        let port = TapPort::create("vsint%d", 1500).unwrap();
         assert_eq!(port.ifname(), "vsint0");
         assert!(link_exists("vsint0"));
     });
@@ -131,7 +156,7 @@ fn kernel_numbered_name() {
 #[test]
 fn deleted_device_counts_drops_and_offers_no_wake_fd() {
     in_netns(|| {
-        let mut port = TapPort::create("vstap0").unwrap();
+        let mut port = TapPort::create("vstap0", 1500).unwrap();
         let mut txh = port.tx_handle().unwrap();
         let mut pool = PacketPool::new(64, HEADROOM + 2048);
         ip(&["link", "del", "vstap0"]);
