@@ -180,7 +180,7 @@ impl AfPacketPort {
             rx,
             tx: MsgBatch::new(false),
             counters: Arc::default(),
-            log: ErrorLog::new(ifname),
+            log: ErrorLog::new("af_packet", ifname),
             kernel_drops: 0,
         })
     }
@@ -202,7 +202,7 @@ impl AfPacketPort {
             rx: Rx::None,
             tx: MsgBatch::new(false),
             counters: Arc::default(),
-            log: ErrorLog::new(ifname),
+            log: ErrorLog::new("af_packet", ifname),
             kernel_drops: 0,
         })
     }

@@ -398,7 +398,7 @@ impl AfXdpPort {
             queue: cfg.queue,
             frame_size,
             counters: Arc::default(),
-            log: ErrorLog::new(ifname),
+            log: ErrorLog::new("af_xdp", ifname),
         })
     }
 

@@ -90,7 +90,7 @@ impl TapPort {
             overflow: Some(vec![0u8; OVERFLOW].into_boxed_slice()),
             dead: false,
             counters: Arc::default(),
-            log: ErrorLog::new(&actual),
+            log: ErrorLog::new("tap", &actual),
         })
     }
 
@@ -107,7 +107,7 @@ impl TapPort {
             overflow: None,
             dead: false,
             counters: Arc::default(),
-            log: ErrorLog::new(&self.ifname),
+            log: ErrorLog::new("tap", &self.ifname),
         })
     }
 

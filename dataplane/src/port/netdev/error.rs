@@ -104,16 +104,20 @@ pub(crate) fn classify_tx_errno(errno: i32) -> TxFailure {
 }
 
 /// At most one log line per [`LOG_INTERVAL`] for fast-path kernel errors.
+/// Each line names the port's kind (`af_packet`, `af_xdp`, `tap`) and its
+/// interface.
 #[derive(Debug)]
 pub(crate) struct ErrorLog {
+    kind: &'static str,
     ifname: Arc<str>,
     last: Option<Instant>,
     suppressed: u64,
 }
 
 impl ErrorLog {
-    pub(crate) fn new(ifname: &str) -> Self {
+    pub(crate) fn new(kind: &'static str, ifname: &str) -> Self {
         ErrorLog {
+            kind,
             ifname: Arc::from(ifname),
             last: None,
             suppressed: 0,
@@ -138,6 +142,7 @@ impl ErrorLog {
             return;
         }
         tracing::warn!(
+            port = self.kind,
             interface = %self.ifname,
             error = %io::Error::from_raw_os_error(errno),
             suppressed = self.suppressed,
