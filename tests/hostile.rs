@@ -478,6 +478,26 @@ fn framing_scenarios() -> Vec<Scenario> {
                 std::thread::sleep(Duration::from_millis(100));
             },
         ),
+        scenario(
+            "SET_MEM_TABLE: header and fds in one write, the body 100 ms later",
+            Kept,
+            |r| {
+                // A frontend whose send was split by a nearly full socket
+                // buffer. The session must outlive the 2 s stall timeout:
+                // the message was whole 100 ms in (issue 26 item 5).
+                let mem = memfd(GUEST_MEM);
+                put(r, &msg(req::SET_OWNER, &[]));
+                put(r, &msg(req::SET_FEATURES, &u64_body(F_VERSION_1)));
+                let m = msg(
+                    req::SET_MEM_TABLE,
+                    &mem_table(&[(0, GUEST_MEM, FRONTEND_VA, 0)]),
+                );
+                put_fds(r, &m[..12], &[mem.as_raw_fd()]);
+                std::thread::sleep(Duration::from_millis(100));
+                put(r, &m[12..]);
+                std::thread::sleep(Duration::from_millis(2500));
+            },
+        ),
         scenario("SET_VRING_ADDR before SET_FEATURES", Kept, |r| {
             put(r, &msg(req::SET_OWNER, &[]));
             for m in ring_setup(0) {

@@ -9,7 +9,7 @@
 //! [`switch::Switch`].
 //!
 //! Unsafe code lives in `spsc` (the lock-free ring), `sys` (`prctl`,
-//! `poll`, `recv`), `packet` (frame tails lent from guest memory or a
+//! `poll`, `recv`, `FIONREAD`), `packet` (frame tails lent from guest memory or a
 //! UMEM), `vhost::{guest_mem, sigbus}` and `vhost::rx` (one tail
 //! hand-over), and the host-interface ports: `port::netdev` (the `ifreq`
 //! ioctls, packet sockets), `port::af_packet` and its `ring` and `mmsg`,

@@ -1,4 +1,5 @@
-//! Thin OS helpers for PMD threads: pinning, timer slack, CPU time.
+//! Thin OS helpers: pinning, timer slack and CPU time for PMD threads;
+//! poll, peek and queued bytes for the vhost-user control threads.
 
 use nix::sched::{CpuSet, sched_setaffinity};
 use nix::unistd::Pid;
@@ -89,6 +90,20 @@ pub fn peek(fd: std::os::fd::RawFd, buf: &mut [u8]) -> std::io::Result<usize> {
         };
     }
     Ok(rc as usize)
+}
+
+/// How many bytes wait in stream socket `fd`'s receive queue (`FIONREAD`).
+/// For a Unix stream socket this counts every queued chunk, also past
+/// one that carries file descriptors, where `MSG_PEEK` stops.
+pub fn queued_bytes(fd: std::os::fd::RawFd) -> std::io::Result<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int to the pointer it is given; `n` is a
+    // valid, exclusively borrowed int for the whole call.
+    let rc = unsafe { libc::ioctl(fd, libc::FIONREAD, &raw mut n) };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(usize::try_from(n).unwrap_or(0))
 }
 
 /// Whether the peer of stream socket `fd` has closed its writing side

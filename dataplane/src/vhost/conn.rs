@@ -533,9 +533,9 @@ pub(crate) fn room_for_reply(side: &UnixStream, timeout: Duration) -> Result<(),
 pub(crate) fn whole_message(side: &UnixStream) -> Result<bool, String> {
     let fd = side.as_raw_fd();
     let deadline = Instant::now() + MESSAGE_TIMEOUT;
-    let mut buf = vec![0u8; 12 + MAX_BODY];
+    let mut buf = [0u8; 12];
     loop {
-        let n = crate::sys::peek(fd, &mut buf[..12]).map_err(|e| format!("peek failed: {e}"))?;
+        let n = crate::sys::peek(fd, &mut buf).map_err(|e| format!("peek failed: {e}"))?;
         if n == 0 {
             // Readable with nothing to peek is end of stream.
             return Ok(crate::sys::poll_readable(&[fd], 0).unwrap_or(false));
@@ -546,9 +546,11 @@ pub(crate) fn whole_message(side: &UnixStream) -> Result<bool, String> {
                     "message announces a {size}-byte body (limit {MAX_BODY})"
                 ));
             }
-            let have = crate::sys::peek(fd, &mut buf[..12 + size])
-                .map_err(|e| format!("peek failed: {e}"))?;
-            if have == 12 + size {
+            // Not a peek of the body: MSG_PEEK stops at the chunk that
+            // carries the fds, and a frontend may send the header with its
+            // fds in one write and the body in another.
+            let have = crate::sys::queued_bytes(fd).map_err(|e| format!("FIONREAD failed: {e}"))?;
+            if have >= 12 + size {
                 return Ok(true);
             }
         }
@@ -571,6 +573,50 @@ pub(crate) fn whole_message(side: &UnixStream) -> Result<bool, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A SET_MEM_TABLE whose header rides with its fds in one write and
+    /// whose body comes in a second (a frontend whose send was split by a
+    /// nearly full socket buffer) is whole once both arrived: MSG_PEEK
+    /// stops at the chunk that carries fds, so the check must not rely
+    /// on peeking the body (issue 26: the port was reset after 2 s).
+    #[test]
+    fn a_message_split_after_its_fds_is_whole() {
+        use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+        use std::io::IoSlice;
+        use std::os::fd::AsRawFd;
+        let (ours, theirs) = UnixStream::pair().expect("socketpair");
+        let file = tempfile::tempfile().expect("tempfile");
+        const SET_MEM_TABLE: u32 = 5;
+        let body = [0u8; 8 + 32];
+        let mut header = Vec::new();
+        header.extend_from_slice(&SET_MEM_TABLE.to_le_bytes());
+        header.extend_from_slice(&1u32.to_le_bytes());
+        header.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        let fds = [file.as_raw_fd()];
+        sendmsg::<()>(
+            theirs.as_raw_fd(),
+            &[IoSlice::new(&header)],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::empty(),
+            None,
+        )
+        .expect("header with fds");
+        // Only the header so far: not whole, and not an error yet.
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            (&theirs).write_all(&body).expect("body");
+            theirs
+        });
+        let started = Instant::now();
+        let r = whole_message(&ours);
+        let _theirs = sender.join().expect("sender");
+        assert_eq!(r, Ok(true));
+        assert!(
+            started.elapsed() < MESSAGE_TIMEOUT,
+            "took {:?}",
+            started.elapsed()
+        );
+    }
 
     /// A frontend that never reads its replies: once the socket buffer is
     /// full, the port is reset instead of blocking in the reply write
