@@ -5,8 +5,9 @@
 //! Semantics follow Open vSwitch's NORMAL action where VMware's standard
 //! switch is silent: known unicast goes to one port; unknown unicast,
 //! broadcast and multicast flood the VLAN; never back out of the ingress
-//! port, never from an uplink to another uplink; 802.1D link-local groups
-//! (STP, LACP, LLDP) are not forwarded. Every frame that is not delivered
+//! port, never from an uplink to another uplink; L2 control groups
+//! (802.1D's STP, LACP, LLDP; Cisco's CDP, VTP, PVST+: see
+//! `wire::MacAddr::is_l2_control`) are not forwarded. Every frame that is not delivered
 //! is counted under a [`DropReason`] on its ingress port.
 
 use std::net::Ipv4Addr;
@@ -305,7 +306,7 @@ impl Pipeline {
         if h.src.is_multicast() || h.src.is_zero() {
             return Err(DropReason::InvalidSrcMac);
         }
-        if h.dst.is_link_local_reserved() {
+        if h.dst.is_l2_control() {
             return Err(DropReason::ReservedMulticast);
         }
         let c = inp.spec.vlan.classify(&h)?;

@@ -245,6 +245,23 @@ fn ingress_drops_have_reasons() {
             frame("01:80:c2:00:00:00".parse().expect("mac"), mac(1), &[], b""),
             DropReason::ReservedMulticast,
         ),
+        // Cisco's L2 control groups (CDP/VTP/DTP/PAgP/UDLD, PVST+, STP
+        // UplinkFast), as Open vSwitch drops them (issue 26 item 8).
+        (
+            1,
+            frame("01:00:0c:cc:cc:cc".parse().expect("mac"), mac(1), &[], b""),
+            DropReason::ReservedMulticast,
+        ),
+        (
+            1,
+            frame("01:00:0c:cc:cc:cd".parse().expect("mac"), mac(1), &[], b""),
+            DropReason::ReservedMulticast,
+        ),
+        (
+            1,
+            frame("01:00:0c:cd:cd:cd".parse().expect("mac"), mac(1), &[], b""),
+            DropReason::ReservedMulticast,
+        ),
         (
             1,
             frame(BCAST, mac(1), &[], &[0u8; 1501]),

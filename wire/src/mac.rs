@@ -65,6 +65,23 @@ impl MacAddr {
         self.0[..5] == [0x01, 0x80, 0xc2, 0x00, 0x00] && self.0[5] & 0xf0 == 0
     }
 
+    /// A group no bridge forwards: the IEEE 802.1D link-local group
+    /// ([`MacAddr::is_link_local_reserved`]) or one of Cisco's L2 control
+    /// groups that Open vSwitch also drops: 01:00:0c:cc:cc:cc (CDP, VTP,
+    /// DTP, PAgP, UDLD), 01:00:0c:cc:cc:cd (PVST+ BPDUs) and
+    /// 01:00:0c:cd:cd:cd (STP UplinkFast). A guest's PVST+ BPDU reaching
+    /// a physical switch can err-disable its port (BPDU guard).
+    #[inline]
+    pub fn is_l2_control(&self) -> bool {
+        self.is_link_local_reserved()
+            || matches!(
+                self.0,
+                [0x01, 0x00, 0x0c, 0xcc, 0xcc, 0xcc]
+                    | [0x01, 0x00, 0x0c, 0xcc, 0xcc, 0xcd]
+                    | [0x01, 0x00, 0x0c, 0xcd, 0xcd, 0xcd]
+            )
+    }
+
     /// The address as the low 48 bits of an integer.
     #[inline]
     pub fn to_u64(self) -> u64 {
@@ -198,6 +215,17 @@ mod tests {
         let not: MacAddr = "01:80:c2:00:00:10".parse().expect("valid");
         assert!(stp.is_link_local_reserved() && lldp.is_link_local_reserved());
         assert!(!not.is_link_local_reserved());
+        assert!(stp.is_l2_control() && !not.is_l2_control());
+        for cisco in [
+            "01:00:0c:cc:cc:cc",
+            "01:00:0c:cc:cc:cd",
+            "01:00:0c:cd:cd:cd",
+        ] {
+            let m: MacAddr = cisco.parse().expect("valid");
+            assert!(m.is_l2_control() && !m.is_link_local_reserved(), "{m}");
+        }
+        let other: MacAddr = "01:00:0c:cc:cc:ce".parse().expect("valid");
+        assert!(!other.is_l2_control());
         assert!(not.is_multicast() && !not.is_unicast() && !not.is_broadcast());
         assert!(MacAddr::BROADCAST.is_broadcast() && MacAddr::BROADCAST.is_multicast());
         assert!(MacAddr::ZERO.is_zero() && MacAddr::default().is_zero());
