@@ -6,8 +6,9 @@
 //! switch is silent: known unicast goes to one port; unknown unicast,
 //! broadcast and multicast flood the VLAN; never back out of the ingress
 //! port, never from an uplink to another uplink; L2 control groups
-//! (802.1D's STP, LACP, LLDP; Cisco's CDP, VTP, PVST+: see
-//! `wire::MacAddr::is_l2_control`) are not forwarded. Every frame that is not delivered
+//! and vendor control addresses (802.1D's STP, LACP, LLDP; Cisco's CDP,
+//! VTP, PVST+; Extreme's EDP: see `wire::MacAddr::is_l2_control`) are not
+//! forwarded. Every frame that is not delivered
 //! is counted under a [`DropReason`] on its ingress port.
 
 use std::net::Ipv4Addr;

@@ -245,8 +245,9 @@ fn ingress_drops_have_reasons() {
             frame("01:80:c2:00:00:00".parse().expect("mac"), mac(1), &[], b""),
             DropReason::ReservedMulticast,
         ),
-        // Cisco's L2 control groups (CDP/VTP/DTP/PAgP/UDLD, PVST+, STP
-        // UplinkFast), as Open vSwitch drops them (issue 26 item 8).
+        // Vendor L2 control addresses, the list Open vSwitch drops
+        // (issue 26 item 8): Cisco's CDP/VTP/DTP/PAgP/UDLD, PVST+ and STP
+        // UplinkFast groups, and Extreme's EDP (a unicast address).
         (
             1,
             frame("01:00:0c:cc:cc:cc".parse().expect("mac"), mac(1), &[], b""),
@@ -260,6 +261,11 @@ fn ingress_drops_have_reasons() {
         (
             1,
             frame("01:00:0c:cd:cd:cd".parse().expect("mac"), mac(1), &[], b""),
+            DropReason::ReservedMulticast,
+        ),
+        (
+            1,
+            frame("00:e0:2b:00:00:00".parse().expect("mac"), mac(1), &[], b""),
             DropReason::ReservedMulticast,
         ),
         (

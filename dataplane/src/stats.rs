@@ -61,7 +61,7 @@ drop_reasons! {
     Runt => "runt": "Shorter than an Ethernet header (or a tagged frame without its tag).",
     Oversize => "oversize": "Longer than the switch MTU allows.",
     InvalidSrcMac => "invalid_src_mac": "Source MAC is multicast or all zeros.",
-    ReservedMulticast => "reserved_multicast": "Sent to an L2 control group no bridge forwards (802.1D: STP, LACP, LLDP...; Cisco: CDP, VTP, PVST+).",
+    ReservedMulticast => "reserved_multicast": "Sent to an L2 control address no bridge forwards (802.1D: STP, LACP, LLDP...; Cisco: CDP, VTP, PVST+...; Extreme: EDP, EAPS).",
     VlanTaggedOnAccess => "vlan_tagged_on_access": "A tagged frame on an access port.",
     VlanDoubleTagged => "vlan_double_tagged": "A second tag behind a priority or native-VLAN tag.",
     VlanNotAllowed => "vlan_not_allowed": "Tagged with a VLAN the port is not a member of.",

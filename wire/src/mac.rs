@@ -65,20 +65,25 @@ impl MacAddr {
         self.0[..5] == [0x01, 0x80, 0xc2, 0x00, 0x00] && self.0[5] & 0xf0 == 0
     }
 
-    /// A group no bridge forwards: the IEEE 802.1D link-local group
-    /// ([`MacAddr::is_link_local_reserved`]) or one of Cisco's L2 control
-    /// groups that Open vSwitch also drops: 01:00:0c:cc:cc:cc (CDP, VTP,
-    /// DTP, PAgP, UDLD), 01:00:0c:cc:cc:cd (PVST+ BPDUs) and
-    /// 01:00:0c:cd:cd:cd (STP UplinkFast). A guest's PVST+ BPDU reaching
-    /// a physical switch can err-disable its port (BPDU guard).
+    /// An address no bridge forwards, the same list as Open vSwitch's
+    /// reserved addresses: the IEEE 802.1D link-local group
+    /// ([`MacAddr::is_link_local_reserved`]); Cisco's 01:00:0c:00:00:00
+    /// (ISL), 01:00:0c:cc:cc:cc (CDP, VTP, DTP, PAgP, UDLD),
+    /// 01:00:0c:cc:cc:cd (PVST+ BPDUs), 01:00:0c:cd:cd:cd (STP UplinkFast)
+    /// and 01:00:0c:cc:cc:c0-c7 (CFM); Extreme's 00:e0:2b:00:00:00 (EDP)
+    /// and 00:e0:2b:00:00:04/06 (EAPS). A guest's PVST+ BPDU reaching a
+    /// physical switch can err-disable its port (BPDU guard).
     #[inline]
     pub fn is_l2_control(&self) -> bool {
         self.is_link_local_reserved()
             || matches!(
-                self.0,
-                [0x01, 0x00, 0x0c, 0xcc, 0xcc, 0xcc]
-                    | [0x01, 0x00, 0x0c, 0xcc, 0xcc, 0xcd]
-                    | [0x01, 0x00, 0x0c, 0xcd, 0xcd, 0xcd]
+                self.to_u64(),
+                0x0100_0c00_0000
+                    | 0x0100_0ccc_cccc
+                    | 0x0100_0ccc_cccd
+                    | 0x0100_0ccd_cdcd
+                    | 0x0100_0ccc_ccc0
+                    ..=0x0100_0ccc_ccc7 | 0x00e0_2b00_0000 | 0x00e0_2b00_0004 | 0x00e0_2b00_0006
             )
     }
 
@@ -216,16 +221,29 @@ mod tests {
         assert!(stp.is_link_local_reserved() && lldp.is_link_local_reserved());
         assert!(!not.is_link_local_reserved());
         assert!(stp.is_l2_control() && !not.is_l2_control());
-        for cisco in [
+        for vendor in [
+            "01:00:0c:00:00:00",
             "01:00:0c:cc:cc:cc",
             "01:00:0c:cc:cc:cd",
             "01:00:0c:cd:cd:cd",
+            "01:00:0c:cc:cc:c0",
+            "01:00:0c:cc:cc:c7",
+            "00:e0:2b:00:00:00",
+            "00:e0:2b:00:00:04",
+            "00:e0:2b:00:00:06",
         ] {
-            let m: MacAddr = cisco.parse().expect("valid");
+            let m: MacAddr = vendor.parse().expect("valid");
             assert!(m.is_l2_control() && !m.is_link_local_reserved(), "{m}");
         }
-        let other: MacAddr = "01:00:0c:cc:cc:ce".parse().expect("valid");
-        assert!(!other.is_l2_control());
+        for other in [
+            "01:00:0c:cc:cc:ce",
+            "01:00:0c:cc:cc:c8",
+            "00:e0:2b:00:00:01",
+            "01:00:5e:00:00:01",
+        ] {
+            let m: MacAddr = other.parse().expect("valid");
+            assert!(!m.is_l2_control(), "{m}");
+        }
         assert!(not.is_multicast() && !not.is_unicast() && !not.is_broadcast());
         assert!(MacAddr::BROADCAST.is_broadcast() && MacAddr::BROADCAST.is_multicast());
         assert!(MacAddr::ZERO.is_zero() && MacAddr::default().is_zero());
