@@ -569,7 +569,7 @@ fn vlan_show_lists_members_tagged_and_untagged() {
     assert_eq!(
         vlans,
         vec![
-            (1, vec![member("vm1", false), member("vm2", true)]),
+            (1, vec![member("vm1", false), member("vm2", false)]),
             (
                 10,
                 vec![

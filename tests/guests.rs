@@ -1,7 +1,8 @@
 //! Real QEMU guests (software emulation, Debian kernel + busybox + netperf,
 //! see scripts/build-guest.sh) attached to a real `vswitchd` by vhost-user:
 //! traffic on an access VLAN, a trunk with an 802.1Q sub-interface in the
-//! guest, isolation between VLANs, and recovery from guest reboot, QEMU
+//! guest, guest tagging with untagged and tagged interfaces in one guest,
+//! isolation between VLANs, and recovery from guest reboot, QEMU
 //! SIGKILL, switch crash and restart in both socket roles.
 //!
 //! The guests print "VSG ..." markers on their serial console (guest/init);
@@ -401,4 +402,147 @@ switches:
         "both pairs of both ports run:\n{text}"
     );
     daemon.stop();
+}
+
+/// Runs a command, panicking with its output if it fails.
+fn sh(args: &[&str]) -> String {
+    let out = std::process::Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .expect("command runs");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Network namespaces deleted when the test ends, pass or fail.
+struct Namespaces(Vec<String>);
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for ns in &self.0 {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", ns])
+                .status();
+        }
+    }
+}
+
+/// Guest tagging (`vlan: all`, VMware's VLAN 4095) with a real guest that
+/// uses its untagged interface and two 802.1Q sub-interfaces at once:
+/// each reaches a host (an internal port in its own namespace) on the
+/// access VLAN of the same number, the untagged one on VLAN 1. The
+/// untagged ping proves both directions of the rule: the guest's untagged
+/// frames join VLAN 1, and VLAN 1 reaches the guest untagged (a frame
+/// tagged with VID 1 would go to an `eth0.1` the guest does not have).
+/// `vswitchctl vlan show` says the same.
+#[test]
+fn guest_tagging_port_carries_untagged_and_tagged_interfaces_of_one_guest() {
+    let _one = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let mut daemon = Daemon::start(
+        d,
+        r#"
+switches:
+  - name: sw0
+    port-groups:
+      - name: vgt
+        vlan: all
+      - name: v10
+        vlan: 10
+      - name: v20
+        vlan: 20
+    ports:
+      - name: vgt
+        port-group: vgt
+      - name: vgth1
+        type: internal
+      - name: vgth10
+        type: internal
+        port-group: v10
+      - name: vgth20
+        type: internal
+        port-group: v20
+"#,
+    );
+    let hosts = [(1u16, "vgth1"), (10, "vgth10"), (20, "vgth20")];
+    let namespaces = Namespaces(hosts.iter().map(|(v, _)| format!("vsg-vgt{v}")).collect());
+    for ((vid, tap), ns) in hosts.iter().zip(&namespaces.0) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", ns])
+            .stderr(std::process::Stdio::null())
+            .status();
+        sh(&["ip", "netns", "add", ns]);
+        sh(&["ip", "link", "set", tap, "netns", ns]);
+        sh(&[
+            "ip",
+            "-n",
+            ns,
+            "addr",
+            "add",
+            &format!("10.0.{vid}.1/24"),
+            "dev",
+            tap,
+        ]);
+        sh(&["ip", "-n", ns, "link", "set", tap, "up"]);
+    }
+    let guest = Guest::boot(
+        d,
+        "vgt",
+        &to_server(d, "vgt"),
+        GuestArgs {
+            vlans: vec![(10, "10.0.10.5/24".into()), (20, "10.0.20.5/24".into())],
+            ..args("52:54:00:00:40:01", "10.0.1.5/24", None)
+        },
+    );
+    guest.expect_marker("net-up", 0, BOOT);
+    for ((vid, _), ns) in hosts.iter().zip(&namespaces.0) {
+        let target = format!("10.0.{vid}.5");
+        // The guest's interfaces come up a moment after the marker; the
+        // first ping also waits for ARP.
+        let reached = support::wait_until(Duration::from_secs(60), || {
+            std::process::Command::new("ip")
+                .args(["netns", "exec", ns, "ping", "-c", "1", "-W", "2", &target])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+        assert!(
+            reached,
+            "VLAN {vid}: {target} not reached from {ns}\n{}",
+            daemon.log_tail()
+        );
+        let out = sh(&[
+            "ip", "netns", "exec", ns, "ping", "-c", "5", "-i", "0.2", "-W", "2", &target,
+        ]);
+        assert!(out.contains("5 received"), "VLAN {vid}: {out}");
+    }
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vswitchctl"))
+        .arg("--runtime-dir")
+        .arg(d)
+        .args(["vlan", "show", "--json"])
+        .output()
+        .expect("vswitchctl runs");
+    let show: serde_json::Value = serde_json::from_slice(&out.stdout).expect("vlan show JSON");
+    let vgt_in = |vid: u64| {
+        show["switches"][0]["vlans"]
+            .as_array()
+            .expect("vlans")
+            .iter()
+            .find(|v| v["vlan"] == vid)
+            .and_then(|v| v["members"].as_array())
+            .and_then(|m| m.iter().find(|m| m["port"] == "vgt"))
+            .map(|m| m["tagged"].as_bool().expect("tagged"))
+    };
+    assert_eq!(vgt_in(1), Some(false), "VLAN 1 untagged on vgt: {show:#}");
+    assert_eq!(vgt_in(10), Some(true), "VLAN 10 tagged on vgt: {show:#}");
+    assert_eq!(vgt_in(20), Some(true), "VLAN 20 tagged on vgt: {show:#}");
+    daemon.stop();
+    let (rx, tx) = port_counters(&daemon.log(), "vgt").expect("vgt counters");
+    assert!(rx >= 15 && tx >= 15, "vgt: rx {rx} tx {tx}");
 }

@@ -342,7 +342,12 @@ pub enum VlanMode {
         native: Option<VlanId>,
     },
     /// Guest tagging (VMware's VLAN 4095): every VLAN passes tagged as the
-    /// guest wrote it; untagged frames belong to VLAN 1.
+    /// guest wrote it, except the native VLAN 1: untagged (and
+    /// priority-tagged) frames from the guest belong to VLAN 1, and frames
+    /// of VLAN 1 reach the guest untagged, as they travel on an uplink that
+    /// keeps [`VlanMode::uplink_default`]. A guest-tagging port whose
+    /// untagged frames belong elsewhere is a trunk of `1-4094` with that
+    /// native VLAN.
     GuestTagging,
 }
 
@@ -356,6 +361,16 @@ impl VlanMode {
         VlanMode::Trunk {
             allowed: VlanSet::all(),
             native: Some(VlanId::DEFAULT),
+        }
+    }
+
+    /// The VLAN of untagged frames, which leaves the port untagged: the
+    /// access VLAN, a trunk's native VLAN, or VLAN 1 for guest tagging.
+    pub fn native(&self) -> Option<VlanId> {
+        match self {
+            VlanMode::Access(v) => Some(*v),
+            VlanMode::Trunk { native, .. } => *native,
+            VlanMode::GuestTagging => Some(VlanId::DEFAULT),
         }
     }
 
@@ -380,7 +395,7 @@ impl fmt::Display for VlanMode {
                     None => f.write_str(" no native"),
                 }
             }
-            VlanMode::GuestTagging => f.write_str("guest tagging (all VLANs)"),
+            VlanMode::GuestTagging => f.write_str("guest tagging (all VLANs, native 1)"),
         }
     }
 }

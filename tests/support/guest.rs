@@ -172,6 +172,8 @@ pub struct GuestArgs {
     pub mac: String,
     pub ip: String,
     pub vlan: Option<u16>,
+    /// More 802.1Q sub-interfaces: (VLAN, address/prefix).
+    pub vlans: Vec<(u16, String)>,
     pub peer: Option<String>,
     pub tests: Option<String>,
     pub len_s: u32,
@@ -208,6 +210,10 @@ impl Guest {
         );
         if let Some(v) = a.vlan {
             cmdline.push_str(&format!(" vs.vlan={v}"));
+        }
+        if !a.vlans.is_empty() {
+            let list: Vec<String> = a.vlans.iter().map(|(v, ip)| format!("{v}:{ip}")).collect();
+            cmdline.push_str(&format!(" vs.vlans={}", list.join(",")));
         }
         if let Some(p) = &a.peer {
             cmdline.push_str(&format!(" vs.peer={p}"));

@@ -396,7 +396,7 @@ impl From<&config::VlanMode> for Vlan {
                 mode: "guest-tagging".into(),
                 vlan: None,
                 allowed: None,
-                native: None,
+                native: m.native().map(config::VlanId::get),
                 text,
             },
         }

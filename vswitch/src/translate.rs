@@ -55,7 +55,9 @@ pub fn vlan_mode(m: &config::VlanMode) -> dataplane::VlanMode {
                 native: native.map(|v| v.get()),
             }
         }
-        config::VlanMode::GuestTagging => dataplane::VlanMode::GuestTagging { native: None },
+        config::VlanMode::GuestTagging => dataplane::VlanMode::GuestTagging {
+            native: m.native().map(config::VlanId::get),
+        },
     }
 }
 
@@ -168,7 +170,10 @@ switches:
         assert_eq!(vm0.mac, Some(MacAddr([0x52, 0x54, 0, 0, 0, 1])));
         assert!(!vm0.security.forged_transmits);
         let vm1 = &spec.ports[1];
-        assert_eq!(vm1.vlan, dataplane::VlanMode::GuestTagging { native: None });
+        assert_eq!(
+            vm1.vlan,
+            dataplane::VlanMode::GuestTagging { native: Some(1) }
+        );
         assert!(vm1.security.forged_transmits);
         let eth0 = &spec.ports[2];
         assert_eq!(eth0.role, PortRole::Uplink);

@@ -376,17 +376,11 @@ impl Daemon {
                 };
                 let mut ids = BTreeSet::new();
                 for (_, m) in &members {
-                    match m {
-                        config::VlanMode::Access(v) => {
-                            ids.insert(v.get());
+                    ids.extend(m.native().map(config::VlanId::get));
+                    if let config::VlanMode::Trunk { allowed, .. } = m {
+                        if !carries_all(m) {
+                            ids.extend(allowed.iter().map(config::VlanId::get));
                         }
-                        config::VlanMode::Trunk { allowed, native } => {
-                            ids.extend(native.map(config::VlanId::get));
-                            if !carries_all(m) {
-                                ids.extend(allowed.iter().map(config::VlanId::get));
-                            }
-                        }
-                        config::VlanMode::GuestTagging => {}
                     }
                 }
                 let member =
@@ -403,15 +397,7 @@ impl Daemon {
                             .iter()
                             .filter(|(_, m)| m.carries(vid))
                             .map(|&(name, m)| {
-                                let untagged = match m {
-                                    config::VlanMode::Access(_) => true,
-                                    config::VlanMode::Trunk { native, .. } => {
-                                        native.is_some_and(|n| n.get() == vid)
-                                    }
-                                    // The dataplane runs guest tagging with
-                                    // no native VLAN: everything tagged.
-                                    config::VlanMode::GuestTagging => false,
-                                };
+                                let untagged = m.native().is_some_and(|n| n.get() == vid);
                                 member(name, m, !untagged)
                             })
                             .collect(),
