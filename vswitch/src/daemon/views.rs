@@ -377,10 +377,10 @@ impl Daemon {
                 let mut ids = BTreeSet::new();
                 for (_, m) in &members {
                     ids.extend(m.native().map(config::VlanId::get));
-                    if let config::VlanMode::Trunk { allowed, .. } = m {
-                        if !carries_all(m) {
-                            ids.extend(allowed.iter().map(config::VlanId::get));
-                        }
+                    if let config::VlanMode::Trunk { allowed, .. } = m
+                        && !carries_all(m)
+                    {
+                        ids.extend(allowed.iter().map(config::VlanId::get));
                     }
                 }
                 let member =
