@@ -9,9 +9,10 @@
 //! cannot be opened counts as link down.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use dataplane::port::NetdevCounters;
 use dataplane::port::team::{TeamPort, TeamShared};
 use dataplane::{Port, PortId, PortQueue, Switch};
 use teaming::{Team, Timestamp};
@@ -140,6 +141,14 @@ pub struct Netdevs {
     pub supervisor: Option<TeamSupervisor>,
     /// Port IDs of uplinks and teams (never announced as guests).
     pub uplink_ids: BTreeSet<PortId>,
+    /// The socket error counters of each opened port, uplink and team
+    /// member, one per queue pair (why the kernel side dropped frames).
+    pub counters: BTreeMap<String, Vec<Arc<NetdevCounters>>>,
+}
+
+/// The socket error counters of `ports` (the queue pairs of one port).
+fn counters_of(ports: &[Box<dyn Port>]) -> Vec<Arc<NetdevCounters>> {
+    ports.iter().filter_map(|p| p.netdev_counters()).collect()
 }
 
 fn queues(ports: Vec<Box<dyn Port>>, rx_pmd: usize) -> Vec<PortQueue> {
@@ -175,21 +184,25 @@ pub fn start(
     };
     let attach = |name: &str, kind: NetdevKind, what: &'static str, rx_pmd: usize| {
         let id = ids.get(name)?;
+        let mut counters = Vec::new();
         let state = match open_queues(kind, name, n, rx_pmd) {
-            Ok((ports, note)) => match switch.attach_port(id, queues(ports, rx_pmd)) {
-                Ok(()) => NetdevState {
-                    kind: what,
-                    running: true,
-                    note,
-                    rx_pmd,
-                },
-                Err(e) => NetdevState {
-                    kind: what,
-                    running: false,
-                    note: Some(format!("cannot attach: {e}")),
-                    rx_pmd,
-                },
-            },
+            Ok((ports, note)) => {
+                counters = counters_of(&ports);
+                match switch.attach_port(id, queues(ports, rx_pmd)) {
+                    Ok(()) => NetdevState {
+                        kind: what,
+                        running: true,
+                        note,
+                        rx_pmd,
+                    },
+                    Err(e) => NetdevState {
+                        kind: what,
+                        running: false,
+                        note: Some(format!("cannot attach: {e}")),
+                        rx_pmd,
+                    },
+                }
+            }
             Err(e) => {
                 tracing::error!(port = name, "{what} {name} not running: {e}");
                 NetdevState {
@@ -200,11 +213,11 @@ pub fn start(
                 }
             }
         };
-        Some(state)
+        Some((state, counters))
     };
     for p in &sw.ports {
         if p.kind == config::PortKind::Internal
-            && let Some(st) = attach(
+            && let Some((st, c)) = attach(
                 &p.name,
                 NetdevKind::Internal { mtu: sw.mtu },
                 "internal",
@@ -212,6 +225,7 @@ pub fn start(
             )
         {
             out.ports.insert(p.name.clone(), st);
+            out.counters.insert(p.name.clone(), c);
         }
     }
     for u in &sw.uplinks {
@@ -219,8 +233,10 @@ pub fn start(
             if let Some(id) = ids.get(&u.name) {
                 out.uplink_ids.insert(id);
             }
-            if let Some(st) = attach(&u.name, NetdevKind::Uplink(u.driver), "uplink", place()) {
+            if let Some((st, c)) = attach(&u.name, NetdevKind::Uplink(u.driver), "uplink", place())
+            {
                 out.ports.insert(u.name.clone(), st);
+                out.counters.insert(u.name.clone(), c);
             }
         }
     }
@@ -230,8 +246,9 @@ pub fn start(
         out.uplink_ids.insert(id);
         let rx_pmd = place();
         match team.and_then(|team| start_team(sw, t, team, id, switch, rx_pmd)) {
-            Ok((rt, states)) => {
+            Ok((rt, states, counters)) => {
                 let opened = states.iter().filter(|(_, s)| s.running).count();
+                out.counters.extend(counters);
                 out.ports.insert(
                     t.name.clone(),
                     NetdevState {
@@ -278,6 +295,14 @@ pub fn start(
     out
 }
 
+/// A started team: its runtime, its members' states and their socket
+/// error counters.
+type StartedTeam = (
+    TeamRuntime,
+    Vec<(String, NetdevState)>,
+    Vec<(String, Vec<Arc<NetdevCounters>>)>,
+);
+
 /// Builds each team of `sw` for [`start`], in order: the team, or why
 /// its settings make none.
 pub fn build_teams(sw: &config::Switch) -> Vec<Result<Team, String>> {
@@ -289,7 +314,7 @@ pub fn build_teams(sw: &config::Switch) -> Vec<Result<Team, String>> {
 
 /// Opens every member of team `t` on every PMD, attaches the team's
 /// queues as port `id` and builds its runtime around `team` (built from
-/// `t`). Returns the member states.
+/// `t`). Returns the member states and the opened members' counters.
 fn start_team(
     sw: &config::Switch,
     t: &config::Team,
@@ -297,13 +322,14 @@ fn start_team(
     id: PortId,
     switch: &Switch,
     rx_pmd: usize,
-) -> Result<(TeamRuntime, Vec<(String, NetdevState)>), String> {
+) -> Result<StartedTeam, String> {
     let n = switch.pmd_count().max(1);
     let names: Vec<String> = t.members().map(str::to_string).collect();
     let (shared, beacons) = TeamShared::new(&t.name, names.clone(), *team.selector());
     // Per PMD, the member queue pairs in member order.
     let mut per_pmd: Vec<Vec<Option<Box<dyn Port>>>> = (0..n).map(|_| Vec::new()).collect();
     let mut states = Vec::new();
+    let mut counters = Vec::new();
     let mut present = Vec::new();
     let mut macs = Vec::new();
     let probe = dataplane::port::netdev::LinkProbe::new().ok();
@@ -313,6 +339,7 @@ fn start_team(
             .map_or(config::UplinkDriver::AfPacket, |u| u.driver);
         match open_queues(NetdevKind::Uplink(driver), name, n, rx_pmd) {
             Ok((ports, note)) => {
+                counters.push((name.clone(), counters_of(&ports)));
                 for (q, p) in per_pmd.iter_mut().zip(ports) {
                     q.push(Some(p));
                 }
@@ -373,5 +400,5 @@ fn start_team(
         macs,
         vlan_mode(&t.vlan),
     );
-    Ok((rt, states))
+    Ok((rt, states, counters))
 }

@@ -267,6 +267,24 @@ pub fn format_stats(s: &StatsReply) -> String {
             {
                 extra.push(format!("vhost-user: {}", named_counts(v)));
             }
+            let nonzero = |m: &std::collections::BTreeMap<String, u64>| {
+                m.iter()
+                    .filter(|&(_, &v)| v > 0)
+                    .map(|(k, &v)| (k.clone(), v))
+                    .collect::<std::collections::BTreeMap<_, _>>()
+            };
+            if let Some(n) = &p.netdev {
+                let n = nonzero(n);
+                if !n.is_empty() {
+                    extra.push(format!("socket: {}", named_counts(&n)));
+                }
+            }
+            for m in &p.members {
+                let n = nonzero(&m.netdev);
+                if !n.is_empty() {
+                    extra.push(format!("member {}: {}", m.name, named_counts(&n)));
+                }
+            }
             for (k, v) in [
                 ("not learned (port limit)", p.mac_learn_limit),
                 ("not learned (table full)", p.mac_table_full),

@@ -524,6 +524,24 @@ pub struct PortStats {
     /// drops, connects, resets), by name; zero counts left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vhost: Option<BTreeMap<String, u64>>,
+    /// Ports on kernel sockets (uplinks, internal ports; a team: the sum
+    /// of its members): why the socket side dropped frames, every reason
+    /// with its count (`tx_queue_full`, `tx_link_down`, `tx_oversize`,
+    /// `tx_errors`, `rx_oversize`, `rx_no_buffer`, `rx_errors`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netdev: Option<BTreeMap<String, u64>>,
+    /// A team's members, each with its own `netdev` reasons.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<MemberStats>,
+}
+
+/// The socket drop reasons of one team member, in [`PortStats`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberStats {
+    /// Member (uplink) name.
+    pub name: String,
+    /// Every reason with its count, as [`PortStats::netdev`].
+    pub netdev: BTreeMap<String, u64>,
 }
 
 /// Counters of one PMD thread.

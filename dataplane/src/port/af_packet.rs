@@ -257,6 +257,10 @@ fn common_tx_options(ifname: &str, fd: RawFd) -> Result<(), NetdevError> {
 }
 
 impl Port for AfPacketPort {
+    fn netdev_counters(&self) -> Option<Arc<NetdevCounters>> {
+        Some(self.counters())
+    }
+
     fn rx_burst(&mut self, pool: &mut PacketPool, out: &mut Vec<Packet>, max: usize) -> usize {
         match self.rx {
             Rx::None => 0,

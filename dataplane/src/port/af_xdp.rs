@@ -61,7 +61,11 @@
 //! receive return nothing, with at most one log line per interval.
 //! Frames larger than the packet buffer are dropped and counted; frames
 //! larger than a UMEM frame are dropped by the kernel (the socket's
-//! `rx_dropped` statistic, [`AfXdpPort::kernel_rx_dropped`]).
+//! `rx_dropped` statistic, [`AfXdpPort::kernel_rx_dropped`]). A frame
+//! the driver drops with the carrier up (a veth whose peer's backlog is
+//! full) is counted as `tx_queue_full`, and the frames behind it wait on
+//! the ring for the next poll instead of meeting the same full queue.
+//! `vswitchctl stats` shows these counters per uplink and team member.
 //!
 //! Unsafe code here: the UMEM mapping (created, shared with the kernel and
 //! unmapped by this module) is only accessed through raw pointers at
@@ -81,7 +85,9 @@ use xdpilone::{DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, 
 use super::af_packet::AfPacketPort;
 use super::netdev::ifreq::{c_ifname, ifindex};
 use super::netdev::packet_socket::take_socket_error;
-use super::netdev::{ErrorLog, NetdevCounters, NetdevError, TxFailure, classify_tx_errno};
+use super::netdev::{
+    ErrorLog, LinkProbe, NetdevCounters, NetdevError, TxFailure, classify_tx_errno,
+};
 use super::{Port, TxOutcome};
 use crate::packet::{Packet, PacketPool};
 
@@ -242,6 +248,9 @@ pub struct AfXdpPort {
     frame_size: u32,
     counters: Arc<NetdevCounters>,
     log: ErrorLog,
+    /// Asks whether the carrier is up when the driver refuses a frame
+    /// (an XDP socket takes no interface ioctls).
+    probe: Option<LinkProbe>,
 }
 
 // SAFETY: the only non-`Send` parts are xdpilone's `Umem` (a pointer to
@@ -399,6 +408,7 @@ impl AfXdpPort {
             frame_size,
             counters: Arc::default(),
             log: ErrorLog::new("af_xdp", ifname),
+            probe: LinkProbe::new().ok(),
         })
     }
 
@@ -539,19 +549,25 @@ impl AfXdpPort {
         (posted, bytes)
     }
 
-    /// Kicks the kernel to send the `posted` frames just put on the ring;
-    /// returns how many the driver refused and the error that stopped the
-    /// kicks, if one did.
-    fn kick_posted(&mut self, posted: usize) -> (usize, Option<i32>) {
+    /// Kicks the kernel to send the frames on the ring (`posted` of them
+    /// just put there).
+    fn kick_posted(&mut self, posted: usize) -> Kicked {
         // In copy mode each kick sends a bounded batch (32 frames) and
         // says EAGAIN when more wait: kick while the kernel makes progress.
-        // A kick that fails with EBUSY consumed exactly one frame the
-        // driver refused (carrier off on a veth whose peer is down); an
-        // EAGAIN without progress leaves the rest for the next kick (the
-        // next burst, or the next receive poll); any other error leaves
-        // the ring as it is.
-        let mut refused = 0usize;
-        let mut fatal = None;
+        // An EAGAIN without progress leaves the rest for the next kick
+        // (the next burst, or the next receive poll; the PMD does not
+        // sleep while frames wait, see `set_rx_notify`); any error but
+        // EBUSY leaves the ring as it is.
+        //
+        // EBUSY means the driver dropped exactly one frame (the kernel's
+        // NET_XMIT_DROP: "completed but not sent"). With the carrier off
+        // that is every frame (a veth whose peer is down): kick on, so the
+        // ring does not fill with stale frames. With the carrier on, the
+        // receiver was full (a veth peer's backlog) or the frame too large
+        // for it: stop, so the frames behind it wait for the next kick
+        // instead of meeting the same full queue one by one. (Kicking on
+        // lost up to a whole burst per congestion episode.)
+        let mut k = Kicked::default();
         let mut pending = self.tx.pending();
         for _ in 0..posted + 8 {
             if pending == 0 {
@@ -563,24 +579,63 @@ impl AfXdpPort {
                 Ok(()) => {}
                 Err(libc::EAGAIN) if now < pending => {}
                 Err(libc::EAGAIN) => break,
-                Err(libc::EBUSY) => refused += 1,
+                Err(libc::EBUSY) => {
+                    let carrier = self.probe.as_ref().and_then(|p| p.link_up(&self.ifname));
+                    if carrier == Some(false) {
+                        k.link_down += 1;
+                    } else {
+                        k.congested += 1;
+                        break;
+                    }
+                }
                 Err(e) => {
-                    fatal = Some(e);
+                    k.fatal = Some(e);
                     break;
                 }
             }
             pending = now;
         }
-        (refused, fatal)
+        k
     }
 }
 
+impl AfXdpPort {
+    /// Counts the frames the driver refused during kicks (frames of an
+    /// earlier burst among them: that burst counted them as sent).
+    fn count_refused(&mut self, k: &Kicked) {
+        if k.link_down > 0 {
+            self.counters.tx_link_down.add(k.link_down as u64);
+            self.log
+                .note("AF_XDP transmit (driver refused, carrier off)", libc::EBUSY);
+        }
+        if k.congested > 0 {
+            self.counters.tx_queue_full.add(k.congested as u64);
+        }
+    }
+}
+
+/// What [`AfXdpPort::kick_posted`] saw.
+#[derive(Debug, Default)]
+struct Kicked {
+    /// Frames the driver dropped with the carrier off.
+    link_down: usize,
+    /// Frames the driver dropped with the carrier on (receiver full).
+    congested: usize,
+    /// The error that stopped the kicks, if one did.
+    fatal: Option<i32>,
+}
+
 impl Port for AfXdpPort {
+    fn netdev_counters(&self) -> Option<Arc<NetdevCounters>> {
+        Some(self.counters())
+    }
+
     fn rx_burst(&mut self, pool: &mut PacketPool, out: &mut Vec<Packet>, max: usize) -> usize {
         // Frames a transmit burst left on the ring (the kernel was busy)
         // go out now; their completions are reaped by the next transmit.
         if !self.dead && self.tx.pending() > 0 {
-            let _ = self.kick();
+            let kicked = self.kick_posted(0);
+            self.count_refused(&kicked);
         }
         // Take no more than the pool can hold: the rest waits in the ring.
         let max = max.min(pool.available());
@@ -634,35 +689,34 @@ impl Port for AfXdpPort {
         // Frames left on the ring by an earlier burst go first; if the link
         // still refuses them, this burst is dropped without touching the
         // ring (it would only fill up with stale frames).
-        if self.tx.pending() > 0
-            && let Err(e) = self.kick()
-            && classify_tx_errno(e) == TxFailure::LinkDown
-        {
-            self.dead |= e == libc::ENXIO || e == libc::ENODEV;
-            self.counters.tx_link_down.add(pkts.len() as u64);
-            self.log.note("AF_XDP transmit", e);
-            out.dropped = pkts.len();
-            pool.free_all(pkts);
-            return out;
+        if self.tx.pending() > 0 {
+            let kicked = self.kick_posted(0);
+            self.count_refused(&kicked);
+            if let Some(e) = kicked.fatal
+                && classify_tx_errno(e) == TxFailure::LinkDown
+            {
+                self.dead |= e == libc::ENXIO || e == libc::ENODEV;
+                self.counters.tx_link_down.add(pkts.len() as u64);
+                self.log.note("AF_XDP transmit", e);
+                out.dropped = pkts.len();
+                pool.free_all(pkts);
+                return out;
+            }
         }
         self.reclaim();
         let (posted, bytes) = self.post_frames(pkts, &mut out);
-        let (refused, fatal) = self.kick_posted(posted);
-        let refused = refused.min(posted);
+        let kicked = self.kick_posted(posted);
+        let refused = (kicked.link_down + kicked.congested).min(posted);
         // After a fatal error the frames still on the ring are counted as
         // dropped (should the link come back, the kernel may still send
         // them: the count then overstates the loss).
-        let stranded = if fatal.is_some() {
+        let stranded = if kicked.fatal.is_some() {
             (self.tx.pending() as usize).min(posted - refused)
         } else {
             0
         };
-        if refused > 0 {
-            self.counters.tx_link_down.add(refused as u64);
-            self.log
-                .note("AF_XDP transmit (driver refused)", libc::EBUSY);
-        }
-        if let Some(e) = fatal {
+        self.count_refused(&kicked);
+        if let Some(e) = kicked.fatal {
             match classify_tx_errno(e) {
                 TxFailure::LinkDown => self.counters.tx_link_down.add(stranded as u64),
                 TxFailure::QueueFull | TxFailure::Interrupted => {
@@ -708,7 +762,10 @@ impl Port for AfXdpPort {
         if take_socket_error(self.rx.as_raw_fd()) == libc::ENETDOWN {
             self.dead = true;
         }
-        self.rx.available() > 0
+        // Frames left on the transmit ring (a congested receiver) need a
+        // kick from a poll: no sleeping while they wait.
+        let tx_waiting = !self.dead && self.tx.pending() > 0;
+        tx_waiting || self.rx.available() > 0
     }
 }
 

@@ -73,6 +73,12 @@ pub trait Port: Send + std::fmt::Debug {
     /// cannot take are freed to `pool` and counted in the outcome.
     fn tx_burst(&mut self, pkts: &mut Vec<Packet>, pool: &mut PacketPool) -> TxOutcome;
 
+    /// The error counters of a port backed by a kernel socket (AF_PACKET,
+    /// AF_XDP, TAP): why it dropped frames. `None` for other ports.
+    fn netdev_counters(&self) -> Option<std::sync::Arc<NetdevCounters>> {
+        None
+    }
+
     /// A file descriptor that becomes readable when frames arrive while
     /// receive notifications are on; `None` if the port cannot wake a
     /// sleeping PMD (the PMD then sleeps in short timed steps).

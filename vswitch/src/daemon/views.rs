@@ -237,6 +237,20 @@ impl Daemon {
                             mac_table_full: c.mac_table_full,
                             mac_moves: c.mac_moves,
                             vhost: r.vhost.get(name).map(|v| vhost_counters(&v.handle)),
+                            netdev: netdev_drops(&r.netdevs, name, sw.team(name)),
+                            members: sw
+                                .team(name)
+                                .map(|t| {
+                                    t.members()
+                                        .filter_map(|m| {
+                                            Some(protocol::MemberStats {
+                                                name: m.to_string(),
+                                                netdev: netdev_drops(&r.netdevs, m, None)?,
+                                            })
+                                        })
+                                        .collect()
+                                })
+                                .unwrap_or_default(),
                         })
                     })
                     .collect();
@@ -509,4 +523,36 @@ fn per_pair_frames(port: &VhostUserPort) -> Vec<(String, u64)> {
         .enumerate()
         .flat_map(|(q, &(rx, tx))| [(format!("rx_q{q}"), rx), (format!("tx_q{q}"), tx)])
         .collect()
+}
+
+/// The socket drop reasons of kernel-backed port `name` (every reason,
+/// summed over its queue pairs), or of team `team`'s members together;
+/// `None` for a port that has no socket counters (vhost-user, or not
+/// opened).
+fn netdev_drops(
+    netdevs: &crate::backends::Netdevs,
+    name: &str,
+    team: Option<&config::Team>,
+) -> Option<BTreeMap<String, u64>> {
+    let sum = |names: &mut dyn Iterator<Item = &str>| {
+        let mut total = dataplane::port::NetdevCountersSnapshot::default();
+        let mut any = false;
+        for n in names {
+            for c in netdevs.counters.get(n).into_iter().flatten() {
+                total.add(&c.snapshot());
+                any = true;
+            }
+        }
+        any.then(|| {
+            total
+                .by_name()
+                .iter()
+                .map(|&(k, v)| (k.to_string(), v))
+                .collect()
+        })
+    };
+    match team {
+        Some(t) => sum(&mut t.members()),
+        None => sum(&mut std::iter::once(name)),
+    }
 }

@@ -162,6 +162,35 @@ fn link_down_and_interface_gone_count_drops() {
     });
 }
 
+/// A frame the driver drops with the carrier up (here: larger than the
+/// veth peer's MTU, as a full peer backlog would) is one frame lost and
+/// counted as `tx_queue_full`, not `tx_link_down`; the frames behind it
+/// wait on the ring (the port does not let its PMD sleep on them) and go
+/// with the next poll, in order.
+#[test]
+fn a_frame_the_driver_refuses_with_carrier_up_loses_only_itself() {
+    in_netns(|| {
+        veth("va", "vb");
+        ip(&["link", "set", "vb", "mtu", "1000"]);
+        let mut port = AfXdpPort::open("va").unwrap();
+        let peer = RawSock::open("vb");
+        let mut pool = PacketPool::new(64, HEADROOM + 2048);
+        let frames = vec![frame(1, 100), frame(2, 1400), frame(3, 100), frame(4, 100)];
+        let mut pkts = packets(&mut pool, &frames);
+        let out = port.tx_burst(&mut pkts, &mut pool);
+        assert_eq!((out.sent, out.dropped), (3, 1));
+        let c = port.counters().snapshot();
+        assert_eq!((c.tx_queue_full, c.tx_link_down), (1, 0), "{c:?}");
+        if port.tx.pending() > 0 {
+            assert!(port.set_rx_notify(true), "frames wait: the PMD must poll");
+        }
+        collect(&mut port, &mut pool, 0, LINGER, LINGER);
+        let want = [frames[0].clone(), frames[2].clone(), frames[3].clone()];
+        assert_frames(&peer.collect(3, WAIT, LINGER), &want);
+        assert_eq!(port.counters().snapshot().tx_dropped(), 1);
+    });
+}
+
 #[test]
 fn oversize_frame_dropped_and_counted() {
     in_netns(|| {

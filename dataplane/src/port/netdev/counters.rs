@@ -58,6 +58,30 @@ impl NetdevCounters {
 }
 
 impl NetdevCountersSnapshot {
+    /// Adds `other`'s counts (another queue pair of the same port).
+    pub fn add(&mut self, other: &NetdevCountersSnapshot) {
+        self.rx_oversize += other.rx_oversize;
+        self.rx_no_buffer += other.rx_no_buffer;
+        self.rx_errors += other.rx_errors;
+        self.tx_link_down += other.tx_link_down;
+        self.tx_queue_full += other.tx_queue_full;
+        self.tx_oversize += other.tx_oversize;
+        self.tx_errors += other.tx_errors;
+    }
+
+    /// Every counter with its name, as `vswitchctl stats` shows them.
+    pub fn by_name(&self) -> [(&'static str, u64); 7] {
+        [
+            ("rx_oversize", self.rx_oversize),
+            ("rx_no_buffer", self.rx_no_buffer),
+            ("rx_errors", self.rx_errors),
+            ("tx_link_down", self.tx_link_down),
+            ("tx_queue_full", self.tx_queue_full),
+            ("tx_oversize", self.tx_oversize),
+            ("tx_errors", self.tx_errors),
+        ]
+    }
+
     /// All transmit drops.
     pub fn tx_dropped(&self) -> u64 {
         self.tx_link_down + self.tx_queue_full + self.tx_oversize + self.tx_errors

@@ -70,6 +70,9 @@ pub(crate) enum IfreqIoctl {
     TunSetIff,
     /// `SIOCSIFMTU`: sets the MTU to the mtu member.
     SetMtu,
+    /// `SIOCSIFTXQLEN`: sets the transmit queue length (a TAP's ring of
+    /// frames toward its reader) to the qlen member.
+    SetTxQueueLen,
 }
 
 impl IfreqIoctl {
@@ -80,6 +83,7 @@ impl IfreqIoctl {
             IfreqIoctl::GetHwAddr => libc::SIOCGIFHWADDR as libc::Ioctl,
             IfreqIoctl::TunSetIff => libc::TUNSETIFF as libc::Ioctl,
             IfreqIoctl::SetMtu => libc::SIOCSIFMTU as libc::Ioctl,
+            IfreqIoctl::SetTxQueueLen => libc::SIOCSIFTXQLEN as libc::Ioctl,
         }
     }
 }
@@ -136,6 +140,13 @@ impl Ifreq {
     /// Sets the mtu member (for [`IfreqIoctl::SetMtu`]).
     pub(crate) fn set_mtu(&mut self, mtu: u16) {
         self.0.ifr_ifru.ifru_mtu = libc::c_int::from(mtu);
+    }
+
+    /// Sets the qlen member (for [`IfreqIoctl::SetTxQueueLen`]): the
+    /// kernel's `ifr_qlen` is the union's int member, the one libc names
+    /// `ifru_mtu`.
+    pub(crate) fn set_qlen(&mut self, qlen: u16) {
+        self.0.ifr_ifru.ifru_mtu = libc::c_int::from(qlen);
     }
 
     /// Sets the flags member (for [`IfreqIoctl::SetFlags`] and

@@ -50,6 +50,16 @@ pub fn set_mtu(ifname: &str, mtu: u16) -> Result<(), NetdevError> {
         .map_err(|e| NetdevError::os(ifname, "SIOCSIFMTU", e))
 }
 
+/// Sets interface `ifname`'s transmit queue length (for a TAP: how many
+/// frames its ring holds until the switch reads them).
+pub fn set_tx_queue_len(ifname: &str, qlen: u16) -> Result<(), NetdevError> {
+    let mut ifr = Ifreq::new(ifname)?;
+    let s = ioctl_socket().map_err(|e| NetdevError::os(ifname, "socket for queue length", e))?;
+    ifr.set_qlen(qlen);
+    ifr.ioctl(s.as_raw_fd(), IfreqIoctl::SetTxQueueLen)
+        .map_err(|e| NetdevError::os(ifname, "SIOCSIFTXQLEN", e))
+}
+
 /// `Ifreq::new` with the error the control plane reports for a bad name.
 fn ifreq_for(name: &str) -> io::Result<Ifreq> {
     Ifreq::new(name).map_err(|_| {

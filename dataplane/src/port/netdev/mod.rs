@@ -37,7 +37,7 @@ pub(crate) mod packet_socket;
 pub use counters::{NetdevCounters, NetdevCountersSnapshot};
 pub(crate) use error::{ErrorLog, TxFailure, classify_tx_errno, errno};
 pub use error::{LOG_INTERVAL, NetdevError};
-pub use link::{LinkProbe, set_mtu};
+pub use link::{LinkProbe, set_mtu, set_tx_queue_len};
 pub(crate) use link::{link_up, set_link_up};
 pub use packet_socket::FrameSender;
 
