@@ -5,8 +5,9 @@
 //!   or return a [`ConfigError`] listing every problem as
 //!   `file:line:column: path: message`.
 //! - [`load_file_with`] / [`parse_str_with`] also resolve user and group
-//!   names (`socket-owner`, `socket-group`) through an [`Accounts`]
-//!   database; the plain functions accept numeric ids only.
+//!   names (`socket-owner`, `socket-group`) and check that uplinks'
+//!   interfaces exist, through a [`Host`]; the plain functions accept
+//!   numeric ids only and do not look interfaces up.
 //! - [`default_config`] is the built-in configuration (one switch, two
 //!   vhost-user server ports `vhost0.sock` and `vhost1.sock`, untagged).
 //! - [`diff()`] lists what changed between two configurations as [`Change`]s
@@ -73,18 +74,19 @@ pub fn load_file_with_runtime_dir(
 }
 
 /// [`load_file_with_runtime_dir`], with user and group names
-/// (`socket-owner`, `socket-group`) resolved through `accounts`: an
-/// unknown name is an error at its position, like any other.
+/// (`socket-owner`, `socket-group`) resolved and uplink interfaces looked
+/// up through `host`: an unknown name or a missing interface is an error
+/// at its position, like any other.
 pub fn load_file_with(
     path: &Path,
     runtime_dir: Option<&Path>,
-    accounts: &dyn Accounts,
+    host: &dyn Host,
 ) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    parse_str_with(&text, &path.display().to_string(), runtime_dir, accounts)
+    parse_str_with(&text, &path.display().to_string(), runtime_dir, host)
 }
 
 /// Parses and validates YAML `text`; `file_name` is only used in
@@ -104,12 +106,12 @@ pub fn parse_str_with_runtime_dir(
 }
 
 /// [`parse_str_with_runtime_dir`], with user and group names resolved
-/// through `accounts` (see [`load_file_with`]).
+/// and uplink interfaces looked up through `host` (see [`load_file_with`]).
 pub fn parse_str_with(
     text: &str,
     file_name: &str,
     runtime_dir: Option<&Path>,
-    accounts: &dyn Accounts,
+    host: &dyn Host,
 ) -> Result<Config, ConfigError> {
     let paths = PathMap::new(text);
     if !paths.has_content {
@@ -122,7 +124,7 @@ pub fn parse_str_with(
     let Some(raw) = raw else {
         return Err(empty_file(file_name));
     };
-    validate::validate(&raw, file_name, runtime_dir, accounts).map_err(ConfigError::Invalid)
+    validate::validate(&raw, file_name, runtime_dir, host).map_err(ConfigError::Invalid)
 }
 
 /// The error for a file with no YAML node (empty, or only comments).

@@ -553,23 +553,31 @@ impl fmt::Display for Account {
     }
 }
 
-/// Where user and group names of `socket-owner` and `socket-group`
-/// resolve to ids. The config crate reads no account database itself:
-/// `vswitch` passes the system's, tests a table.
-pub trait Accounts {
+/// What a configuration names on the host it runs on: the users and
+/// groups of `socket-owner` and `socket-group`, and the network
+/// interfaces of uplinks. The config crate reads no account database and
+/// opens no socket itself: `vswitch` passes the system's, tests a table.
+pub trait Host {
     /// The uid of user `name`: `Ok(None)` if there is no such user, `Err`
     /// with a reason if the lookup itself failed.
     fn uid(&self, name: &str) -> Result<Option<u32>, String>;
     /// The gid of group `name`, likewise.
     fn gid(&self, name: &str) -> Result<Option<u32>, String>;
+    /// Whether network interface `name` exists: `Ok(None)` when this host
+    /// does not look (the default: a file checked away from the host it
+    /// is for), `Err` with a reason if the lookup itself failed.
+    fn interface_exists(&self, _name: &str) -> Result<Option<bool>, String> {
+        Ok(None)
+    }
 }
 
-/// Resolves no names: only numeric uids and gids are accepted. What
-/// [`crate::parse_str`] and [`crate::load_file`] use.
+/// Resolves no names: only numeric uids and gids are accepted, and
+/// interfaces are not looked up. What [`crate::parse_str`] and
+/// [`crate::load_file`] use.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NumericIdsOnly;
 
-impl Accounts for NumericIdsOnly {
+impl Host for NumericIdsOnly {
     fn uid(&self, name: &str) -> Result<Option<u32>, String> {
         Err(format!(
             "cannot look up user `{name}` here (no account database); use a numeric uid"

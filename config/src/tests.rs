@@ -867,7 +867,7 @@ fn readme_minimal_example() {
 #[test]
 fn readme_full_example() {
     let blocks = readme_yaml();
-    let c = parse_str_with(&blocks[1], "README.md", None, &TestAccounts)
+    let c = parse_str_with(&blocks[1], "README.md", None, &TestHost)
         .expect("full example is valid");
     assert_eq!(c.runtime.pmd_cores, [2, 3]);
     assert_eq!(c.runtime.idle, IdlePolicy::Adaptive);
@@ -978,7 +978,7 @@ fn readme_full_example() {
     );
 
     // Parsing is deterministic, and the same text gives no diff.
-    let again = parse_str_with(&blocks[1], "README.md", None, &TestAccounts).expect("valid");
+    let again = parse_str_with(&blocks[1], "README.md", None, &TestHost).expect("valid");
     assert_eq!(c, again);
     assert!(diff(&c, &again).is_empty());
 }
@@ -1429,11 +1429,12 @@ fn bad_indentation() {
     );
 }
 
-/// A fixed account database: users root (0) and qemu (64055), groups
-/// root (0) and kvm (109); `ldap-down` cannot be looked up.
-struct TestAccounts;
+/// A fixed host: users root (0) and qemu (64055), groups root (0) and
+/// kvm (109); `ldap-down` cannot be looked up. Every interface exists
+/// but those whose names start with `gone`; `nlfail` cannot be looked up.
+struct TestHost;
 
-impl Accounts for TestAccounts {
+impl Host for TestHost {
     fn uid(&self, name: &str) -> Result<Option<u32>, String> {
         match name {
             "root" => Ok(Some(0)),
@@ -1449,10 +1450,43 @@ impl Accounts for TestAccounts {
             _ => Ok(None),
         }
     }
+    fn interface_exists(&self, name: &str) -> Result<Option<bool>, String> {
+        match name {
+            "nlfail" => Err("looking up interface `nlfail`: Too many open files".into()),
+            n => Ok(Some(!n.starts_with("gone"))),
+        }
+    }
+}
+
+#[test]
+fn an_uplink_whose_interface_is_missing_is_refused_with_its_position() {
+    let yaml = "
+        switches:
+          - name: sw0
+            uplinks:
+              - name: eth1
+              - name: gone0
+                driver: af-packet
+              - name: nlfail
+            teams:
+              - name: bond0
+                active: [eth1, gone0]
+        ";
+    assert_eq!(
+        account_errors(yaml),
+        [
+            "5:15: switches[0].uplinks[1].name: no network interface `gone0` on this host \
+             (uplinks are opened when the switch starts: create the interface first; \
+             `ip link` lists them)",
+            "7:15: switches[0].uplinks[2].name: looking up interface `nlfail`: Too many open files",
+        ]
+    );
+    // Without a host to ask (`parse_str`), interfaces are not looked up.
+    assert!(parse_str(&dedent(yaml), "t.yaml").is_ok());
 }
 
 fn with_accounts(yaml: &str) -> Result<Config, ConfigError> {
-    parse_str_with(&dedent(yaml), "t.yaml", None, &TestAccounts)
+    parse_str_with(&dedent(yaml), "t.yaml", None, &TestHost)
 }
 
 fn account_errors(yaml: &str) -> Vec<String> {

@@ -49,7 +49,7 @@ struct Ctx<'a> {
     file: String,
     diags: Vec<Diagnostic>,
     /// Resolves `socket-owner` / `socket-group` names.
-    accounts: &'a dyn Accounts,
+    host: &'a dyn Host,
 }
 
 impl Ctx<'_> {
@@ -204,17 +204,18 @@ struct Global {
 }
 
 /// Validates `raw`; `runtime_dir` (the command line's) overrides the file's;
-/// user and group names resolve through `accounts`.
+/// user and group names resolve, and uplink interfaces are looked up,
+/// through `host`.
 pub(crate) fn validate(
     raw: &RawConfig,
     file: &str,
     runtime_dir: Option<&Path>,
-    accounts: &dyn Accounts,
+    host: &dyn Host,
 ) -> Result<Config, Vec<Diagnostic>> {
     let mut ctx = Ctx {
         file: file.to_string(),
         diags: Vec::new(),
-        accounts,
+        host,
     };
     let mut g = Global::default();
     let mut sockets = Sockets::default();

@@ -125,9 +125,9 @@ fn account(ctx: &mut Ctx, raw: &S<String>, path: &str, what: &str) -> Option<Acc
         };
     }
     let found = if what == "user" {
-        ctx.accounts.uid(text)
+        ctx.host.uid(text)
     } else {
-        ctx.accounts.gid(text)
+        ctx.host.gid(text)
     };
     match found {
         Ok(Some(id)) => Some(Account {

@@ -25,6 +25,19 @@ pub(super) fn uplinks(
         {
             continue;
         }
+        let ifname = &u.value.name.value;
+        match ctx.host.interface_exists(ifname) {
+            Ok(Some(true) | None) => {}
+            Ok(Some(false)) => ctx.err(
+                at(&u.value.name),
+                &join(&p, "name"),
+                format!(
+                    "no network interface `{ifname}` on this host (uplinks are opened \
+                     when the switch starts: create the interface first; `ip link` lists them)"
+                ),
+            ),
+            Err(e) => ctx.err(at(&u.value.name), &join(&p, "name"), e),
+        }
         let driver = match u.value.driver.as_ref().map(|d| d.value) {
             Some(RawDriver::AfPacket) => UplinkDriver::AfPacket,
             Some(RawDriver::AfXdp) | None => UplinkDriver::AfXdp,

@@ -179,7 +179,7 @@ enum ConfigCmd {
 fn config_check(file: &std::path::Path, json: bool) -> Result<String, ClientError> {
     // Names in socket-owner / socket-group resolve on this host, as the
     // daemon's would.
-    match config::load_file_with(file, None, &vswitch::daemon::SystemAccounts) {
+    match config::load_file_with(file, None, &vswitch::daemon::SystemHost) {
         Ok(cfg) if json => {
             let v = serde_json::json!({
                 "file": file,

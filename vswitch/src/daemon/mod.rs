@@ -33,7 +33,7 @@ mod views;
 
 pub use ports::HOUSEKEEPING_INTERVAL;
 pub use startup::{
-    DEFAULT_RUNTIME_DIR, Options, SystemAccounts, buf_size_for, create_runtime_dir, describe,
+    DEFAULT_RUNTIME_DIR, Options, SystemHost, buf_size_for, create_runtime_dir, describe,
     load_config, pmd_configs,
 };
 

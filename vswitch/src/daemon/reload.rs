@@ -37,9 +37,10 @@
 //! A change of only the owner, group or mode of a server port's socket
 //! is applied to the socket file in place, between steps 2 and 3 (the port
 //! keeps its connection); if it fails, what was changed is set back and
-//! the reload is refused. User and group names are resolved when the file
-//! is read ([`super::SystemAccounts`]): an unknown one is a positioned error, so
-//! such a reload changes nothing.
+//! the reload is refused. User and group names are resolved, and uplink
+//! interfaces looked up, when the file is read ([`super::SystemHost`]): an
+//! unknown name or a missing interface is a positioned error, so such a
+//! reload changes nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

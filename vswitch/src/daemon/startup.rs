@@ -32,12 +32,14 @@ pub struct Options {
     pub idle: Option<config::IdlePolicy>,
 }
 
-/// The host's user and group database (NSS: `/etc/passwd`, `/etc/group`,
-/// LDAP...), for the names in `socket-owner` and `socket-group`.
+/// This host as the daemon sees it: the user and group database (NSS:
+/// `/etc/passwd`, `/etc/group`, LDAP...) for the names in `socket-owner`
+/// and `socket-group`, and the network interfaces of the daemon's network
+/// namespace for uplinks.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SystemAccounts;
+pub struct SystemHost;
 
-impl config::Accounts for SystemAccounts {
+impl config::Host for SystemHost {
     fn uid(&self, name: &str) -> Result<Option<u32>, String> {
         nix::unistd::User::from_name(name)
             .map(|u| u.map(|u| u.uid.as_raw()))
@@ -49,6 +51,12 @@ impl config::Accounts for SystemAccounts {
             .map(|g| g.map(|g| g.gid.as_raw()))
             .map_err(|e| format!("looking up group `{name}`: {e}"))
     }
+
+    fn interface_exists(&self, name: &str) -> Result<Option<bool>, String> {
+        let probe = dataplane::port::netdev::LinkProbe::new()
+            .map_err(|e| format!("looking up interface `{name}`: {e}"))?;
+        Ok(Some(probe.index(name).is_some()))
+    }
 }
 
 /// Reads the configuration: `file`, or the built-in default when `None`,
@@ -56,7 +64,7 @@ impl config::Accounts for SystemAccounts {
 /// resolve on this host.
 pub fn load_config(opts: &Options, file: Option<&Path>) -> Result<Config, ConfigError> {
     match file {
-        Some(f) => config::load_file_with(f, opts.runtime_dir.as_deref(), &SystemAccounts),
+        Some(f) => config::load_file_with(f, opts.runtime_dir.as_deref(), &SystemHost),
         None => config::default_config(
             opts.runtime_dir
                 .as_deref()
