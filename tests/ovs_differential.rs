@@ -579,8 +579,8 @@ fn leaves_untagged(vid: u16) -> bool {
     PLAN.iter().any(|p| p.vlan.native() == Some(vid))
 }
 
-/// The table of deliberate differences (README.md, "Differential test
-/// against Open vSwitch", lists the same).
+/// The table of deliberate differences (README.md, "Compared with Open
+/// vSwitch, frame by frame", lists the same).
 const DELIBERATE: &[Deliberate] = &[
     Deliberate {
         name: "s-tag-on-trunk",
@@ -847,29 +847,8 @@ impl Tap {
                 continue;
             }
             buf.truncate(n as usize);
-            let mut vlan: Option<(u16, u16)> = None;
-            // SAFETY: `msg` was filled by recvmsg; CMSG_FIRSTHDR/NXTHDR stay
-            // within msg_controllen, and an auxdata payload is
-            // tpacket_auxdata-sized (read unaligned).
-            unsafe {
-                let mut c = libc::CMSG_FIRSTHDR(&raw const msg);
-                while !c.is_null() {
-                    if (*c).cmsg_level == libc::SOL_PACKET && (*c).cmsg_type == libc::PACKET_AUXDATA
-                    {
-                        let aux: libc::tpacket_auxdata =
-                            std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
-                        if aux.tp_status & libc::TP_STATUS_VLAN_VALID != 0 {
-                            let tpid = if aux.tp_status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
-                                aux.tp_vlan_tpid
-                            } else {
-                                TPID_Q
-                            };
-                            vlan = Some((tpid, aux.tp_vlan_tci));
-                        }
-                    }
-                    c = libc::CMSG_NXTHDR(&raw const msg, c);
-                }
-            }
+            let ctrl: Vec<u8> = ctrl.iter().flat_map(|w| w.to_ne_bytes()).collect();
+            let vlan = auxdata_vlan(&ctrl[..msg.msg_controllen.min(ctrl.len())]);
             if let Some((tpid, t)) = vlan
                 && buf.len() >= 12
             {
@@ -880,6 +859,45 @@ impl Tap {
             return Some(buf);
         }
     }
+}
+
+/// The VLAN tag (TPID, TCI) the kernel moved out of a received frame,
+/// from the control messages of its `recvmsg`: parsed as bytes (Linux
+/// layout: a `cmsghdr` of length, level and type, 8-byte aligned, then
+/// `tpacket_auxdata`: status, len, snaplen, mac, net, vlan_tci, vlan_tpid).
+fn auxdata_vlan(ctrl: &[u8]) -> Option<(u16, u16)> {
+    const HDR: usize = std::mem::size_of::<libc::cmsghdr>();
+    let u32_at = |b: &[u8], k: usize| {
+        b.get(k..k + 4)
+            .map(|x| u32::from_ne_bytes([x[0], x[1], x[2], x[3]]))
+    };
+    let u16_at = |b: &[u8], k: usize| b.get(k..k + 2).map(|x| u16::from_ne_bytes([x[0], x[1]]));
+    let mut off = 0;
+    while off + HDR <= ctrl.len() {
+        let len_bytes = ctrl.get(off..off + std::mem::size_of::<usize>())?;
+        let len = usize::from_ne_bytes(len_bytes.try_into().ok()?);
+        let at = off + std::mem::size_of::<usize>();
+        let (level, kind) = (u32_at(ctrl, at)?, u32_at(ctrl, at + 4)?);
+        if len < HDR {
+            return None;
+        }
+        if level as i32 == libc::SOL_PACKET && kind as i32 == libc::PACKET_AUXDATA {
+            let aux = ctrl.get(off + HDR..off + len)?;
+            let status = u32_at(aux, 0)?;
+            if status & libc::TP_STATUS_VLAN_VALID == 0 {
+                return None;
+            }
+            let tci = u16_at(aux, 16)?;
+            let tpid = if status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
+                u16_at(aux, 18)?
+            } else {
+                TPID_Q
+            };
+            return Some((tpid, tci));
+        }
+        off += len.div_ceil(8) * 8;
+    }
+    None
 }
 
 /// Opens a socket on each TAP of `ns` (from a thread that joins the
