@@ -121,7 +121,13 @@ pub struct Vswitchd {
 impl Vswitchd {
     /// Starts vswitchd on `yaml` and waits for its "running" line.
     pub fn start(yaml: &str) -> Vswitchd {
-        Vswitchd::start_in(tempfile::tempdir().expect("tempdir"), yaml)
+        Vswitchd::start_in(tempfile::tempdir().expect("tempdir"), yaml, None)
+    }
+
+    /// [`Vswitchd::start`] inside the network namespace `netns` (with
+    /// `ip netns exec`, which execs the daemon: the child is vswitchd).
+    pub fn start_in_netns(netns: &str, yaml: &str) -> Vswitchd {
+        Vswitchd::start_in(tempfile::tempdir().expect("tempdir"), yaml, Some(netns))
     }
 
     /// [`Vswitchd::start`] with a runtime directory every user may
@@ -131,14 +137,22 @@ impl Vswitchd {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
             .expect("chmod");
-        Vswitchd::start_in(dir, yaml)
+        Vswitchd::start_in(dir, yaml, None)
     }
 
-    fn start_in(dir: tempfile::TempDir, yaml: &str) -> Vswitchd {
+    fn start_in(dir: tempfile::TempDir, yaml: &str, netns: Option<&str>) -> Vswitchd {
         let file = dir.path().join("vswitch.yaml");
         std::fs::write(&file, yaml).expect("write config");
         let log = std::fs::File::create(dir.path().join("vswitchd.log")).expect("log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vswitchd"))
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_vswitchd")]);
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_vswitchd")),
+        };
+        let mut child = cmd
             .arg("--config")
             .arg(&file)
             .arg("--runtime-dir")
