@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::Vswitchd;
+use support::{Netns, Vswitchd};
 
 const BASE: &str = "\
 switches:
@@ -209,7 +209,10 @@ fn reload_adds_and_removes_ports_and_changes_vlans() {
 
 #[test]
 fn broken_or_unsupported_reloads_change_nothing() {
-    let d = Vswitchd::start(BASE);
+    // In a namespace with an `eth0` of its own: the uplink the reload
+    // below adds must exist, and must not be the host's.
+    let ns = Netns::with_veths("reload", &["eth0"]);
+    let d = Vswitchd::start_in_netns(&ns.name, BASE);
     let before = d.status_text();
 
     // A typo: the error names file, line and column, and exit code is 1.
@@ -263,6 +266,19 @@ fn broken_or_unsupported_reloads_change_nothing() {
         "the error is logged too: {}",
         d.log()
     );
+
+    // An uplink whose interface does not exist: the file is refused at
+    // the name's position, nothing changes.
+    d.write_config(&format!("{BASE}    uplinks:\n      - name: gone0\n"));
+    let out = d.ctl(&["reload"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let want = format!(
+        "{}:15:15: switches[0].uplinks[0].name: no network interface `gone0` on this host",
+        d.file().display()
+    );
+    assert!(err.contains(&want), "{want} in {err}");
+    assert_eq!(d.status_text(), before, "a refused reload changes nothing");
 
     // The daemon still works and still reloads.
     d.write_config(&BASE.replace("vlan: 10\n", "vlan: 11\n"));
@@ -547,7 +563,8 @@ fn vlan_show_lists_members_tagged_and_untagged() {
         "    ports:\n",
         "      - name: up\n        vlan: { trunk: [20, 30-31] }\n    ports:\n",
     ) + "      - name: vm2\n        vlan: all\n    uplinks:\n      - name: eth0\n        port-group: up\n";
-    let d = Vswitchd::start(&yaml);
+    let ns = Netns::with_veths("vlanshow", &["eth0"]);
+    let d = Vswitchd::start_in_netns(&ns.name, &yaml);
     let v: Value = serde_json::from_str(&d.ctl_ok(&["vlan", "show", "--json"])).expect("JSON");
     let sw = &v["switches"][0];
     assert_eq!(sw["name"], "sw0");
@@ -753,4 +770,74 @@ fn sriov_commands_answer_without_sriov_configured() {
         assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
         assert!(!out.stderr.is_empty(), "{args:?} says why");
     }
+}
+
+/// An uplink naming an interface the host does not have is refused with
+/// its position by `vswitchctl config check`, `vswitchd --check` and
+/// `vswitchd` itself, which does not start (issue 26: it started with the
+/// member "absent", after a misleading "af-xdp refused" warning).
+#[test]
+fn an_uplink_whose_interface_is_missing_is_refused_with_its_position() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("gone.yaml");
+    let ns = Netns::with_veths("gone", &["up0"]);
+    std::fs::write(
+        &file,
+        "switches:\n  - name: sw0\n    uplinks:\n      - { name: up0 }\n      - { name: gone1, driver: af-packet }\n    teams:\n      - name: bond0\n        active: [up0, gone1]\n",
+    )
+    .expect("write");
+    let want = format!(
+        "{}:5:17: switches[0].uplinks[1].name: no network interface `gone1` on this host",
+        file.display()
+    );
+    let in_ns = |prog: &str, args: &[&str]| {
+        // `timeout`: a daemon that wrongly starts is stopped, and fails.
+        let out = Command::new("ip")
+            .args(["netns", "exec", &ns.name, "timeout", "20", prog])
+            .args(args)
+            .arg(dir.path().join("gone.yaml"))
+            .output()
+            .expect("runs");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), err)
+    };
+    let rd = dir.path().display().to_string();
+    let ctl = env!("CARGO_BIN_EXE_vswitchctl");
+    let daemon = env!("CARGO_BIN_EXE_vswitchd");
+    for (what, (code, err)) in [
+        (
+            "config check",
+            in_ns(ctl, &["--runtime-dir", &rd, "config", "check"]),
+        ),
+        (
+            "vswitchd --check",
+            in_ns(daemon, &["--runtime-dir", &rd, "--check", "--config"]),
+        ),
+        (
+            "vswitchd",
+            in_ns(daemon, &["--runtime-dir", &rd, "--config"]),
+        ),
+    ] {
+        assert_ne!(code, Some(0), "{what}: {err}");
+        assert!(err.contains(&want), "{what}: {want} in {err}");
+        assert!(!err.contains("up0`"), "{what}: up0 exists: {err}");
+        assert!(!err.contains("af-xdp refused"), "{what}: {err}");
+    }
+    // The same file is fine where both interfaces exist.
+    let ok = Netns::with_veths("gone-ok", &["up0", "gone1"]);
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ok.name,
+            ctl,
+            "--runtime-dir",
+            &rd,
+            "config",
+            "check",
+        ])
+        .arg(&file)
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{out:?}");
 }

@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Vswitchd, find_in_path, serial, wait_until};
+use support::{Netns, Vswitchd, find_in_path, serial, wait_until};
 
 // ---------------------------------------------------------------------------
 // The VLAN plan
@@ -685,56 +685,6 @@ fn run(cmd: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A network namespace with IPv6 off; deleted on drop.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn new(tag: &str) -> Netns {
-        let name = format!("vsdiff{}-{tag}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        run("ip", &["netns", "add", &name]);
-        let ns = Netns { name };
-        for key in ["default", "all"] {
-            run(
-                "ip",
-                &[
-                    "netns",
-                    "exec",
-                    &ns.name,
-                    "sysctl",
-                    "-q",
-                    "-w",
-                    &format!("net.ipv6.conf.{key}.disable_ipv6=1"),
-                ],
-            );
-        }
-        ns
-    }
-
-    fn has_link(&self, dev: &str) -> bool {
-        Command::new("ip")
-            .args(["-n", &self.name, "link", "show", dev])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    }
-
-    fn link_up(&self, dev: &str) {
-        run("ip", &["-n", &self.name, "link", "set", dev, "up"]);
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
-    }
 }
 
 /// An AF_PACKET socket bound to one TAP, with PACKET_AUXDATA on.

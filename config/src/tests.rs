@@ -867,8 +867,8 @@ fn readme_minimal_example() {
 #[test]
 fn readme_full_example() {
     let blocks = readme_yaml();
-    let c = parse_str_with(&blocks[1], "README.md", None, &TestHost)
-        .expect("full example is valid");
+    let c =
+        parse_str_with(&blocks[1], "README.md", None, &TestHost).expect("full example is valid");
     assert_eq!(c.runtime.pmd_cores, [2, 3]);
     assert_eq!(c.runtime.idle, IdlePolicy::Adaptive);
     assert_eq!(

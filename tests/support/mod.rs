@@ -109,6 +109,92 @@ pub fn strip_ansi(s: &str) -> String {
     out
 }
 
+/// Runs `cmd` with `args`, panicking with its stderr if it fails; its
+/// stdout.
+fn run(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd} runs: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A network namespace with IPv6 off, named after the test process and
+/// `tag`; deleted on drop. A daemon started in it
+/// ([`Vswitchd::start_in_netns`]) sees only the interfaces made there.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(tag: &str) -> Netns {
+        let name = format!("vs{}-{tag}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        run("ip", &["netns", "add", &name]);
+        let ns = Netns { name };
+        for key in ["default", "all"] {
+            run(
+                "ip",
+                &[
+                    "netns",
+                    "exec",
+                    &ns.name,
+                    "sysctl",
+                    "-q",
+                    "-w",
+                    &format!("net.ipv6.conf.{key}.disable_ipv6=1"),
+                ],
+            );
+        }
+        ns
+    }
+
+    /// A namespace with a veth pair per name, both ends inside and up:
+    /// `NAME` (for the switch) and `NAMEp` (its peer), so uplinks can
+    /// name real interfaces without touching the host's own.
+    pub fn with_veths(tag: &str, names: &[&str]) -> Netns {
+        let ns = Netns::new(tag);
+        for n in names {
+            let peer = format!("{n}p");
+            run(
+                "ip",
+                &[
+                    "-n", &ns.name, "link", "add", n, "type", "veth", "peer", "name", &peer,
+                ],
+            );
+            ns.link_up(n);
+            ns.link_up(&peer);
+        }
+        ns
+    }
+
+    pub fn has_link(&self, dev: &str) -> bool {
+        Command::new("ip")
+            .args(["-n", &self.name, "link", "show", dev])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    pub fn link_up(&self, dev: &str) {
+        run("ip", &["-n", &self.name, "link", "set", dev, "up"]);
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
 /// A running vswitchd on a temporary runtime directory, started with a
 /// YAML file there; SIGTERM and wait on drop.
 pub struct Vswitchd {
