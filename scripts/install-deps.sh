@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing need on a fresh Debian bookworm machine:
-# - the Rust toolchain's rustfmt and clippy, a C compiler;
+# - the Rust toolchain's rustfmt and clippy, a C compiler, cargo-deny
+#   (built from crates.io once: the licence check in scripts/test.sh);
 # - real peers for the end-to-end tests: QEMU 10 from bookworm-backports,
 #   netperf from non-free, busybox, DPDK's dpdk-testpmd, iproute2;
 # - Open vSwitch with DPDK (openvswitch-switch-dpdk), the packet-rate
@@ -139,3 +140,9 @@ for comp in rustfmt clippy; do
         rustup component add "$comp"
     fi
 done
+# cargo-deny checks dependency licences (deny.toml); built from crates.io
+# once (a few minutes on 2 cores), then found in ~/.cargo/bin.
+if ! cargo deny --version >/dev/null 2>&1; then
+    echo "install-deps: building cargo-deny (once)"
+    cargo install --locked cargo-deny --version 0.20.2
+fi

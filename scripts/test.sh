@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: formatting, lints, unit, property and
-# end-to-end tests (real QEMU guests and DPDK testpmd among them), then a
+# The whole test suite, as CI runs it: formatting, lints, dependency
+# licences, unit, property and end-to-end tests (real QEMU guests and DPDK testpmd among them), then a
 # bounded fuzz run (VSWITCH_FUZZ_SECONDS per target, default 15).
 # Installs what it needs first (scripts/install-deps.sh).
 set -euo pipefail
@@ -12,6 +12,9 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== licences (deny.toml) and the third-party notice (THIRD-PARTY.md)"
+cargo deny --locked check licenses bans sources
+scripts/third-party.py --check
 echo "== cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -85,3 +85,49 @@ fn runs_and_stops_on_sigterm() {
         "{rest:?}"
     );
 }
+
+/// Runs vswitchd on the default config with `extra` arguments, its
+/// standard error into a file (as a service manager or `2>log` would),
+/// stops it with SIGTERM, and returns that file's text.
+fn log_of_a_short_run(extra: &[&str]) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("vswitchd.log");
+    let mut child = vswitchd()
+        .arg("--runtime-dir")
+        .arg(dir.path())
+        .args(extra)
+        .env("VSWITCH_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("spawns");
+    let sock = dir.path().join("vhost0.sock");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !sock.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::SIGTERM).expect("signal");
+    assert!(child.wait().expect("waits").success());
+    std::fs::read_to_string(&log).expect("log")
+}
+
+/// Logs written to a file carry no colour codes; `--log-format json`
+/// writes one JSON object per line with level, target and message.
+#[test]
+fn logs_are_plain_in_a_file_and_json_on_request() {
+    let text = log_of_a_short_run(&[]);
+    assert!(text.contains("INFO"), "{text}");
+    assert!(!text.contains('\u{1b}'), "colour codes in a file: {text:?}");
+
+    let json = log_of_a_short_run(&["--log-format", "json"]);
+    let lines: Vec<&str> = json.lines().collect();
+    assert!(!lines.is_empty(), "no log lines");
+    for l in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        assert!(v["level"].is_string(), "{l}");
+        assert!(v["target"].is_string(), "{l}");
+        assert!(v["fields"]["message"].is_string(), "{l}");
+    }
+}
