@@ -841,3 +841,34 @@ fn an_uplink_whose_interface_is_missing_is_refused_with_its_position() {
         .expect("runs");
     assert!(out.status.success(), "{out:?}");
 }
+
+/// A reload whose `sriov:` names a PF that does not exist (a typo) or an
+/// interface without SR-IOV is refused at the key's position before
+/// anything changes (issue 23: a typo released the real PF's VFs and the
+/// reload exited 0).
+#[test]
+fn a_reload_naming_a_missing_or_non_sriov_pf_is_refused_with_its_position() {
+    let ns = Netns::with_veths("pf", &["eth0"]);
+    let d = Vswitchd::start_in_netns(&ns.name, BASE);
+    let before = d.status_text();
+    for (pf, msg) in [
+        (
+            "eth0x",
+            "sriov[0].pf: no network interface `eth0x` on this host",
+        ),
+        (
+            "eth0",
+            "sriov[0].pf: `eth0` is not an SR-IOV PF (its device has no sriov_totalvfs)",
+        ),
+    ] {
+        d.write_config(&format!("{BASE}sriov:\n  - pf: {pf}\n    num-vfs: 2\n"));
+        for args in [&["reload"][..], &["reload", "--dry-run"][..]] {
+            let out = d.ctl(args);
+            assert_eq!(out.status.code(), Some(1), "{args:?} {out:?}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            let want = format!("{}:15:9: {msg}", d.file().display());
+            assert!(err.contains(&want), "{want} in {err}");
+        }
+        assert_eq!(d.status_text(), before, "a refused reload changes nothing");
+    }
+}

@@ -569,6 +569,24 @@ pub trait Host {
     fn interface_exists(&self, _name: &str) -> Result<Option<bool>, String> {
         Ok(None)
     }
+    /// What network interface `name` is as an SR-IOV PF (for `sriov[].pf`
+    /// and its `num-vfs`): the default does not look.
+    fn sriov_pf(&self, _name: &str) -> Result<PfLookup, String> {
+        Ok(PfLookup::NotChecked)
+    }
+}
+
+/// What [`Host::sriov_pf`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PfLookup {
+    /// Not looked up (a file checked away from its host).
+    NotChecked,
+    /// No network interface of that name.
+    Missing,
+    /// An interface without SR-IOV (no `sriov_totalvfs` in sysfs).
+    NotSriov,
+    /// An SR-IOV PF that supports this many VFs.
+    TotalVfs(u16),
 }
 
 /// Resolves no names: only numeric uids and gids are accepted, and

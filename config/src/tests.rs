@@ -1432,6 +1432,8 @@ fn bad_indentation() {
 /// A fixed host: users root (0) and qemu (64055), groups root (0) and
 /// kvm (109); `ldap-down` cannot be looked up. Every interface exists
 /// but those whose names start with `gone`; `nlfail` cannot be looked up.
+/// SR-IOV: `igb0` is a PF with 7 VFs, `plain0` has no SR-IOV; other PFs
+/// are not looked up.
 struct TestHost;
 
 impl Host for TestHost {
@@ -1456,6 +1458,56 @@ impl Host for TestHost {
             n => Ok(Some(!n.starts_with("gone"))),
         }
     }
+    fn sriov_pf(&self, name: &str) -> Result<PfLookup, String> {
+        Ok(match name {
+            "igb0" => PfLookup::TotalVfs(7),
+            "plain0" => PfLookup::NotSriov,
+            n if n.starts_with("gone") => PfLookup::Missing,
+            _ => PfLookup::NotChecked,
+        })
+    }
+}
+
+/// A mistyped PF, a PF without SR-IOV and a count above what the PF
+/// supports are errors at their keys, so a reload naming them is refused
+/// before anything changes (issue 23: a typo released the real PF's VFs).
+/// A wrong `num-vfs` is one error, not one more per VF; `num-vfs: 0` says
+/// "no VFs".
+#[test]
+fn sriov_pfs_are_checked_against_the_host() {
+    let errors = account_errors(
+        "
+        sriov:
+          - pf: gone0x
+            num-vfs: 2
+          - pf: plain0
+            num-vfs: 1
+          - pf: igb0
+            num-vfs: 8
+          - pf: igb1
+            num-vfs: 300
+            vfs:
+              - { index: 0, mac: 02:00:00:00:00:01 }
+              - { index: 1, mac: 02:00:00:00:00:01 }
+          - pf: igb2
+            num-vfs: 0
+            vfs:
+              - { index: 0 }
+        ",
+    );
+    assert_eq!(
+        errors,
+        [
+            "2:9: sriov[0].pf: no network interface `gone0x` on this host (`ip link` lists them)",
+            "4:9: sriov[1].pf: `plain0` is not an SR-IOV PF (its device has no sriov_totalvfs)",
+            "7:14: sriov[2].num-vfs: 8 VFs asked, `igb0` supports at most 7",
+            "9:14: sriov[3].num-vfs: 300 is out of range (0-256)",
+            "12:26: sriov[3].vfs[1].mac: MAC 02:00:00:00:00:01 is already used by VF 0 of igb1 (line 11)",
+            "16:18: sriov[4].vfs[0].index: VF index 0 is out of range: igb2 has num-vfs 0 (no VFs)",
+        ]
+    );
+    // A count the PF supports is fine.
+    assert!(with_accounts("sriov:\n  - pf: igb0\n    num-vfs: 7\n").is_ok());
 }
 
 #[test]

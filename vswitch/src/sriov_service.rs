@@ -4,7 +4,11 @@
 //!
 //! [`SriovService`] translates the config model into `sriov` specs and
 //! remembers what it applied, so a reload knows which VFs left the config
-//! (they are released: clean settings, host driver). Every apply returns a
+//! (they are released: clean settings, host driver). A PF whose apply
+//! failed as a whole (its VF count) is not recorded as applied, so
+//! nothing of it is released later. A PF that is missing, not SR-IOV, or
+//! asked for more VFs than it has is refused earlier, when the file is
+//! read (`config::Host::sriov_pf`): such a reload changes nothing. Every apply returns a
 //! [`SriovReport`] (changes, warnings, errors as lines); nothing here makes
 //! the daemon fail: an SR-IOV problem is a line in the report and a log.
 //!
@@ -96,7 +100,8 @@ impl SriovReport {
 pub struct ShowPf {
     /// Whether the config's `sriov` section names it.
     pub managed: bool,
-    /// VF indexes the config has settings for.
+    /// VF indexes the daemon configured (the config has settings for
+    /// them and the PF's apply did not fail as a whole).
     pub configured: Vec<u16>,
     /// What sysfs and the PF's driver report.
     #[serde(flatten)]
@@ -115,6 +120,10 @@ pub struct SriovShow {
 #[derive(Debug)]
 pub struct SriovService<L = RtNetlink, V = KernelVfio> {
     sriov: Sriov<L, V>,
+    /// The config's PFs, as of the last apply.
+    wanted: Vec<PfSpec>,
+    /// What was really configured: PFs whose apply did not fail as a
+    /// whole. Shutdown and reloads release only these.
     applied: Vec<PfSpec>,
 }
 
@@ -135,6 +144,7 @@ impl<L: VfLink, V: Vfio> SriovService<L, V> {
     pub fn new(sriov: Sriov<L, V>) -> SriovService<L, V> {
         SriovService {
             sriov,
+            wanted: Vec::new(),
             applied: Vec::new(),
         }
     }
@@ -150,11 +160,16 @@ impl<L: VfLink, V: Vfio> SriovService<L, V> {
     }
 
     /// Brings the machine to the config (start and reload): releases the
-    /// VFs that left the config, then applies every configured PF.
+    /// VFs that left the config, then applies every configured PF. A PF
+    /// whose apply failed as a whole (its VF count could not be set) is
+    /// not recorded as applied: shutdown and later reloads release only
+    /// what was really configured (what an earlier apply did there stays
+    /// recorded).
     pub fn apply(&mut self, cfg: &config::Config) -> SriovReport {
         let specs = Self::specs(cfg);
         let mut report = SriovReport::default();
-        for old in std::mem::take(&mut self.applied) {
+        let before = std::mem::take(&mut self.applied);
+        for old in &before {
             let new = specs.iter().find(|s| s.pf == old.pf);
             for vf in &old.vfs {
                 if new.is_some_and(|n| n.vfs.iter().any(|v| v.index == vf.index)) {
@@ -168,9 +183,15 @@ impl<L: VfLink, V: Vfio> SriovService<L, V> {
             }
         }
         for spec in &specs {
-            report.pfs.push(self.sriov.apply_pf(spec));
+            let pf = self.sriov.apply_pf(spec);
+            if pf.errors.is_empty() {
+                self.applied.push(spec.clone());
+            } else if let Some(old) = before.iter().find(|o| o.pf == spec.pf) {
+                self.applied.push(old.clone());
+            }
+            report.pfs.push(pf);
         }
-        self.applied = specs;
+        self.wanted = specs;
         report
     }
 
@@ -194,7 +215,7 @@ impl<L: VfLink, V: Vfio> SriovService<L, V> {
 
     /// `vswitchctl sriov show`.
     pub fn show(&mut self) -> SriovShow {
-        let mut names: Vec<String> = self.applied.iter().map(|s| s.pf.clone()).collect();
+        let mut names: Vec<String> = self.wanted.iter().map(|s| s.pf.clone()).collect();
         let managed = names.len();
         match self.sriov.pfs() {
             Ok(pfs) => {
@@ -236,7 +257,7 @@ impl<L: VfLink, V: Vfio> SriovService<L, V> {
     /// managed PFs; refused while a VM holds the VF.
     pub fn release(&mut self, vf: &str) -> Result<VfOutcome, SriovError> {
         let info = self.sriov.find_vf(vf)?;
-        let Some(spec) = self.applied.iter().find(|s| s.pf == info.pf) else {
+        let Some(spec) = self.wanted.iter().find(|s| s.pf == info.pf) else {
             return Err(SriovError::NotManaged { pf: info.pf });
         };
         let release_mac = spec
@@ -373,6 +394,32 @@ sriov:
         let mut svc = SriovService::system();
         let r = svc.apply(&cfg("switches: [{ name: sw0 }]"));
         assert_eq!(r, SriovReport::default());
+    }
+
+    /// Issue 23: a PF asked for more VFs than it has is not applied, so
+    /// nothing of it counts as configured, and shutdown resets nothing
+    /// (it zeroed the MAC of a VF it had never set).
+    #[test]
+    fn a_pf_that_refused_its_count_is_not_released_at_shutdown() {
+        let mut e = env();
+        // VF 1's MAC as the host (not the daemon) set it.
+        sriov::VfLink::set_vf(
+            &mut e.link,
+            PF,
+            1,
+            &sriov::VfSetting::Mac("02:00:00:00:aa:01".parse().unwrap()),
+        )
+        .unwrap();
+        let r = e.svc.apply(&cfg(&BASE.replace("num-vfs: 3", "num-vfs: 8")));
+        assert_eq!(r.errors().len(), 1, "{:?}", r.errors());
+        let show = e.svc.show();
+        assert!(show.pfs.iter().all(|p| p.configured.is_empty()), "{show:?}");
+        let r = e.svc.shutdown();
+        assert!(r.released.is_empty(), "{r:?}");
+        assert_eq!(
+            e.link.state(PF, 1).unwrap().mac.to_string(),
+            "02:00:00:00:aa:01"
+        );
     }
 
     #[test]

@@ -24,10 +24,18 @@ pub(super) fn sriov_pf(
     let r = &raw.value;
     let before = ctx.diags.len();
     let pf_path = join(path, "pf");
-    if check_name(ctx, &r.pf, &pf_path, "PF", true) {
+    let named = check_name(ctx, &r.pf, &pf_path, "PF", true);
+    if named {
         unique(ctx, &mut g.pf_names, &r.pf, &pf_path, "PF");
     }
-    let num_vfs = int_in(ctx, &r.num_vfs, &join(path, "num-vfs"), 0, MAX_VFS).map_or(0, to_u16);
+    let num_vfs_path = join(path, "num-vfs");
+    let checked_num_vfs = int_in(ctx, &r.num_vfs, &num_vfs_path, 0, MAX_VFS).map(to_u16);
+    if named && let Some(n) = checked_num_vfs {
+        on_the_host(ctx, &r.pf, &pf_path, &r.num_vfs, &num_vfs_path, n);
+    }
+    // With a wrong count the VFs' other settings are still checked, their
+    // indexes are not (each would be one more error about the count).
+    let num_vfs = checked_num_vfs.unwrap_or(u16::MAX);
     let mut vfs: Vec<SriovVf> = Vec::new();
     let mut seen: HashMap<i64, u64> = HashMap::new();
     for (i, raw_vf) in r.vfs.iter().enumerate() {
@@ -43,15 +51,18 @@ pub(super) fn sriov_pf(
             continue;
         }
         seen.insert(idx.value, line(idx));
-        if idx.value < 0 || idx.value >= i64::from(num_vfs) {
+        if checked_num_vfs.is_some() && (idx.value < 0 || idx.value >= i64::from(num_vfs)) {
+            let range = match num_vfs {
+                0 => "no VFs".to_string(),
+                1 => "index 0".to_string(),
+                n => format!("indexes 0-{}", n - 1),
+            };
             ctx.err(
                 at(idx),
                 &join(&p, "index"),
                 format!(
-                    "VF index {} is out of range: {} has num-vfs {num_vfs} (indexes 0-{})",
-                    idx.value,
-                    r.pf.value,
-                    i64::from(num_vfs) - 1
+                    "VF index {} is out of range: {} has num-vfs {num_vfs} ({range})",
+                    idx.value, r.pf.value,
                 ),
             );
             continue;
@@ -64,6 +75,41 @@ pub(super) fn sriov_pf(
         num_vfs,
         vfs,
     })
+}
+
+/// The PF as the host has it: it exists, it has SR-IOV, and it supports
+/// `num_vfs` VFs. Checked here, with positions, so a reload with a
+/// mistyped PF or too many VFs is refused before anything changes (a PF
+/// that leaves the file is released).
+fn on_the_host(
+    ctx: &mut Ctx,
+    pf: &S<String>,
+    pf_path: &str,
+    raw_num_vfs: &S<i64>,
+    num_vfs_path: &str,
+    num_vfs: u16,
+) {
+    let name = &pf.value;
+    match ctx.host.sriov_pf(name) {
+        Ok(PfLookup::NotChecked) => {}
+        Ok(PfLookup::Missing) => ctx.err(
+            at(pf),
+            pf_path,
+            format!("no network interface `{name}` on this host (`ip link` lists them)"),
+        ),
+        Ok(PfLookup::NotSriov) => ctx.err(
+            at(pf),
+            pf_path,
+            format!("`{name}` is not an SR-IOV PF (its device has no sriov_totalvfs)"),
+        ),
+        Ok(PfLookup::TotalVfs(total)) if num_vfs > total => ctx.err(
+            at(raw_num_vfs),
+            num_vfs_path,
+            format!("{num_vfs} VFs asked, `{name}` supports at most {total}"),
+        ),
+        Ok(PfLookup::TotalVfs(_)) => {}
+        Err(e) => ctx.err(at(pf), pf_path, e),
+    }
 }
 
 /// One VF of PF `pf`, its index already checked.

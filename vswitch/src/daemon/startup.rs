@@ -34,8 +34,8 @@ pub struct Options {
 
 /// This host as the daemon sees it: the user and group database (NSS:
 /// `/etc/passwd`, `/etc/group`, LDAP...) for the names in `socket-owner`
-/// and `socket-group`, and the network interfaces of the daemon's network
-/// namespace for uplinks.
+/// and `socket-group`, the network interfaces of the daemon's network
+/// namespace for uplinks, and sysfs (`sriov_totalvfs`) for SR-IOV PFs.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemHost;
 
@@ -56,6 +56,24 @@ impl config::Host for SystemHost {
         let probe = dataplane::port::netdev::LinkProbe::new()
             .map_err(|e| format!("looking up interface `{name}`: {e}"))?;
         Ok(Some(probe.index(name).is_some()))
+    }
+
+    fn sriov_pf(&self, name: &str) -> Result<config::PfLookup, String> {
+        if self.interface_exists(name)? == Some(false) {
+            return Ok(config::PfLookup::Missing);
+        }
+        let path = std::path::Path::new("/sys/class/net")
+            .join(name)
+            .join("device/sriov_totalvfs");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => text
+                .trim()
+                .parse()
+                .map(config::PfLookup::TotalVfs)
+                .map_err(|e| format!("{}: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(config::PfLookup::NotSriov),
+            Err(e) => Err(format!("{}: {e}", path.display())),
+        }
     }
 }
 
