@@ -113,8 +113,14 @@ fn discovers_the_pf_and_its_vfs() {
     assert_ne!(pf.vfs[0].iommu_group, vf1.iommu_group);
     assert_eq!(vf1.name(), "enp1s0/1");
 
-    // Only SR-IOV PFs are listed.
+    // Only SR-IOV PFs are listed; a virtio NIC (device `virtio0`, not a
+    // PCI address) is skipped without a warning.
     e.kernel.add_virtual_netdev("lo");
+    e.kernel.add_virtio_netdev("ens3", "virtio0");
+    assert_eq!(
+        e.sriov.pf("ens3").unwrap_err().to_string(),
+        "`ens3` is not a PCI network device, so it cannot be an SR-IOV PF"
+    );
     e.kernel
         .add_device(pci("0000:02:00.0"), 0x10d3, 0x020000, Some("e1000e"), None);
     let names: Vec<String> = e.sriov.pfs().unwrap().into_iter().map(|p| p.name).collect();

@@ -600,18 +600,7 @@ pub fn format_reload(r: &ReloadReply) -> String {
         out.push_str(c);
         out.push('\n');
     }
-    let n = r.changes.len();
-    let s = if n == 1 { "" } else { "s" };
-    let from = r.config_file.as_ref().map_or_else(
-        || "the built-in default".to_string(),
-        |p| p.display().to_string(),
-    );
-    out.push_str(&match (r.dry_run, n) {
-        (true, 0) => format!("dry run: {from}: no changes"),
-        (true, _) => format!("dry run: {from}: {n} change{s} would be applied; nothing changed"),
-        (false, 0) => format!("reloaded {from}: no changes"),
-        (false, _) => format!("reloaded {from}: {n} change{s} applied"),
-    });
+    out.push_str(&r.summary());
     out.push('\n');
     out
 }

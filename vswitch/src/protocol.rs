@@ -714,9 +714,84 @@ pub struct ReloadReply {
     pub sriov: Vec<String>,
 }
 
+impl ReloadReply {
+    /// SR-IOV lines by kind: (changes, warnings, errors).
+    pub fn sriov_counts(&self) -> (usize, usize, usize) {
+        let errors = self.sriov.iter().filter(|l| l.starts_with("error: ")).count();
+        let warnings = self.sriov.iter().filter(|l| l.starts_with("warning: ")).count();
+        (self.sriov.len() - errors - warnings, warnings, errors)
+    }
+
+    /// The closing line: what the file changed, then what SR-IOV
+    /// reconciliation did (drift it corrected counts as changes there,
+    /// and a setting the driver refused as an error).
+    pub fn summary(&self) -> String {
+        let n = self.changes.len();
+        let s = if n == 1 { "" } else { "s" };
+        let from = self.config_file.as_ref().map_or_else(
+            || "the built-in default".to_string(),
+            |p| p.display().to_string(),
+        );
+        let mut out = match (self.dry_run, n) {
+            (true, 0) => format!("dry run: {from}: no changes"),
+            (true, _) => format!("dry run: {from}: {n} change{s} would be applied; nothing changed"),
+            (false, 0) => format!("reloaded {from}: no changes"),
+            (false, _) => format!("reloaded {from}: {n} change{s} applied"),
+        };
+        let (changes, warnings, errors) = self.sriov_counts();
+        let mut parts = Vec::new();
+        let plural = |k: usize, what: &str| format!("{k} {what}{}", if k == 1 { "" } else { "s" });
+        if changes > 0 {
+            parts.push(plural(changes, "change"));
+        }
+        if warnings > 0 {
+            parts.push(plural(warnings, "warning"));
+        }
+        if errors > 0 {
+            parts.push(plural(errors, "error"));
+        }
+        if !parts.is_empty() {
+            out.push_str(&format!("; SR-IOV: {}", parts.join(", ")));
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 23: the summary agrees with the SR-IOV lines ("no changes"
+    /// was printed after drift was corrected, "1 change applied" when the
+    /// change was refused).
+    #[test]
+    fn a_reload_summary_counts_sriov_changes_warnings_and_errors() {
+        let mut r = ReloadReply {
+            dry_run: false,
+            config_file: Some(PathBuf::from("/etc/vswitch.yaml")),
+            changes: Vec::new(),
+            ignored: Vec::new(),
+            applied: true,
+            sriov: vec![
+                "enp1s0 VF 0: vlan 100 (was vlan 0)".into(),
+                "enp1s0 VF 1: mac 02:00:00:00:00:11 (was 00:00:00:00:00:00)".into(),
+            ],
+        };
+        assert_eq!(
+            r.summary(),
+            "reloaded /etc/vswitch.yaml: no changes; SR-IOV: 2 changes"
+        );
+        r.changes.push("sriov enp1s0: VFs 3 -> 2".into());
+        r.sriov = vec![
+            "warning: enp1s0 VF 0: link-state enable: not supported by the driver".into(),
+            "error: enp1s0: VF count 3 -> 2 refused: VF 1 is in use by qemu (pid 7)".into(),
+        ];
+        assert_eq!(r.sriov_counts(), (0, 1, 1));
+        assert_eq!(
+            r.summary(),
+            "reloaded /etc/vswitch.yaml: 1 change applied; SR-IOV: 1 warning, 1 error"
+        );
+    }
 
     #[test]
     fn requests_round_trip_as_documented() {

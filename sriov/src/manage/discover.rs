@@ -83,12 +83,17 @@ impl<L: VfLink, V: Vfio> Sriov<L, V> {
         if fs::symlink_metadata(&net).is_err() {
             return Err(unknown());
         }
-        let pci = self
+        // No `device`, or one that is not a PCI function (a virtio-net
+        // NIC's `virtio0`): not a PF.
+        let not_pci = || Error::NotPci {
+            pf: name.to_string(),
+        };
+        let pci: PciAddr = self
             .sysfs
-            .link_pci(&net.join("device"))?
-            .ok_or_else(|| Error::NotPci {
-                pf: name.to_string(),
-            })?;
+            .link_name(&net.join("device"))?
+            .ok_or_else(not_pci)?
+            .parse()
+            .map_err(|_| not_pci())?;
         let dev = self.sysfs.pci_device(pci);
         if self.sysfs.read_opt(&dev.join("sriov_totalvfs"))?.is_none() {
             return Err(Error::NotSriov {

@@ -303,7 +303,15 @@ fn run(args: Args) -> Result<String, ClientError> {
             out
         }
         Request::TeamExplain { .. } => client::format_team_explain(&client::decode(v)?),
-        Request::Reload { .. } => client::format_reload(&client::decode(v)?),
+        Request::Reload { .. } => {
+            // Applied, but SR-IOV settings failed: say so with exit code 1.
+            let r: vswitch::protocol::ReloadReply = client::decode(v)?;
+            let text = client::format_reload(&r);
+            if r.sriov_counts().2 > 0 {
+                return Err(ClientError::Daemon(text.trim_end().to_string()));
+            }
+            text
+        }
         Request::Version => client::format_version(env!("CARGO_PKG_VERSION"), &client::decode(v)?),
     })
 }

@@ -120,7 +120,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         tracing::info!("SIGHUP: reloading the configuration");
         // Errors are logged by reload; the daemon keeps its configuration.
         if let Ok(r) = shared.lock().reload(None, false) {
-            tracing::info!("SIGHUP: reload applied {} change(s)", r.changes.len());
+            tracing::info!("SIGHUP: {}", r.summary());
         }
     }
     tracing::info!("shutting down");
