@@ -63,6 +63,7 @@ sriov:
         port-group: v300
         vlan-protocol: 802.1ad
         rate: { min-mbps: 10, max-mbps: 50 }
+        vfio: true
 ";
 
 /// The config after a reload: 2 VFs, VF 1 no longer configured.
@@ -279,6 +280,30 @@ mod guest {
             (s.vlan, s.spoof_check, s.trust, s.max_tx_rate_mbps),
             (0, true, false, 0)
         );
+
+        // 8b. Release VF 2 from vfio-pci with no release MAC: igbvf binds
+        // again and may choose a random MAC; the report says what the VF
+        // really has (issue 23: it said 00:00:00:00:00:00).
+        let out = svc.release(&format!("{pf}/2")).expect("release VF 2");
+        for l in out.change_lines() {
+            marker(&format!("release change {l}"));
+        }
+        let reported = out.state.clone().expect("read back").mac;
+        let real = svc.sriov().read_vfs(&pf).expect("read back")[2].mac;
+        marker(&format!(
+            "released VF2 driver {} report-matches {} driver-chose-mac {}",
+            out.driver.join(","),
+            reported == real,
+            !real.is_zero()
+        ));
+        assert_eq!(reported, real);
+        if !real.is_zero() {
+            assert!(
+                out.change_lines().iter().any(|l| l.contains("chosen by igbvf")),
+                "{:?}",
+                out.change_lines()
+            );
+        }
 
         // 9. Reload with fewer VFs: through 0, VF 1 leaves the config.
         let r = svc.apply(&load(&pf, CONFIG_SMALLER));
@@ -502,6 +527,7 @@ VSWITCH_SRIOV_GUEST=1 VSWITCH_SRIOV_PF=$pf RUST_BACKTRACE=1 \
             "drift change eth0 VF 0: vlan 100 qos 3 (was vlan 5)",
             "released VF1 mac 02:00:00:00:99:01 vlan 0 qos 0 spoof true trust false rate 0-0",
             "released VF0 mac 00:00:00:00:00:00 vlan 0 spoof true trust false rate 0-0",
+            "released VF2 driver vfio-pci -> igbvf report-matches true",
             "smaller change eth0: VFs 3 -> 2",
             "traffic dev eth",
             "sriov-guest ok",

@@ -1,6 +1,8 @@
 //! Release: a VF back to a clean state ([`release_settings`]) and to its
 //! host driver.
 
+use std::time::{Duration, Instant};
+
 use crate::Error;
 use crate::netlink::{LinkState, VfLink, VfSetting, VlanProto};
 use crate::pci::MacAddr;
@@ -46,9 +48,60 @@ impl<L: VfLink, V: Vfio> Sriov<L, V> {
         let mut out =
             self.apply_settings(&vf.pf, vf.index, &release_settings(release_mac), true)?;
         match self.bind_host(vf) {
-            Ok(change) => out.driver.extend(change),
+            Ok(Some(change)) => {
+                out.driver.push(change);
+                self.after_host_bind(vf, release_mac, &mut out)?;
+            }
+            Ok(None) => {}
             Err(e) => out.errors.push(e.to_string()),
         }
         Ok(out)
+    }
+
+    /// The host driver just bound again, and may have chosen a MAC of its
+    /// own (igbvf assigns a random one to a VF whose MAC is zero): read
+    /// the VF back so the report is what the VF has. A configured release
+    /// MAC the driver replaced is set again; a MAC the driver chose is
+    /// reported as a change, since nobody configured it.
+    fn after_host_bind(
+        &mut self,
+        vf: &VfInfo,
+        release_mac: Option<MacAddr>,
+        out: &mut VfOutcome,
+    ) -> Result<(), Error> {
+        let want = release_mac.unwrap_or(MacAddr::ZERO);
+        // The driver's probe sets the MAC through the PF shortly after the
+        // bind: wait for it, bounded (a driver that keeps zero is fine).
+        let deadline = Instant::now() + self.timeout.min(Duration::from_secs(2));
+        let mut state = self.read_vf(&vf.pf, vf.index)?;
+        while state.as_ref().is_some_and(|s| s.mac == want) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            state = self.read_vf(&vf.pf, vf.index)?;
+        }
+        let Some(now) = state else {
+            return Ok(());
+        };
+        if now.mac != want {
+            let driver = self.vf(&vf.pf, vf.index)?.driver.unwrap_or_default();
+            if let Some(mac) = release_mac {
+                let again = self.apply_settings(&vf.pf, vf.index, &[VfSetting::Mac(mac)], true)?;
+                out.changed.extend(
+                    again
+                        .changed
+                        .into_iter()
+                        .map(|c| format!("{c}, after {driver} chose {}", now.mac)),
+                );
+                out.refused.extend(again.refused);
+                out.mismatches.extend(again.mismatches);
+                out.state = again.state;
+                return Ok(());
+            }
+            out.changed.push(format!(
+                "mac {} (chosen by {driver} when it bound: no release-mac is configured)",
+                now.mac
+            ));
+        }
+        out.state = Some(now);
+        Ok(())
     }
 }

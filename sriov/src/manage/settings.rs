@@ -20,7 +20,7 @@ impl<L: VfLink, V: Vfio> Sriov<L, V> {
         })
     }
 
-    fn read_vf(&mut self, pf: &str, index: u16) -> Result<Option<VfState>, Error> {
+    pub(super) fn read_vf(&mut self, pf: &str, index: u16) -> Result<Option<VfState>, Error> {
         Ok(self
             .read_vfs(pf)?
             .into_iter()
