@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Paired-slice A/B from one vswitchd run (see BENCHMARKS.md, "Paired
-slices"). Input: lines `on frames ns`, one per 100 ms slice, written by a
+"""Paired-slice A/B from one vswitchd run (see docs/benchmark-history.md,
+"Paired slices", under "Forward tail copies"). Input: lines `on frames ns`, one per 100 ms slice, written by a
 build with the A/B toggle patched in. Drops the first 20 slices (warm-up)
 and slices below 30% of the busiest; pairs each slice with the next (one
 is A, the other B) and prints both rates and the median B/A ratio.

@@ -47,6 +47,8 @@ import tempfile
 import threading
 import time
 
+from svg_chart import hbar_panels
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = ("TCP_STREAM", "TCP_RR", "UDP_STREAM")
 SELECTORS = {
@@ -766,28 +768,8 @@ def svg_chart(results):
                     rows.append((f"{title}: {s['client']}->{s['server']}", s[key], False))
                 rows.append((f"{title}: aggregate", t["aggregate"], True))
         if rows:
-            panels.append((test, HEADLINE[test][1], rows))
-    bar_h, gap, label_w, plot_w = 16, 4, 330, 520
-    y = 10
-    parts = []
-    for test, unit, rows in panels:
-        top = max(v for _, v, _ in rows) or 1.0
-        parts.append(f'<text x="10" y="{y + 14}" font-size="14" font-weight="bold">{test} ({unit})</text>')
-        y += 24
-        for label, v, agg in rows:
-            w = plot_w * v / top
-            color = "#d95f02" if agg else "#1b9e77"
-            weight = ' font-weight="bold"' if agg else ""
-            parts.append(f'<text x="{label_w - 6}" y="{y + 12}" font-size="11" text-anchor="end"{weight}>'
-                         f'{label}</text>')
-            parts.append(f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{color}"/>')
-            parts.append(f'<text x="{label_w + w + 4:.1f}" y="{y + 12}" font-size="11">{v:.1f}</text>')
-            y += bar_h + gap
-        y += 14
-    width = label_w + plot_w + 80
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y}" '
-            f'font-family="sans-serif">\n<rect width="100%" height="100%" fill="white"/>\n'
-            + "\n".join(parts) + "\n</svg>\n")
+            panels.append((f"{test} ({HEADLINE[test][1]})", rows))
+    return hbar_panels(panels)
 
 
 # ---------------------------------------------------------------- main

@@ -2,8 +2,9 @@
 # Packet-rate harness (issues 3 and 7): frames circulate between a
 # dpdk-testpmd generator and the switch under test at 64, 512 and
 # 1518-byte frames; prints a table (Mpps, Gbit/s, ratio to testpmd and
-# "vs OVS", CPU placement) and writes it with JSON to target/packet-rate/
-# (or --out DIR). Switches (--switches, default all):
+# "vs OVS", CPU placement) and writes it with JSON, and chart.svg (median
+# Mpps per switch, grouped by frame size), to target/packet-rate/ (or
+# --out DIR). Switches (--switches, default all):
 #   vswitch       vswitchd, built-in default (learning, VLAN 1)
 #   vswitch-vlan  vswitchd, both ports in access VLAN 100
 #   vswitch-team  one vswitchd, two switches joined by a 2-member team on

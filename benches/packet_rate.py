@@ -55,6 +55,11 @@ directions) over a timed window, after a warm-up. Frame sizes are
 Ethernet frame sizes including the 4-byte FCS (RFC 2544); virtio carries
 size - 4 bytes, and Gbit/s = Mpps * size * 8 (no preamble or gap).
 
+Output: the table on stdout, and in --out packet-rate-<UTC time>.txt (the
+table), packet-rate-<UTC time>.json (meta, summary rows and every run) and
+chart.svg (the summary as grouped bars: frame size on x, median Mpps per
+switch on the bars; overwritten by each run, like netperf.py's).
+
 Run through benches/packet-rate.sh (it builds vswitchd in release).
 Needs root (DPDK EAL), dpdk-testpmd, taskset and stdbuf; ovs needs
 openvswitch-switch-dpdk, vswitch-team needs ip and ethtool (all from
@@ -78,6 +83,8 @@ import sys
 import tempfile
 import threading
 import time
+
+from svg_chart import COLORS, grouped_bars
 
 MAC0 = "02:00:00:00:00:01"
 MAC1 = "02:00:00:00:00:02"
@@ -1056,6 +1063,31 @@ def table(rows, meta, results=()):
     return "\n".join(lines)
 
 
+def chart(rows, meta):
+    """The summary as an SVG: frame size on x, one bar per switch (its
+    median Mpps, printed on the bar; a line from the slowest to the fastest
+    run kept in the summary)."""
+    sizes = list(dict.fromkeys(r["frame_bytes"] for r in rows))
+    switches = list(dict.fromkeys(r["switch"] for r in rows))
+    values, ranges, marks = {}, {}, {}
+    for r in rows:
+        key = (r["switch"], f"{r['frame_bytes']} B")
+        values[key] = r["mpps_median"]
+        if r["mpps_max"] > r["mpps_min"]:
+            ranges[key] = (r["mpps_min"], r["mpps_max"])
+        if r["all_flagged"]:
+            marks[key] = "?"
+    commit = meta.get("git_commit", "?") + (" + local changes" if meta.get("git_modified") else "")
+    subtitle = (f"{meta['date']}, commit {commit}, {meta['host']}; median of {meta['runs']} run(s) x "
+                f"{meta['window_s']} s, line: slowest to fastest run")
+    if marks:
+        subtitle += "; ?: every run flagged"
+    return grouped_bars("Packet rate through the switch (generator receive rate, both directions)", "Mpps",
+                        [f"{s} B" for s in sizes], switches, values, ranges=ranges, subtitle=subtitle,
+                        notes=marks, colors=dict(zip(SWITCHES, COLORS)),
+                        fmt=lambda v: f"{v:.2f}" if v >= 0.095 else f"{v:.3f}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--vswitchd", help="the vswitchd binary (release build; required unless --from-json)")
@@ -1202,7 +1234,10 @@ def main():
         f.write(text + "\n")
     with open(json_path, "w") as f:
         json.dump({"meta": meta, "summary": rows, "runs": results}, f, indent=2)
-    print(f"\nwrote {txt_path} and {json_path}")
+    svg_path = os.path.join(args.out, "chart.svg")
+    with open(svg_path, "w") as f:
+        f.write(chart(rows, meta))
+    print(f"\nwrote {txt_path}, {json_path} and {svg_path} (this run's chart)")
 
 
 if __name__ == "__main__":

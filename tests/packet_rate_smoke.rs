@@ -118,6 +118,12 @@ fn packet_rate_harness_measures_every_switch() {
         .unwrap_or_else(|| panic!("no table among {files:?}"));
     assert!(table.contains("vs OVS"), "{table}");
     assert!(table.contains("CPU placement"), "{table}");
+    // The chart of the summary, next to the table: a bar group per size.
+    let svg = std::fs::read_to_string(out.path().join("chart.svg")).expect("chart.svg");
+    assert!(
+        svg.starts_with("<svg") && svg.contains(">64 B<") && svg.contains(">testpmd<"),
+        "{svg}"
+    );
     let json: Value =
         serde_json::from_str(&std::fs::read_to_string(json_path).expect("json")).expect("JSON");
 

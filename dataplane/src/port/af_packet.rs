@@ -21,7 +21,8 @@
 //!
 //! **Receive modes.** The ring ([`AfPacketRxMode::Ring`], the default) was
 //! measured against batched copies with `recvmmsg`
-//! ([`AfPacketRxMode::Mmsg`]): see "Uplink ports (veth)" in BENCHMARKS.md.
+//! ([`AfPacketRxMode::Mmsg`]): see "Uplink ports (veth)" in BENCHMARKS.md
+//! and, for the reasoning, in docs/benchmark-history.md.
 //! The ring copies each frame twice (kernel to ring, ring to packet) but
 //! needs no syscall while frames wait; `recvmmsg` copies once but pays a
 //! syscall (and per-message socket locking) per burst.
