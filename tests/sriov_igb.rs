@@ -299,7 +299,9 @@ mod guest {
         assert_eq!(reported, real);
         if !real.is_zero() {
             assert!(
-                out.change_lines().iter().any(|l| l.contains("chosen by igbvf")),
+                out.change_lines()
+                    .iter()
+                    .any(|l| l.contains("chosen by igbvf")),
                 "{:?}",
                 out.change_lines()
             );

@@ -181,7 +181,10 @@ impl FakeKernel {
     /// Adds a netdev whose `device` is not a PCI device (a virtio-net
     /// NIC: `device` links to `virtio0` on the virtio bus).
     pub fn add_virtio_netdev(&self, name: &str, virtio: &str) {
-        let dev = self.root.join("devices/pci0000:00/0000:00:03.0").join(virtio);
+        let dev = self
+            .root
+            .join("devices/pci0000:00/0000:00:03.0")
+            .join(virtio);
         let dir = dev.join("net").join(name);
         fs::create_dir_all(&dir).unwrap();
         symlink(&dev, dir.join("device")).unwrap();

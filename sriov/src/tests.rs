@@ -734,6 +734,16 @@ fn attach_info_gives_qemu_and_libvirt() {
         info.vfio_group,
         Some(format!("/dev/vfio/{}", vf.iommu_group.unwrap()))
     );
+    // A VM holds the group: not ready, and who holds it (issue 23: it
+    // said "ready for a VM").
+    e.hold(77, vf.iommu_group.unwrap());
+    let info = e.sriov.attach_info(&vf);
+    assert!(!info.ready);
+    assert_eq!(info.holder.as_deref(), Some("pid 77 (qemu-system-x86)"));
+    assert_eq!(
+        info.problem.as_deref(),
+        Some("in use by pid 77 (qemu-system-x86): its VFIO group is open")
+    );
 }
 
 #[test]

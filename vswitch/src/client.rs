@@ -708,11 +708,14 @@ pub fn format_sriov_show(show: &SriovShow) -> String {
 /// `vswitchctl sriov attach-info VF` as text.
 pub fn format_sriov_attach_info(a: &AttachInfo) -> String {
     let mut s = format!("VF {} ({})", a.vf, a.pci);
-    match &a.vfio_group {
-        Some(g) => {
-            let _ = write!(s, ", IOMMU group {g}");
+    match (a.iommu_group, &a.vfio_group) {
+        (Some(n), Some(dev)) => {
+            let _ = write!(s, ", IOMMU group {n} ({dev})");
         }
-        None => s.push_str(", no IOMMU group"),
+        (Some(n), None) => {
+            let _ = write!(s, ", IOMMU group {n}");
+        }
+        (None, _) => s.push_str(", no IOMMU group"),
     }
     let _ = writeln!(s, ", driver {}", a.driver.as_deref().unwrap_or("none"));
     match &a.problem {

@@ -717,8 +717,16 @@ pub struct ReloadReply {
 impl ReloadReply {
     /// SR-IOV lines by kind: (changes, warnings, errors).
     pub fn sriov_counts(&self) -> (usize, usize, usize) {
-        let errors = self.sriov.iter().filter(|l| l.starts_with("error: ")).count();
-        let warnings = self.sriov.iter().filter(|l| l.starts_with("warning: ")).count();
+        let errors = self
+            .sriov
+            .iter()
+            .filter(|l| l.starts_with("error: "))
+            .count();
+        let warnings = self
+            .sriov
+            .iter()
+            .filter(|l| l.starts_with("warning: "))
+            .count();
         (self.sriov.len() - errors - warnings, warnings, errors)
     }
 
@@ -734,7 +742,9 @@ impl ReloadReply {
         );
         let mut out = match (self.dry_run, n) {
             (true, 0) => format!("dry run: {from}: no changes"),
-            (true, _) => format!("dry run: {from}: {n} change{s} would be applied; nothing changed"),
+            (true, _) => {
+                format!("dry run: {from}: {n} change{s} would be applied; nothing changed")
+            }
             (false, 0) => format!("reloaded {from}: no changes"),
             (false, _) => format!("reloaded {from}: {n} change{s} applied"),
         };

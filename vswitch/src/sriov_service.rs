@@ -468,9 +468,17 @@ sriov:
         assert!(a.ready);
         assert_eq!(a.qemu, "-device vfio-pci,host=0000:01:10.1");
         assert_eq!(e.svc.attach_info("0000:01:10.1").unwrap(), a);
+        let text = crate::client::format_sriov_attach_info(&a);
         assert!(
-            crate::client::format_sriov_attach_info(&a)
-                .contains("-device vfio-pci,host=0000:01:10.1")
+            text.contains("-device vfio-pci,host=0000:01:10.1"),
+            "{text}"
+        );
+        let group = a.iommu_group.unwrap();
+        assert!(
+            text.starts_with(&format!(
+                "VF enp1s0/1 (0000:01:10.1), IOMMU group {group} (/dev/vfio/{group}), driver vfio-pci\nready for a VM"
+            )),
+            "{text}"
         );
         let back: AttachInfo = serde_json::from_value(serde_json::to_value(&a).unwrap()).unwrap();
         assert_eq!(back, a);

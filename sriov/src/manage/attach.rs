@@ -23,7 +23,11 @@ pub struct AttachInfo {
     pub vfio_group: Option<String>,
     /// Driver bound now.
     pub driver: Option<String>,
-    /// Bound to vfio-pci with a viable group: a VMM can take it now.
+    /// The process that has the VF's VFIO group open (a VM), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+    /// Bound to vfio-pci with a viable group that no process holds: a
+    /// VMM can take it now.
     pub ready: bool,
     /// Why it is not ready.
     pub problem: Option<String>,
@@ -37,11 +41,14 @@ pub struct AttachInfo {
 impl<L: VfLink, V: Vfio> Sriov<L, V> {
     /// How to attach the VF to a VM.
     pub fn attach_info(&self, vf: &VfInfo) -> AttachInfo {
+        let holder = self.holder_of(vf).map(|h| h.to_string());
         let problem = if vf.driver.as_deref() != Some(VFIO_PCI) {
             Some(format!(
                 "bound to {}, not vfio-pci: set `vfio: true` on the VF in the config",
                 vf.driver.as_deref().unwrap_or("no driver")
             ))
+        } else if let Some(h) = &holder {
+            Some(format!("in use by {h}: its VFIO group is open"))
         } else {
             self.check_group(vf).err().map(|e| e.to_string())
         };
@@ -52,6 +59,7 @@ impl<L: VfLink, V: Vfio> Sriov<L, V> {
             iommu_group: vf.iommu_group,
             vfio_group: vf.iommu_group.map(|g| format!("/dev/vfio/{g}")),
             driver: vf.driver.clone(),
+            holder,
             ready: problem.is_none(),
             problem,
             qemu: format!("-device vfio-pci,host={a}"),
