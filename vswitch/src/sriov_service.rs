@@ -12,6 +12,12 @@
 //! [`SriovReport`] (changes, warnings, errors as lines); nothing here makes
 //! the daemon fail: an SR-IOV problem is a line in the report and a log.
 //!
+//! What was applied is also written to a state file (`--state-dir`,
+//! `sriov.json`, replaced atomically), so a daemon that starts after a
+//! crash, or after its file lost a PF while it was down, releases what
+//! the previous one configured and the file no longer names; VFs it
+//! never configured are never touched.
+//!
 //! Semantics:
 //! - start: every configured PF gets its VF count and every configured VF
 //!   its settings; settings the driver reports differently (drift) are
@@ -125,6 +131,28 @@ pub struct SriovService<L = RtNetlink, V = KernelVfio> {
     /// What was really configured: PFs whose apply did not fail as a
     /// whole. Shutdown and reloads release only these.
     applied: Vec<PfSpec>,
+    /// Where `applied` is kept across restarts (`None`: nowhere).
+    state_file: Option<std::path::PathBuf>,
+}
+
+/// The state file: per PF, the VFs the daemon configured and the MAC
+/// each gets when released.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct AppliedState {
+    pfs: Vec<AppliedPf>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct AppliedPf {
+    pf: String,
+    vfs: Vec<AppliedVf>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct AppliedVf {
+    index: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    release_mac: Option<String>,
 }
 
 impl SriovService<RtNetlink, KernelVfio> {
@@ -146,6 +174,65 @@ impl<L: VfLink, V: Vfio> SriovService<L, V> {
             sriov,
             wanted: Vec::new(),
             applied: Vec::new(),
+            state_file: None,
+        }
+    }
+
+    /// Keeps what was applied in `path`, and starts from what it holds: a
+    /// previous daemon's VFs that the next apply's config does not name
+    /// are released by that apply. A missing file is an empty state; an
+    /// unreadable one is logged and ignored (nothing is released on its
+    /// word).
+    pub fn with_state_file(mut self, path: std::path::PathBuf) -> Self {
+        match std::fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice::<AppliedState>(&bytes) {
+                Ok(state) => self.applied = state.pfs.iter().map(applied_spec).collect(),
+                Err(e) => tracing::error!("sriov: ignoring the state file {}: {e}", path.display()),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::error!("sriov: cannot read the state file {}: {e}", path.display()),
+        }
+        self.state_file = Some(path);
+        self
+    }
+
+    /// Writes `applied` to the state file (temporary file, then rename),
+    /// or removes the file when nothing is applied; a failure is a report
+    /// error.
+    fn save_state(&self, report: &mut SriovReport) {
+        let Some(path) = &self.state_file else {
+            return;
+        };
+        let res = if self.applied.is_empty() {
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            }
+        } else {
+            let state = AppliedState {
+                pfs: self
+                    .applied
+                    .iter()
+                    .map(|p| AppliedPf {
+                        pf: p.pf.clone(),
+                        vfs: p
+                            .vfs
+                            .iter()
+                            .map(|v| AppliedVf {
+                                index: v.index,
+                                release_mac: v.release_mac.map(|m| m.to_string()),
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            };
+            write_atomically(path, &state)
+        };
+        if let Err(e) = res {
+            report.errors.push(format!(
+                "cannot record the SR-IOV state in {}: {e}",
+                path.display()
+            ));
         }
     }
 
@@ -192,6 +279,7 @@ impl<L: VfLink, V: Vfio> SriovService<L, V> {
             report.pfs.push(pf);
         }
         self.wanted = specs;
+        self.save_state(&mut report);
         report
     }
 
@@ -268,16 +356,63 @@ impl<L: VfLink, V: Vfio> SriovService<L, V> {
         Ok(self.sriov.release(&info, release_mac)?)
     }
 
-    /// At daemon shutdown: releases every configured VF no VM holds.
+    /// At daemon shutdown: releases every configured VF no VM holds. VFs
+    /// left to their VM stay in the state file, so the next daemon still
+    /// knows they are its to release.
     pub fn shutdown(&mut self) -> SriovReport {
         let mut report = SriovReport::default();
+        let mut kept = Vec::new();
         for pf in std::mem::take(&mut self.applied) {
+            let mut left = Vec::new();
             for vf in &pf.vfs {
+                let in_use = report.in_use.len();
                 self.release_into(&pf.pf, vf, &mut report);
+                if report.in_use.len() > in_use {
+                    left.push(vf.clone());
+                }
+            }
+            if !left.is_empty() {
+                kept.push(PfSpec { vfs: left, ..pf });
             }
         }
+        self.applied = kept;
+        self.save_state(&mut report);
         report
     }
+}
+
+/// A PF of the state file as a spec that release understands: its VFs
+/// and their release MACs (a MAC that does not parse releases to zero).
+fn applied_spec(pf: &AppliedPf) -> PfSpec {
+    PfSpec {
+        pf: pf.pf.clone(),
+        // Unknown: never used to skip a release (see `apply`).
+        num_vfs: u16::MAX,
+        vfs: pf
+            .vfs
+            .iter()
+            .map(|v| VfSpec {
+                release_mac: v.release_mac.as_deref().and_then(|m| m.parse().ok()),
+                ..VfSpec::new(v.index)
+            })
+            .collect(),
+    }
+}
+
+/// Writes `value` as JSON to `path` through a temporary file in the same
+/// directory (created, mode 0755, if missing) and a rename.
+fn write_atomically<T: Serialize>(path: &std::path::Path, value: &T) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = path.with_extension("json.tmp");
+    let text = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&text)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
 }
 
 fn pf_spec(pf: &config::SriovPf) -> PfSpec {
@@ -420,6 +555,63 @@ sriov:
             e.link.state(PF, 1).unwrap().mac.to_string(),
             "02:00:00:00:aa:01"
         );
+    }
+
+    /// Issue 23: a daemon that starts after one that crashed (or after
+    /// its file lost a PF while it was down) releases what the previous
+    /// one configured, from the state file, and leaves every other VF of
+    /// the PF alone.
+    #[test]
+    fn a_restart_releases_what_the_previous_daemon_configured_and_nothing_else() {
+        let mut e = env();
+        let state = e._dir.path().join("state/sriov.json");
+        let second = |e: &Env| {
+            SriovService::new(
+                Sriov::new(e.kernel.sysfs(), e.link.clone(), FakeVfio::new())
+                    .with_proc_root(&e.proc_root)
+                    .with_timeout(Duration::from_millis(100)),
+            )
+            .with_state_file(state.clone())
+        };
+        let mut first = second(&e);
+        let r = first.apply(&cfg(BASE));
+        assert!(r.errors().is_empty(), "{:?}", r.errors());
+        let saved: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+        assert_eq!(saved["pfs"][0]["pf"], PF);
+        assert_eq!(
+            saved["pfs"][0]["vfs"][1]["release_mac"],
+            "02:00:00:00:99:01"
+        );
+        // VF 2: the host's own setting, never the daemon's.
+        sriov::VfLink::set_vf(
+            &mut e.link,
+            PF,
+            2,
+            &sriov::VfSetting::Mac("02:00:00:00:aa:02".parse().unwrap()),
+        )
+        .unwrap();
+        drop(first); // a crash: no shutdown
+
+        let mut next = second(&e);
+        let r = next.apply(&cfg("switches: [{ name: sw0 }]"));
+        assert!(r.errors().is_empty(), "{:?}", r.errors());
+        let released: Vec<u16> = r.released.iter().map(|o| o.index).collect();
+        assert_eq!(released, [0, 1]);
+        assert!(e.link.state(PF, 0).unwrap().mac.is_zero());
+        assert_eq!(
+            e.link.state(PF, 1).unwrap().mac.to_string(),
+            "02:00:00:00:99:01"
+        );
+        assert_eq!(
+            e.link.state(PF, 2).unwrap().mac.to_string(),
+            "02:00:00:00:aa:02"
+        );
+        assert!(!state.exists(), "nothing applied: no state left");
+        assert!(next.show().pfs.iter().all(|p| !p.managed));
+        // And a daemon after that has nothing to release.
+        let r = second(&e).apply(&cfg("switches: [{ name: sw0 }]"));
+        assert!(r.released.is_empty(), "{r:?}");
     }
 
     #[test]

@@ -28,6 +28,10 @@ struct Args {
     /// CPUs for PMD threads, e.g. `1` or `2,3` (overrides the file).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pmd_cores: Option<Vec<usize>>,
+    /// Directory for state that outlives the daemon (the SR-IOV settings
+    /// it applied, so the next daemon releases only what it configured).
+    #[arg(long, value_name = "DIR", default_value = daemon::DEFAULT_STATE_DIR)]
+    state_dir: PathBuf,
     /// Idle policy of the PMDs (overrides the file).
     #[arg(long, value_parser = ["busy", "adaptive"])]
     idle: Option<String>,
@@ -53,6 +57,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             .transpose()
             .context("resolving --config")?,
         runtime_dir: args.runtime_dir,
+        state_dir: args.state_dir,
         pmd_cores: args.pmd_cores,
         idle: args.idle.as_deref().map(|s| match s {
             "busy" => config::IdlePolicy::Busy,

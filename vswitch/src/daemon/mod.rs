@@ -33,8 +33,8 @@ mod views;
 
 pub use ports::HOUSEKEEPING_INTERVAL;
 pub use startup::{
-    DEFAULT_RUNTIME_DIR, Options, SystemHost, buf_size_for, create_runtime_dir, describe,
-    load_config, pmd_configs,
+    DEFAULT_RUNTIME_DIR, DEFAULT_STATE_DIR, Options, SystemHost, buf_size_for, create_runtime_dir,
+    describe, load_config, pmd_configs,
 };
 
 use ports::{VhostPort, retire};
@@ -132,6 +132,9 @@ impl Running {
     }
 }
 
+/// The SR-IOV state file's name under `--state-dir`.
+const SRIOV_STATE_FILE: &str = "sriov.json";
+
 /// A report's lines for a reply: changes, then warnings and errors.
 fn sriov_lines(r: &crate::sriov_service::SriovReport) -> Vec<String> {
     r.changes()
@@ -170,6 +173,8 @@ impl Daemon {
             dir: cfg.runtime.runtime_dir.clone(),
             source,
         })?;
+        let sriov = crate::sriov_service::SriovService::system()
+            .with_state_file(opts.state_dir.join(SRIOV_STATE_FILE));
         let mut daemon = Daemon {
             config_file: opts.config_file.clone(),
             opts,
@@ -178,7 +183,7 @@ impl Daemon {
             ids,
             switches: BTreeMap::new(),
             reloads: 0,
-            sriov: crate::sriov_service::SriovService::system(),
+            sriov,
         };
         for (sw, spec) in cfg.switches.iter().zip(specs) {
             let started = Snapshot::build(spec, 1)

@@ -30,7 +30,13 @@ pub struct Options {
     pub pmd_cores: Option<Vec<usize>>,
     /// Overrides the file's idle policy.
     pub idle: Option<config::IdlePolicy>,
+    /// Where the daemon keeps what must outlive it (the SR-IOV settings
+    /// it applied): `--state-dir`, default [`DEFAULT_STATE_DIR`].
+    pub state_dir: PathBuf,
 }
+
+/// The default `--state-dir`.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/vswitch";
 
 /// This host as the daemon sees it: the user and group database (NSS:
 /// `/etc/passwd`, `/etc/group`, LDAP...) for the names in `socket-owner`
