@@ -1821,7 +1821,10 @@ fn metrics_listen_parses_defaults_and_is_off_when_absent() {
               - name: sw0
             "
         ));
-        assert_eq!(c.metrics.map(|m| m.listen.to_string()).as_deref(), Some(want));
+        assert_eq!(
+            c.metrics.map(|m| m.listen.to_string()).as_deref(),
+            Some(want)
+        );
     }
 }
 
@@ -1894,8 +1897,14 @@ fn metrics_diff_words_and_live() {
         change_words(a, b),
         ["metrics: listen 127.0.0.1:9477 -> [::1]:9500"]
     );
-    assert_eq!(change_words(off, a), ["metrics: listen off -> 127.0.0.1:9477"]);
-    assert_eq!(change_words(a, off), ["metrics: listen 127.0.0.1:9477 -> off"]);
+    assert_eq!(
+        change_words(off, a),
+        ["metrics: listen off -> 127.0.0.1:9477"]
+    );
+    assert_eq!(
+        change_words(a, off),
+        ["metrics: listen 127.0.0.1:9477 -> off"]
+    );
     assert!(change_words(a, a).is_empty());
     assert!(!diff(&ok(a), &ok(b)).iter().any(Change::needs_restart));
 }

@@ -242,7 +242,10 @@ pub(crate) fn validate(
             sriov.push(pf);
         }
     }
-    let metrics = raw.metrics.as_ref().map(|m| runtime::metrics_section(&mut ctx, m));
+    let metrics = raw
+        .metrics
+        .as_ref()
+        .map(|m| runtime::metrics_section(&mut ctx, m));
     if ctx.diags.is_empty() {
         Ok(Config {
             runtime,
