@@ -315,8 +315,9 @@ impl Daemon {
         if want != have && self.config.metrics.map(|m| m.listen) == want {
             self.metrics = None;
             if let Some(l) = listener {
+                let addr = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
                 self.serve_metrics(l).map_err(|e| {
-                    DaemonError::Partial(vec![format!("metrics: cannot serve on {want:?}: {e}")])
+                    DaemonError::Partial(vec![format!("metrics: cannot serve on {addr}: {e}")])
                 })?;
             }
         }
