@@ -8,6 +8,10 @@
 #   harness's reference switch: it runs a private ovsdb-server and
 #   ovs-vswitchd-dpdk of its own, so the system Open vSwitch service is
 #   stopped and disabled here (it would otherwise sit on a CPU);
+# - Prometheus (Debian's prometheus, without its recommended node
+#   exporter), which tests/metrics.rs starts on its own port and storage:
+#   its system service is stopped and disabled here (it would hold port
+#   9090 and scrape nothing useful);
 # - hugepages are not set up here (QEMU uses memfd, testpmd runs with
 #   --no-huge; benches/packet_rate.py reserves and releases its own for OVS).
 # Idempotent: re-running installs nothing that is already there.
@@ -92,6 +96,38 @@ quiet_system_ovs() {
     done
 }
 
+# prometheus's postinst starts its service where services may start (and
+# prometheus-node-exporter's, if something pulled it in). The test runs
+# its own server: stop and disable these, and check none is left.
+quiet_system_prometheus() {
+    local svc pid
+    for svc in prometheus prometheus-node-exporter; do
+        [ -f "/lib/systemd/system/$svc.service" ] || [ -f "/etc/init.d/$svc" ] || continue
+        if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+            systemctl disable --now "$svc.service" >/dev/null 2>&1 || true
+        elif [ -x "/etc/init.d/$svc" ]; then
+            "/etc/init.d/$svc" stop >/dev/null 2>&1 || true
+            command -v update-rc.d >/dev/null && update-rc.d "$svc" disable >/dev/null 2>&1 || true
+        fi
+    done
+    # Whatever is left of the service (by its pidfile, or the daemon user's
+    # processes): SIGTERM, then SIGKILL.
+    for pid in $(cat /run/prometheus/prometheus.pid 2>/dev/null) \
+        $(pgrep -u prometheus -x prometheus 2>/dev/null) \
+        $(pgrep -u prometheus -x prometheus-node-exporter 2>/dev/null); do
+        kill -0 "$pid" 2>/dev/null || continue
+        as_root "stopping the system prometheus (pid $pid)"
+        kill "$pid"
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+        echo "install-deps: stopped the system prometheus service (pid $pid); tests/metrics.rs runs its own" >&2
+    done
+    if pgrep -u prometheus >/dev/null 2>&1; then
+        echo "install-deps: a process of the prometheus user is still running" >&2
+        exit 1
+    fi
+}
+
 if [ "${VSWITCH_SKIP_APT:-0}" != 1 ]; then
     updated=0
     if enable_components; then
@@ -113,6 +149,7 @@ if [ "${VSWITCH_SKIP_APT:-0}" != 1 ]; then
     command -v dpdk-testpmd >/dev/null || need+=(dpdk-dev)
     [ -x /usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk ] || need+=(openvswitch-switch-dpdk)
     [ -f /usr/share/seabios/bios.bin ] || need+=(seabios)
+    [ -x /usr/bin/prometheus ] || need+=(prometheus)
     qemu_ok=0
     if command -v qemu-system-x86_64 >/dev/null &&
         qemu-system-x86_64 --version | grep -qE 'version (9|1[0-9])\.'; then
@@ -128,6 +165,9 @@ if [ "${VSWITCH_SKIP_APT:-0}" != 1 ]; then
     fi
     if [ -x /usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk ]; then
         quiet_system_ovs
+    fi
+    if [ -x /usr/bin/prometheus ]; then
+        quiet_system_prometheus
     fi
 fi
 

@@ -206,7 +206,7 @@ fn yaml_diagnostic(e: &YamlError, paths: &PathMap, file: &str) -> Diagnostic {
     }
     let path = paths.path_at(line, column, innermost);
     if path.is_empty() && message.starts_with("expected mapping") {
-        message = "the top level must be a mapping with keys `runtime`, `switches` and `sriov`"
+        message = "the top level must be a mapping with keys `runtime`, `switches`, `sriov` and `metrics`"
             .to_string();
     }
     Diagnostic {

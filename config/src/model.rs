@@ -36,6 +36,19 @@ pub struct Config {
     pub switches: Vec<Switch>,
     /// SR-IOV physical functions and their VFs.
     pub sriov: Vec<SriovPf>,
+    /// The Prometheus endpoint (`None`: no listener).
+    pub metrics: Option<Metrics>,
+}
+
+/// Address the Prometheus endpoint listens on when `metrics:` names none.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9477";
+
+/// The `metrics:` section: an HTTP endpoint serving `GET /metrics` in the
+/// Prometheus text format. It has no authentication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Metrics {
+    /// TCP address and port to listen on.
+    pub listen: std::net::SocketAddr,
 }
 
 impl Config {

@@ -22,6 +22,16 @@ pub(crate) struct RawConfig {
     pub switches: Vec<S<RawSwitch>>,
     #[serde(default)]
     pub sriov: Vec<S<RawPf>>,
+    #[serde(default)]
+    pub metrics: Option<S<RawMetrics>>,
+}
+
+/// `metrics:`: the Prometheus endpoint.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawMetrics {
+    #[serde(default)]
+    pub listen: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -559,7 +559,7 @@ fn error_table() {
             switch:
               - name: sw0
             ",
-            &["1:1: switch: unknown key `switch`; did you mean `switches`? (expected one of: runtime, switches, sriov)"],
+            &["1:1: switch: unknown key `switch`; did you mean `switches`? (expected one of: runtime, switches, sriov, metrics)"],
         ),
         (
             "unknown values",
@@ -626,7 +626,7 @@ fn error_table() {
             "
             - name: sw0
             ",
-            &["1:1: the top level must be a mapping with keys `runtime`, `switches` and `sriov`"],
+            &["1:1: the top level must be a mapping with keys `runtime`, `switches`, `sriov` and `metrics`"],
         ),
         (
             "sriov",
@@ -1842,4 +1842,121 @@ fn socket_access_diff() {
             "port vm0: vhost-user server /run/vswitch/vm0.sock (1 queue) -> vhost-user server /run/vswitch/other.sock (1 queue) (port is re-created)"
         ]
     );
+}
+
+#[test]
+fn metrics_listen_parses_defaults_and_is_off_when_absent() {
+    let base = "
+        switches:
+          - name: sw0
+    ";
+    assert_eq!(ok(base).metrics, None);
+    let c = ok("
+        metrics: {}
+        switches:
+          - name: sw0
+    ");
+    assert_eq!(
+        c.metrics.map(|m| m.listen.to_string()).as_deref(),
+        Some(DEFAULT_METRICS_LISTEN)
+    );
+    for (text, want) in [
+        ("10.0.0.1:9100", "10.0.0.1:9100"),
+        ("\"[::1]:9477\"", "[::1]:9477"),
+        ("0.0.0.0:80", "0.0.0.0:80"),
+    ] {
+        let c = ok(&format!(
+            "
+            metrics:
+              listen: {text}
+            switches:
+              - name: sw0
+            "
+        ));
+        assert_eq!(
+            c.metrics.map(|m| m.listen.to_string()).as_deref(),
+            Some(want)
+        );
+    }
+}
+
+#[test]
+fn metrics_listen_errors_are_positioned() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "localhost:9477",
+            "2:11: metrics.listen: `localhost:9477` is not an IP address and port like 127.0.0.1:9477 or [::1]:9477 (host names are not resolved; write an IP address)",
+        ),
+        (
+            "127.0.0.1",
+            "2:11: metrics.listen: `127.0.0.1` is not an IP address and port like 127.0.0.1:9477 or [::1]:9477 (the port is missing)",
+        ),
+        (
+            "127.0.0.1:70000",
+            "2:11: metrics.listen: `127.0.0.1:70000` is not an IP address and port like 127.0.0.1:9477 or [::1]:9477",
+        ),
+        (
+            "\"::1:9477\"",
+            "2:11: metrics.listen: `::1:9477` is not an IP address and port like 127.0.0.1:9477 or [::1]:9477 (an IPv6 address goes in brackets, the port after them: [::1]:9477)",
+        ),
+        (
+            "127.0.0.1:0",
+            "2:11: metrics.listen: `127.0.0.1:0`: port 0 is not a port to listen on; pick one, like 9477",
+        ),
+    ];
+    for (value, want) in cases {
+        let yaml = format!(
+            "
+            metrics:
+              listen: {value}
+            switches:
+              - name: sw0
+            "
+        );
+        assert_eq!(errors(&yaml), [want.to_string()], "{value}");
+    }
+    // An unknown key in the section is refused at its position too.
+    let e = errors(
+        "
+        metrics:
+          port: 9477
+        switches:
+          - name: sw0
+        ",
+    );
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].starts_with("2:3:"), "{e:?}");
+    assert!(e[0].contains("port"), "{e:?}");
+}
+
+#[test]
+fn metrics_diff_words_and_live() {
+    let off = "
+        switches:
+          - name: sw0
+    ";
+    let a = "
+        metrics: { listen: 127.0.0.1:9477 }
+        switches:
+          - name: sw0
+    ";
+    let b = "
+        metrics: { listen: \"[::1]:9500\" }
+        switches:
+          - name: sw0
+    ";
+    assert_eq!(
+        change_words(a, b),
+        ["metrics: listen 127.0.0.1:9477 -> [::1]:9500"]
+    );
+    assert_eq!(
+        change_words(off, a),
+        ["metrics: listen off -> 127.0.0.1:9477"]
+    );
+    assert_eq!(
+        change_words(a, off),
+        ["metrics: listen 127.0.0.1:9477 -> off"]
+    );
+    assert!(change_words(a, a).is_empty());
+    assert!(!diff(&ok(a), &ok(b)).iter().any(Change::needs_restart));
 }

@@ -383,6 +383,7 @@ impl Pmd {
                 if t.duration_since(last_cpu_sample) >= Duration::from_millis(500) {
                     last_cpu_sample = t;
                     self.stats.cpu_time_ns.set(crate::sys::thread_cpu_time_ns());
+                    self.stats.mac_entries.set(self.mac_table().len() as u64);
                 }
             }
             let n = self.poll_once(now);

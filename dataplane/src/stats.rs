@@ -176,6 +176,10 @@ pub struct PmdStats {
     pub mac_sync_dropped: Counter,
     /// CPU time this thread has used, in nanoseconds (updated about once a second).
     pub cpu_time_ns: Counter,
+    /// Entries in this PMD's MAC table replica (a gauge, sampled with
+    /// `cpu_time_ns`): the metrics endpoint reads it without asking the
+    /// PMD for its table.
+    pub mac_entries: Counter,
 }
 
 impl PmdStats {
@@ -189,6 +193,7 @@ impl PmdStats {
             mac_sync_sent: Counter::default(),
             mac_sync_dropped: Counter::default(),
             cpu_time_ns: Counter::default(),
+            mac_entries: Counter::default(),
         }
     }
 }

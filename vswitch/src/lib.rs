@@ -23,6 +23,7 @@ pub mod backends;
 pub mod client;
 pub mod control;
 pub mod daemon;
+pub mod metrics;
 pub mod protocol;
 pub mod sriov_service;
 pub mod team_supervisor;

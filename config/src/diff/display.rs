@@ -130,6 +130,12 @@ impl fmt::Display for Change {
                 old.display(),
                 new.display()
             ),
+            Change::MetricsChanged { old, new } => {
+                let addr = |a: &Option<std::net::SocketAddr>| {
+                    a.map_or_else(|| "off".to_string(), |a| a.to_string())
+                };
+                write!(f, "metrics: listen {} -> {}", addr(old), addr(new))
+            }
             Change::SwitchAdded { switch } => write!(
                 f,
                 "switch {}: added ({} port{}, {} uplink{}, {} team{})",

@@ -51,6 +51,14 @@ pub enum Change {
         /// After.
         new: PathBuf,
     },
+    /// The Prometheus endpoint's address changed, or it was turned on or
+    /// off (`None`: no listener). Applied live.
+    MetricsChanged {
+        /// Before.
+        old: Option<std::net::SocketAddr>,
+        /// After.
+        new: Option<std::net::SocketAddr>,
+    },
     /// A whole switch appeared (with all its ports, uplinks and teams).
     SwitchAdded {
         /// The new switch.
@@ -319,6 +327,13 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
         out.push(Change::ControlSocketChanged {
             old: o.control_socket.clone(),
             new: n.control_socket.clone(),
+        });
+    }
+    let listen = |c: &Config| c.metrics.map(|m| m.listen);
+    if listen(old) != listen(new) {
+        out.push(Change::MetricsChanged {
+            old: listen(old),
+            new: listen(new),
         });
     }
     for os in &old.switches {

@@ -6,7 +6,7 @@
 //! namespaces, integer ranges). One file per section:
 //!
 //! - `runtime.rs`: the `runtime:` section (PMD cores, idle policy,
-//!   runtime directory, control socket);
+//!   runtime directory, control socket) and the `metrics:` section;
 //! - `switch.rs`: one switch (MTU, MAC table, port groups) and the order
 //!   of its parts;
 //! - `team.rs`: a switch's uplinks and teams;
@@ -242,11 +242,16 @@ pub(crate) fn validate(
             sriov.push(pf);
         }
     }
+    let metrics = raw
+        .metrics
+        .as_ref()
+        .map(|m| runtime::metrics_section(&mut ctx, m));
     if ctx.diags.is_empty() {
         Ok(Config {
             runtime,
             switches,
             sriov,
+            metrics: metrics.flatten(),
         })
     } else {
         let mut d = ctx.diags;

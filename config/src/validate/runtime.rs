@@ -97,3 +97,44 @@ fn pmd_cores(ctx: &mut Ctx, rt: &RawRuntime) -> Vec<u32> {
     cores.sort_unstable();
     cores
 }
+
+/// The `metrics:` section: `listen` is an IP address and a port (host
+/// names are not resolved: the daemon binds exactly what the file says).
+pub(super) fn metrics_section(ctx: &mut Ctx, raw: &S<RawMetrics>) -> Option<Metrics> {
+    let Some(l) = &raw.value.listen else {
+        let listen = DEFAULT_METRICS_LISTEN.parse().ok()?;
+        return Some(Metrics { listen });
+    };
+    let path = "metrics.listen";
+    let text = l.value.trim();
+    match text.parse::<std::net::SocketAddr>() {
+        Ok(a) if a.port() == 0 => {
+            ctx.err(
+                at(l),
+                path,
+                format!("`{text}`: port 0 is not a port to listen on; pick one, like 9477"),
+            );
+            None
+        }
+        Ok(listen) => Some(Metrics { listen }),
+        Err(_) => {
+            let hint = if text.parse::<std::net::Ipv4Addr>().is_ok() {
+                " (the port is missing)"
+            } else if text.matches(':').count() > 1 && !text.starts_with('[') {
+                " (an IPv6 address goes in brackets, the port after them: [::1]:9477)"
+            } else if text.starts_with(|c: char| c.is_ascii_alphabetic()) {
+                " (host names are not resolved; write an IP address)"
+            } else {
+                ""
+            };
+            ctx.err(
+                at(l),
+                path,
+                format!(
+                    "`{text}` is not an IP address and port like 127.0.0.1:9477 or [::1]:9477{hint}"
+                ),
+            );
+            None
+        }
+    }
+}

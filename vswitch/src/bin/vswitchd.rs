@@ -94,7 +94,21 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     // before it takes over any vhost-user socket.
     let listener =
         ControlListener::bind(&cfg.runtime.control_socket).context("opening the control socket")?;
+    // Bound before the switches start too: a taken address stops here.
+    let metrics = cfg
+        .metrics
+        .map(|m| {
+            vswitch::metrics::bind(m.listen)
+                .with_context(|| format!("metrics: cannot listen on {}", m.listen))
+        })
+        .transpose()?;
     let shared = SharedDaemon::new(Daemon::start(opts, cfg)?);
+    if let Some(l) = metrics {
+        shared
+            .lock()
+            .serve_metrics(l)
+            .context("serving the metrics endpoint")?;
+    }
     for hint in shared.lock().attach_hints() {
         println!("{hint}");
     }

@@ -9,13 +9,15 @@
 //! - `reload.rs`: live reload (check, prepare, commit; see there).
 //! - `views.rs`: what the control requests read: status, counters, MAC
 //!   tables, VLANs, PMDs, teams.
+//! - `metrics.rs`: the Prometheus endpoint's text, from the same
+//!   counters, and its listener.
 //!
 //! This file holds the [`Daemon`] itself, its start, request dispatch and
 //! shutdown.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use config::{Config, ConfigError};
 use dataplane::snapshot::Snapshot;
@@ -26,6 +28,7 @@ use crate::backends::{self, Netdevs};
 use crate::protocol::{self, Request, Response};
 use crate::translate::{PortIds, TranslateError, switch_spec};
 
+mod metrics;
 mod ports;
 mod reload;
 mod startup;
@@ -155,8 +158,27 @@ pub struct Daemon {
     ids: PortIds,
     switches: BTreeMap<String, Running>,
     reloads: u64,
+    /// Reloads refused or partially applied (dry runs not counted).
+    reload_failures: u64,
+    /// Whether the last reload applied (true before any).
+    last_reload_ok: bool,
+    /// Unix time of the last reload attempt, or of the start.
+    last_reload_at: f64,
     /// SR-IOV: creates, configures and releases the configured VFs.
     sriov: crate::sriov_service::SriovService,
+    /// The Prometheus endpoint, when `metrics:` is configured and it was
+    /// started ([`Daemon::serve_metrics`]).
+    metrics: Option<crate::metrics::MetricsServer>,
+    /// The lock this daemon lives in ([`SharedDaemon::new`]): what the
+    /// metrics endpoint reads through.
+    this: Weak<Mutex<Daemon>>,
+}
+
+/// Seconds since the Unix epoch, now.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 impl Daemon {
@@ -183,7 +205,12 @@ impl Daemon {
             ids,
             switches: BTreeMap::new(),
             reloads: 0,
+            reload_failures: 0,
+            last_reload_ok: true,
+            last_reload_at: unix_now(),
             sriov,
+            metrics: None,
+            this: Weak::new(),
         };
         for (sw, spec) in cfg.switches.iter().zip(specs) {
             let started = Snapshot::build(spec, 1)
@@ -283,6 +310,7 @@ impl Daemon {
     /// sockets are removed), then the PMDs. Returns one line of counters
     /// per port, for the log.
     pub fn shutdown(&mut self) -> Vec<String> {
+        self.metrics = None;
         let sriov = self.sriov.shutdown();
         sriov.log();
         let none = BTreeSet::new();
@@ -335,8 +363,11 @@ pub struct SharedDaemon(Arc<Mutex<Daemon>>);
 
 impl SharedDaemon {
     /// Shares `daemon`.
-    pub fn new(daemon: Daemon) -> SharedDaemon {
-        SharedDaemon(Arc::new(Mutex::new(daemon)))
+    pub fn new(mut daemon: Daemon) -> SharedDaemon {
+        SharedDaemon(Arc::new_cyclic(|this| {
+            daemon.this = this.clone();
+            Mutex::new(daemon)
+        }))
     }
 
     /// Locks the daemon. A panic under the lock does not stop the daemon

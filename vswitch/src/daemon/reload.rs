@@ -238,7 +238,8 @@ impl Daemon {
             | Change::PortSecurityChanged { .. }
             | Change::PortMacChanged { .. }
             | Change::PortSocketAccessChanged { .. }
-            | Change::UplinkVlanChanged { .. } => Verdict::Apply,
+            | Change::UplinkVlanChanged { .. }
+            | Change::MetricsChanged { .. } => Verdict::Apply,
             Change::SriovPfAdded { .. }
             | Change::SriovPfRemoved { .. }
             | Change::SriovNumVfsChanged { .. }
@@ -268,6 +269,13 @@ impl Daemon {
         if let Err(e) = &res {
             tracing::error!("reload{}: {e}", if dry_run { " (dry run)" } else { "" });
         }
+        if !dry_run {
+            self.last_reload_ok = res.is_ok();
+            self.last_reload_at = super::unix_now();
+            if res.is_err() {
+                self.reload_failures += 1;
+            }
+        }
         res
     }
 
@@ -281,6 +289,14 @@ impl Daemon {
             .or_else(|| self.config_file.clone());
         let new = load_config(&self.opts, file.as_deref())?;
         let (checked, words, ignored) = self.check(new)?;
+        // The endpoint's new address is bound now (also on a dry run, to
+        // tell whether it can be): a taken one refuses the reload.
+        let want = checked.config.metrics.map(|m| m.listen);
+        let have = self.config.metrics.map(|m| m.listen);
+        let listener = match want {
+            Some(addr) if want != have => Some(self.bind_metrics(addr, have)?),
+            _ => None,
+        };
         let reply = protocol::ReloadReply {
             dry_run,
             config_file: file.clone(),
@@ -293,7 +309,19 @@ impl Daemon {
             return Ok(reply);
         }
         let mut reply = reply;
-        self.apply(checked)?;
+        let applied = self.apply(checked);
+        // `apply` switched to the new configuration (fully or partially):
+        // the endpoint follows it.
+        if want != have && self.config.metrics.map(|m| m.listen) == want {
+            self.metrics = None;
+            if let Some(l) = listener {
+                let addr = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                self.serve_metrics(l).map_err(|e| {
+                    DaemonError::Partial(vec![format!("metrics: cannot serve on {addr}: {e}")])
+                })?;
+            }
+        }
+        applied?;
         self.config_file = file;
         self.reloads += 1;
         // Every reload reconciles SR-IOV (drift is corrected too); its
@@ -305,6 +333,26 @@ impl Daemon {
             tracing::info!("reload: {c}");
         }
         Ok(reply)
+    }
+
+    /// Binds the endpoint's new address `addr` (the running one is on
+    /// `have`); a failure refuses the reload.
+    fn bind_metrics(
+        &self,
+        addr: std::net::SocketAddr,
+        have: Option<std::net::SocketAddr>,
+    ) -> Result<std::net::TcpListener, DaemonError> {
+        crate::metrics::bind(addr).map_err(|e| {
+            let hint = match have {
+                Some(h) if h.port() == addr.port() && e.kind() == std::io::ErrorKind::AddrInUse => {
+                    format!(
+                        " (the running endpoint on {h} holds the port: reload with another port, or without `metrics:` first)"
+                    )
+                }
+                _ => String::new(),
+            };
+            DaemonError::Refused(vec![format!("  metrics: cannot listen on {addr}: {e}{hint}")])
+        })
     }
 
     /// Step 1 of a reload (see the module docs): classifies every change
