@@ -568,6 +568,8 @@ impl AfXdpPort {
         // instead of meeting the same full queue one by one. (Kicking on
         // lost up to a whole burst per congestion episode.)
         let mut k = Kicked::default();
+        // Asked once per call, at the first EBUSY (an ioctl).
+        let mut carrier: Option<Option<bool>> = None;
         let mut pending = self.tx.pending();
         for _ in 0..posted + 8 {
             if pending == 0 {
@@ -580,8 +582,10 @@ impl AfXdpPort {
                 Err(libc::EAGAIN) if now < pending => {}
                 Err(libc::EAGAIN) => break,
                 Err(libc::EBUSY) => {
-                    let carrier = self.probe.as_ref().and_then(|p| p.link_up(&self.ifname));
-                    if carrier == Some(false) {
+                    let up = *carrier.get_or_insert_with(|| {
+                        self.probe.as_ref().and_then(|p| p.link_up(&self.ifname))
+                    });
+                    if up == Some(false) {
                         k.link_down += 1;
                     } else {
                         k.congested += 1;
