@@ -649,8 +649,8 @@ pub fn format_sriov_show(show: &SriovShow) -> String {
         }
         let _ = writeln!(
             s,
-            "  {:<3} {:<13} {:<6} {:<17} {:<10} {:<5} {:<5} {:<7} {:<9} OWNER",
-            "VF", "PCI", "GROUP", "MAC", "VLAN", "SPOOF", "TRUST", "LINK", "RATE"
+            "  {:<3} {:<13} {:<6} {:<17} {:<10} {:<5} {:<5} {:<7} {:<9} {:<9} OWNER",
+            "VF", "PCI", "GROUP", "MAC", "VLAN", "SPOOF", "TRUST", "LINK", "RATE", "VSWITCHD"
         );
         for vf in &v.vfs {
             let (mac, vlan, spoof, trust, link, rate) = match &vf.settings {
@@ -680,15 +680,10 @@ pub fn format_sriov_show(show: &SriovShow) -> String {
                     "?".to_string(),
                 ),
             };
-            let configured = if pf.configured.contains(&vf.index) {
-                "*"
-            } else {
-                ""
-            };
             let _ = writeln!(
                 s,
-                "  {:<3} {:<13} {:<6} {:<17} {:<10} {:<5} {:<5} {:<7} {:<9} {}",
-                format!("{}{configured}", vf.index),
+                "  {:<3} {:<13} {:<6} {:<17} {:<10} {:<5} {:<5} {:<7} {:<9} {:<9} {}",
+                vf.index,
                 vf.pci.to_string(),
                 vf.iommu_group.map_or("-".to_string(), |g| g.to_string()),
                 mac,
@@ -697,11 +692,15 @@ pub fn format_sriov_show(show: &SriovShow) -> String {
                 trust,
                 link,
                 rate,
+                if vf.managed { "managed" } else { "unmanaged" },
                 vf.owner
             );
         }
     }
-    s.push_str("(* configured; RATE min-max Mbit/s; VLAN id/qos)\n");
+    s.push_str(
+        "(VSWITCHD: managed = configured by vswitchd, released by it; unmanaged = left alone; \
+         RATE min-max Mbit/s; VLAN id/qos)\n",
+    );
     s
 }
 

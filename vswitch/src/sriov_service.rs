@@ -107,7 +107,9 @@ pub struct ShowPf {
     /// Whether the config's `sriov` section names it.
     pub managed: bool,
     /// VF indexes the daemon configured (the config has settings for
-    /// them and the PF's apply did not fail as a whole).
+    /// them and the PF's apply did not fail as a whole), or a previous
+    /// daemon did (state file) and this one has not released yet. Each
+    /// VF's `managed` says the same; other VFs are never touched.
     pub configured: Vec<u16>,
     /// What sysfs and the PF's driver report.
     #[serde(flatten)]
@@ -320,15 +322,23 @@ impl<L: VfLink, V: Vfio> SriovService<L, V> {
             pfs: views
                 .into_iter()
                 .enumerate()
-                .map(|(i, view)| ShowPf {
-                    managed: i < managed,
-                    configured: self
+                .map(|(i, mut view)| {
+                    let configured: Vec<u16> = self
                         .applied
                         .iter()
                         .find(|s| s.pf == view.name)
                         .map(|s| s.vfs.iter().map(|v| v.index).collect())
-                        .unwrap_or_default(),
-                    view,
+                        .unwrap_or_default();
+                    // Managed: what the daemon configured and releases;
+                    // every other VF is left alone.
+                    for vf in &mut view.vfs {
+                        vf.managed = configured.contains(&vf.index);
+                    }
+                    ShowPf {
+                        managed: i < managed,
+                        configured,
+                        view,
+                    }
                 })
                 .collect(),
         }
@@ -612,6 +622,65 @@ sriov:
         // And a daemon after that has nothing to release.
         let r = second(&e).apply(&cfg("switches: [{ name: sw0 }]"));
         assert!(r.released.is_empty(), "{r:?}");
+    }
+
+    /// Issue 23: VFs of a managed PF that the file does not name are left
+    /// alone by apply, reload and shutdown, and `sriov show` says so per
+    /// VF (reply and text).
+    #[test]
+    fn vfs_the_file_does_not_name_are_unmanaged_and_left_alone() {
+        let mut e = env();
+        let mut r = e.svc.apply(&cfg(BASE));
+        assert!(r.errors().is_empty(), "{:?}", r.errors());
+        // VF 2 exists (num-vfs 3) but the file has no entry for it.
+        sriov::VfLink::set_vf(
+            &mut e.link,
+            PF,
+            2,
+            &sriov::VfSetting::Mac("02:00:00:00:aa:02".parse().unwrap()),
+        )
+        .unwrap();
+        sriov::VfLink::set_vf(
+            &mut e.link,
+            PF,
+            2,
+            &sriov::VfSetting::Vlan {
+                id: 33,
+                qos: 0,
+                proto: sriov::VlanProto::Dot1Q,
+            },
+        )
+        .unwrap();
+        let show = e.svc.show();
+        let managed: Vec<bool> = show.pfs[0].view.vfs.iter().map(|v| v.managed).collect();
+        assert_eq!(managed, [true, true, false]);
+        let json = serde_json::to_value(&show).unwrap();
+        assert_eq!(json["pfs"][0]["vfs"][0]["managed"], true);
+        assert_eq!(json["pfs"][0]["vfs"][2]["managed"], false);
+        let text = crate::client::format_sriov_show(&show);
+        let line = |i: usize| {
+            text.lines()
+                .find(|l| l.trim_start().starts_with(&format!("{i} ")))
+                .unwrap_or_else(|| panic!("no VF {i} line in\n{text}"))
+                .to_string()
+        };
+        assert!(line(0).contains(" managed "), "{text}");
+        assert!(line(2).contains(" unmanaged "), "{text}");
+        assert!(line(2).contains("02:00:00:00:aa:02"), "{text}");
+        // Reload and shutdown: VF 2 keeps what the host set.
+        r = e.svc.apply(&cfg(BASE));
+        assert!(r.changes().is_empty(), "{:?}", r.changes());
+        r = e.svc.shutdown();
+        let released: Vec<u16> = r.released.iter().map(|o| o.index).collect();
+        assert_eq!(released, [0, 1]);
+        let s = e.link.state(PF, 2).unwrap();
+        assert_eq!(
+            (s.mac.to_string().as_str(), s.vlan),
+            ("02:00:00:00:aa:02", 33)
+        );
+        // A PF the file does not name: every VF unmanaged.
+        let show = e.svc.show();
+        assert!(show.pfs[0].view.vfs.iter().all(|v| !v.managed), "{show:?}");
     }
 
     #[test]
