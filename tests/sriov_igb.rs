@@ -17,7 +17,8 @@
 //! it configured (VFs set by hand keep their MAC); a reload with a
 //! mistyped PF exits 1 with the position, `sriov show` and the VFs
 //! unchanged; VFs the file does not name are shown `unmanaged` and left
-//! alone; `sriov release` of a vfio VF without release-mac reports the MAC
+//! alone; `reload --dry-run` shows drift made by hand without writing,
+//! and the banner and `config check` summarize the `sriov` section; `sriov release` of a vfio VF without release-mac reports the MAC
 //! the VF really has; a daemon SIGKILLed, its PF then removed from the
 //! file, is followed by one on the same `--state-dir` that releases what
 //! the first configured and nothing else. Each step prints a "VSG ..."
@@ -559,6 +560,8 @@ VSWITCH_SRIOV_GUEST=1 VSWITCH_SRIOV_PF=$pf RUST_BACKTRACE=1 \
             "d1 sigterm exit Some(0) vf0 00:00:00:00:00:00/0 vf1 02:00:00:00:aa:01/0 vf3 02:00:00:00:aa:03/33",
             "d2 reload-typo exit 1 positioned true show-unchanged true vfs-unchanged true vf1-driver vfio-pci",
             "d5 managed [Bool(true), Bool(true), Bool(true), Bool(false)] text vf0-managed true vf3-unmanaged true reload exit 0 vf3 02:00:00:00:aa:03/33",
+            "d2 summary banner true config-check true",
+            "d2 dry-run exit 0 shows-drift true vf0-vlan 5",
             "d3 release VF2 driver igbvf",
             "d2 sigterm exit Some(0) vf0 00:00:00:00:00:00/0 vf1-driver igbvf vf3 02:00:00:00:aa:03/33",
             "d4 killed exit Some(-1) vf0 02:00:00:00:d4:00/40 vf1 02:00:00:00:d4:01/41 state-names-pf true",
@@ -1014,8 +1017,35 @@ switches:
                 .unwrap_or_default()
                 .to_string()
         };
+        // The banner and `config check` summarize the sriov section.
+        let summary =
+            format!("sriov {pf}: 4 VF(s), 3 with settings (VF 0, 1, 2), 2 for vfio-pci (VF 1, 2)");
+        let (rc, check, err) = ctl(&["config", "check", f2]);
+        marker(&format!(
+            "d2 summary banner {} config-check {}",
+            d.log().contains(&summary),
+            rc == 0 && check.contains(&summary)
+        ));
+        assert!(d.log().contains(&summary), "{}", d.log());
+        assert!(check.contains(&summary), "{check}{err}");
+
+        // Drift behind the daemon's back: `reload --dry-run` shows what it
+        // would correct and writes nothing; the reload below corrects it.
+        ip(&["link", "set", pf, "vf", "0", "vlan", "5"]);
+        let (rc, dry, err) = ctl(&["reload", "--dry-run"]);
+        let want = format!("sriov: {pf} VF 0: vlan 20 (was vlan 5)");
+        let vlan_after_dry = vfs(pf)[0].vlan;
+        marker(&format!(
+            "d2 dry-run exit {rc} shows-drift {} vf0-vlan {vlan_after_dry}",
+            dry.contains(&want)
+        ));
+        assert_eq!(rc, 0, "{dry}{err}");
+        assert!(dry.contains(&want), "want `{want}` in:\n{dry}");
+        assert_eq!(vlan_after_dry, 5, "a dry run wrote");
+
         let (rc, out, err) = ctl(&["reload"]);
         let after = vfs(pf);
+        assert_eq!(after[0].vlan, 20, "the reload corrected the drift: {out}");
         marker(&format!(
             "d5 managed {managed:?} text vf0-managed {} vf3-unmanaged {} reload exit {rc} vf3 {}",
             vf_line(0).contains(" managed "),

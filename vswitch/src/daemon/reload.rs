@@ -280,6 +280,9 @@ impl Daemon {
             .map(Path::to_path_buf)
             .or_else(|| self.config_file.clone());
         let new = load_config(&self.opts, file.as_deref())?;
+        // A dry run also reads the VFs back: the drift a reload would
+        // correct (nothing is written).
+        let plan = dry_run.then(|| sriov_lines(&self.sriov.plan(&new)));
         let (checked, words, ignored) = self.check(new)?;
         let reply = protocol::ReloadReply {
             dry_run,
@@ -287,7 +290,7 @@ impl Daemon {
             changes: words,
             ignored,
             applied: !dry_run,
-            sriov: Vec::new(),
+            sriov: plan.unwrap_or_default(),
         };
         if dry_run {
             return Ok(reply);
