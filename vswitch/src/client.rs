@@ -581,6 +581,32 @@ pub fn format_config_summary(file: &Path, cfg: &config::Config) -> String {
             sw.teams.len()
         ));
     }
+    out.push_str(&format_sriov_summary("  ", cfg));
+    out
+}
+
+/// The `sriov:` section in short, one line per PF, each starting with
+/// `indent`: its VF count, the VFs with settings (the daemon configures
+/// and releases those; other VFs are left alone) and those handed to
+/// vfio-pci. Empty without SR-IOV. (`config check` and vswitchd's
+/// start-up banner.)
+pub fn format_sriov_summary(indent: &str, cfg: &config::Config) -> String {
+    let list = |v: Vec<u16>| v.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
+    let mut out = String::new();
+    for pf in &cfg.sriov {
+        let _ = write!(out, "{indent}sriov {}: {} VF(s)", pf.pf, pf.num_vfs);
+        let set: Vec<u16> = pf.vfs.iter().map(|v| v.index).collect();
+        if set.is_empty() {
+            out.push_str(", none with settings");
+        } else {
+            let _ = write!(out, ", {} with settings (VF {})", set.len(), list(set));
+        }
+        let vfio: Vec<u16> = pf.vfs.iter().filter(|v| v.vfio).map(|v| v.index).collect();
+        if !vfio.is_empty() {
+            let _ = write!(out, ", {} for vfio-pci (VF {})", vfio.len(), list(vfio));
+        }
+        out.push('\n');
+    }
     out
 }
 
@@ -649,8 +675,8 @@ pub fn format_sriov_show(show: &SriovShow) -> String {
         }
         let _ = writeln!(
             s,
-            "  {:<3} {:<13} {:<6} {:<17} {:<10} {:<5} {:<5} {:<7} {:<9} OWNER",
-            "VF", "PCI", "GROUP", "MAC", "VLAN", "SPOOF", "TRUST", "LINK", "RATE"
+            "  {:<3} {:<13} {:<6} {:<17} {:<10} {:<5} {:<5} {:<7} {:<9} {:<9} OWNER",
+            "VF", "PCI", "GROUP", "MAC", "VLAN", "SPOOF", "TRUST", "LINK", "RATE", "VSWITCHD"
         );
         for vf in &v.vfs {
             let (mac, vlan, spoof, trust, link, rate) = match &vf.settings {
@@ -680,15 +706,10 @@ pub fn format_sriov_show(show: &SriovShow) -> String {
                     "?".to_string(),
                 ),
             };
-            let configured = if pf.configured.contains(&vf.index) {
-                "*"
-            } else {
-                ""
-            };
             let _ = writeln!(
                 s,
-                "  {:<3} {:<13} {:<6} {:<17} {:<10} {:<5} {:<5} {:<7} {:<9} {}",
-                format!("{}{configured}", vf.index),
+                "  {:<3} {:<13} {:<6} {:<17} {:<10} {:<5} {:<5} {:<7} {:<9} {:<9} {}",
+                vf.index,
                 vf.pci.to_string(),
                 vf.iommu_group.map_or("-".to_string(), |g| g.to_string()),
                 mac,
@@ -697,11 +718,15 @@ pub fn format_sriov_show(show: &SriovShow) -> String {
                 trust,
                 link,
                 rate,
+                if vf.managed { "managed" } else { "unmanaged" },
                 vf.owner
             );
         }
     }
-    s.push_str("(* configured; RATE min-max Mbit/s; VLAN id/qos)\n");
+    s.push_str(
+        "(VSWITCHD: managed = configured by vswitchd, released by it; unmanaged = left alone; \
+         RATE min-max Mbit/s; VLAN id/qos)\n",
+    );
     s
 }
 
@@ -747,6 +772,60 @@ mod tests {
             ],
         );
         assert_eq!(t, "  A    LONG HEADER\n  xyz  1\n  q    22\n");
+    }
+
+    #[test]
+    fn config_check_and_the_banner_summarize_sriov() {
+        let cfg = config::parse_str(
+            "
+switches:
+  - name: sw0
+    port-groups: [{ name: v10, vlan: 10 }]
+sriov:
+  - pf: enp1s0
+    num-vfs: 4
+    vfs:
+      - { index: 0, port-group: v10 }
+      - { index: 2, vfio: true }
+      - { index: 3, vfio: true, mac: 02:00:00:00:00:03 }
+  - pf: enp2s0
+    num-vfs: 2
+",
+            "t.yaml",
+        )
+        .expect("valid");
+        let want = "  sriov enp1s0: 4 VF(s), 3 with settings (VF 0, 2, 3), 2 for vfio-pci (VF 2, 3)\n  \
+                    sriov enp2s0: 2 VF(s), none with settings\n";
+        assert_eq!(format_sriov_summary("  ", &cfg), want);
+        let check = format_config_summary(Path::new("t.yaml"), &cfg);
+        assert!(check.ends_with(want), "{check}");
+        let banner = crate::daemon::describe(&cfg, &[]);
+        assert!(
+            banner.contains("sriov enp1s0: 4 VF(s), 3 with settings (VF 0, 2, 3)"),
+            "{banner}"
+        );
+        let none = config::parse_str("switches: [{ name: sw0 }]", "t.yaml").expect("valid");
+        assert_eq!(format_sriov_summary("  ", &none), "");
+    }
+
+    #[test]
+    fn a_dry_run_says_sriov_changes_would_be_made() {
+        let r = ReloadReply {
+            dry_run: true,
+            config_file: Some("/etc/v.yaml".into()),
+            changes: vec![],
+            ignored: vec![],
+            applied: false,
+            sriov: vec![
+                "eth0 VF 0: vlan 20 (was vlan 5)".into(),
+                "error: unknown PF".into(),
+            ],
+        };
+        assert_eq!(
+            format_reload(&r),
+            "sriov: eth0 VF 0: vlan 20 (was vlan 5)\nsriov: error: unknown PF\n\
+             dry run: /etc/v.yaml: no changes; SR-IOV: 1 change, 1 error (would be made)\n"
+        );
     }
 
     #[test]

@@ -708,8 +708,9 @@ pub struct ReloadReply {
     pub ignored: Vec<String>,
     /// Whether the changes were applied (false for a dry run).
     pub applied: bool,
-    /// What SR-IOV reconciliation did on this reload: changes, then
-    /// `warning: ...` and `error: ...` lines.
+    /// What SR-IOV reconciliation did on this reload (on a dry run: what
+    /// it would do, drift included): changes, then `warning: ...` and
+    /// `error: ...` lines.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sriov: Vec<String>,
 }
@@ -762,6 +763,9 @@ impl ReloadReply {
         }
         if !parts.is_empty() {
             out.push_str(&format!("; SR-IOV: {}", parts.join(", ")));
+            if self.dry_run {
+                out.push_str(" (would be made)");
+            }
         }
         out
     }

@@ -107,7 +107,9 @@ pub struct ShowPf {
     /// Whether the config's `sriov` section names it.
     pub managed: bool,
     /// VF indexes the daemon configured (the config has settings for
-    /// them and the PF's apply did not fail as a whole).
+    /// them and the PF's apply did not fail as a whole), or a previous
+    /// daemon did (state file) and this one has not released yet. Each
+    /// VF's `managed` says the same; other VFs are never touched.
     pub configured: Vec<u16>,
     /// What sysfs and the PF's driver report.
     #[serde(flatten)]
@@ -283,6 +285,39 @@ impl<L: VfLink, V: Vfio> SriovService<L, V> {
         report
     }
 
+    /// What [`SriovService::apply`] would do with `cfg`, without writing
+    /// anything (`reload --dry-run`): the VFs it would release, then per
+    /// PF the count, the drift it would correct (settings read back
+    /// against the file) and driver changes.
+    pub fn plan(&mut self, cfg: &config::Config) -> SriovReport {
+        let specs = Self::specs(cfg);
+        let mut report = SriovReport::default();
+        for old in &self.applied {
+            let new = specs.iter().find(|s| s.pf == old.pf);
+            for vf in &old.vfs {
+                if new.is_some_and(|n| n.vfs.iter().any(|v| v.index == vf.index))
+                    || new.is_some_and(|n| vf.index >= n.num_vfs)
+                {
+                    continue;
+                }
+                let mut out = VfOutcome {
+                    pf: old.pf.clone(),
+                    index: vf.index,
+                    ..VfOutcome::default()
+                };
+                out.changed.push(format!(
+                    "release (no longer in the file): mac {}, vlan 0, spoof-check on, trust off, rate 0, host driver",
+                    vf.release_mac.unwrap_or(sriov::MacAddr::ZERO)
+                ));
+                report.released.push(out);
+            }
+        }
+        for spec in &specs {
+            report.pfs.push(self.sriov.plan_pf(spec));
+        }
+        report
+    }
+
     fn release_into(&mut self, pf: &str, vf: &VfSpec, report: &mut SriovReport) {
         let info = match self.sriov.vf(pf, vf.index) {
             Ok(i) => i,
@@ -320,15 +355,23 @@ impl<L: VfLink, V: Vfio> SriovService<L, V> {
             pfs: views
                 .into_iter()
                 .enumerate()
-                .map(|(i, view)| ShowPf {
-                    managed: i < managed,
-                    configured: self
+                .map(|(i, mut view)| {
+                    let configured: Vec<u16> = self
                         .applied
                         .iter()
                         .find(|s| s.pf == view.name)
                         .map(|s| s.vfs.iter().map(|v| v.index).collect())
-                        .unwrap_or_default(),
-                    view,
+                        .unwrap_or_default();
+                    // Managed: what the daemon configured and releases;
+                    // every other VF is left alone.
+                    for vf in &mut view.vfs {
+                        vf.managed = configured.contains(&vf.index);
+                    }
+                    ShowPf {
+                        managed: i < managed,
+                        configured,
+                        view,
+                    }
                 })
                 .collect(),
         }
@@ -612,6 +655,140 @@ sriov:
         // And a daemon after that has nothing to release.
         let r = second(&e).apply(&cfg("switches: [{ name: sw0 }]"));
         assert!(r.released.is_empty(), "{r:?}");
+    }
+
+    /// Issue 23: VFs of a managed PF that the file does not name are left
+    /// alone by apply, reload and shutdown, and `sriov show` says so per
+    /// VF (reply and text).
+    #[test]
+    fn vfs_the_file_does_not_name_are_unmanaged_and_left_alone() {
+        let mut e = env();
+        let mut r = e.svc.apply(&cfg(BASE));
+        assert!(r.errors().is_empty(), "{:?}", r.errors());
+        // VF 2 exists (num-vfs 3) but the file has no entry for it.
+        sriov::VfLink::set_vf(
+            &mut e.link,
+            PF,
+            2,
+            &sriov::VfSetting::Mac("02:00:00:00:aa:02".parse().unwrap()),
+        )
+        .unwrap();
+        sriov::VfLink::set_vf(
+            &mut e.link,
+            PF,
+            2,
+            &sriov::VfSetting::Vlan {
+                id: 33,
+                qos: 0,
+                proto: sriov::VlanProto::Dot1Q,
+            },
+        )
+        .unwrap();
+        let show = e.svc.show();
+        let managed: Vec<bool> = show.pfs[0].view.vfs.iter().map(|v| v.managed).collect();
+        assert_eq!(managed, [true, true, false]);
+        let json = serde_json::to_value(&show).unwrap();
+        assert_eq!(json["pfs"][0]["vfs"][0]["managed"], true);
+        assert_eq!(json["pfs"][0]["vfs"][2]["managed"], false);
+        let text = crate::client::format_sriov_show(&show);
+        let line = |i: usize| {
+            text.lines()
+                .find(|l| l.trim_start().starts_with(&format!("{i} ")))
+                .unwrap_or_else(|| panic!("no VF {i} line in\n{text}"))
+                .to_string()
+        };
+        assert!(line(0).contains(" managed "), "{text}");
+        assert!(line(2).contains(" unmanaged "), "{text}");
+        assert!(line(2).contains("02:00:00:00:aa:02"), "{text}");
+        // Reload and shutdown: VF 2 keeps what the host set.
+        r = e.svc.apply(&cfg(BASE));
+        assert!(r.changes().is_empty(), "{:?}", r.changes());
+        r = e.svc.shutdown();
+        let released: Vec<u16> = r.released.iter().map(|o| o.index).collect();
+        assert_eq!(released, [0, 1]);
+        let s = e.link.state(PF, 2).unwrap();
+        assert_eq!(
+            (s.mac.to_string().as_str(), s.vlan),
+            ("02:00:00:00:aa:02", 33)
+        );
+        // A PF the file does not name: every VF unmanaged.
+        let show = e.svc.show();
+        assert!(show.pfs[0].view.vfs.iter().all(|v| !v.managed), "{show:?}");
+    }
+
+    /// `reload --dry-run`: the drift the next apply would correct, the
+    /// count it would set and the VFs it would release, read back and
+    /// compared with the file; nothing is written.
+    #[test]
+    fn a_plan_shows_drift_and_releases_without_writing() {
+        let mut e = env();
+        let r = e.svc.apply(&cfg(BASE));
+        assert!(r.errors().is_empty(), "{:?}", r.errors());
+        // Nothing to do but the setting igb cannot take (link state).
+        let plan = e.svc.plan(&cfg(BASE));
+        assert_eq!(
+            plan.changes(),
+            ["enp1s0 VF 0: link-state enable (was link-state auto)"]
+        );
+        sriov::VfLink::set_vf(
+            &mut e.link,
+            PF,
+            0,
+            &sriov::VfSetting::Vlan {
+                id: 5,
+                qos: 0,
+                proto: sriov::VlanProto::Dot1Q,
+            },
+        )
+        .unwrap();
+        let writes = e.kernel.writes().len();
+        let plan = e.svc.plan(&cfg(BASE));
+        assert!(
+            plan.changes()
+                .contains(&"enp1s0 VF 0: vlan 100 qos 3 (was vlan 5)".to_string()),
+            "{:?}",
+            plan.changes()
+        );
+        assert_eq!(e.link.state(PF, 0).unwrap().vlan, 5, "the plan wrote");
+        // VF 1 leaves the file; VF 0 goes to vfio-pci; 4 VFs.
+        let other = BASE.replace("num-vfs: 3", "num-vfs: 4").replace(
+            "        link-state: enable\n",
+            "        link-state: enable\n        vfio: true\n",
+        );
+        let cut = other.find("      - index: 1").unwrap();
+        let plan = e.svc.plan(&cfg(&other[..cut]));
+        let changes = plan.changes();
+        assert!(
+            changes.contains(&"enp1s0: VFs 3 -> 4".to_string()),
+            "{changes:?}"
+        );
+        assert!(
+            changes.iter().any(|l| l.starts_with(
+                "enp1s0 VF 1: release (no longer in the file): mac 02:00:00:00:99:01"
+            )),
+            "{changes:?}"
+        );
+        assert!(
+            changes.contains(&"enp1s0 VF 0: host driver -> vfio-pci".to_string()),
+            "{changes:?}"
+        );
+        // Against new VFs: every setting that differs from the defaults.
+        assert!(
+            changes.contains(&"enp1s0 VF 0: trust on (was trust off)".to_string()),
+            "{changes:?}"
+        );
+        assert_eq!(e.kernel.writes().len(), writes, "the plan wrote to sysfs");
+        assert_eq!(e.link.state(PF, 0).unwrap().vlan, 5);
+        assert_eq!(
+            e.kernel
+                .driver_of("0000:01:10.1".parse().unwrap())
+                .as_deref(),
+            Some("vfio-pci")
+        );
+        // An unknown PF is an error line.
+        let mut spec = SriovService::<FakeLink, FakeVfio>::specs(&cfg(BASE));
+        spec[0].pf = "nope0".into();
+        assert!(!e.svc.sriov().plan_pf(&spec[0]).errors.is_empty());
     }
 
     #[test]

@@ -49,6 +49,11 @@ pub struct VfView {
     pub owner: String,
     /// Processes with its VFIO group open.
     pub holders: Vec<Holder>,
+    /// Whether the caller manages this VF (vswitchd: it configured it
+    /// and releases it; other VFs it leaves alone). [`Sriov::show`]
+    /// leaves it false; the daemon sets it.
+    #[serde(default)]
+    pub managed: bool,
 }
 
 impl<L: VfLink, V: Vfio> Sriov<L, V> {
@@ -110,6 +115,7 @@ impl<L: VfLink, V: Vfio> Sriov<L, V> {
                             .cloned(),
                         owner,
                         holders: h,
+                        managed: false,
                     }
                 })
                 .collect();

@@ -74,7 +74,8 @@ enum Cmd {
     },
     /// Re-read the configuration and apply what changed, without a restart.
     Reload {
-        /// Only print what would change.
+        /// Only print what would change, with the SR-IOV drift a reload
+        /// would correct (VFs read back; nothing is written).
         #[arg(long)]
         dry_run: bool,
         /// Read FILE instead of the daemon's own file; on success it becomes
@@ -167,7 +168,8 @@ enum ShowCmd {
 
 #[derive(Subcommand, Debug)]
 enum ConfigCmd {
-    /// Validate FILE locally: prints `FILE: valid` and a summary, or the
+    /// Validate FILE locally: prints `FILE: valid` and a summary (switches,
+    /// SR-IOV PFs with their VF counts), or the
     /// errors as `file:line:column: path: message` and exits 1.
     Check {
         /// The YAML file.

@@ -288,6 +288,9 @@ impl Daemon {
             .map(Path::to_path_buf)
             .or_else(|| self.config_file.clone());
         let new = load_config(&self.opts, file.as_deref())?;
+        // A dry run also reads the VFs back: the drift a reload would
+        // correct (nothing is written).
+        let plan = dry_run.then(|| sriov_lines(&self.sriov.plan(&new)));
         let (checked, words, ignored) = self.check(new)?;
         // The endpoint's new address is bound now (also on a dry run, to
         // tell whether it can be): a taken one refuses the reload.
@@ -303,7 +306,7 @@ impl Daemon {
             changes: words,
             ignored,
             applied: !dry_run,
-            sriov: Vec::new(),
+            sriov: plan.unwrap_or_default(),
         };
         if dry_run {
             return Ok(reply);

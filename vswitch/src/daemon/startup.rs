@@ -203,6 +203,7 @@ pub fn describe(cfg: &Config, pmds: &[PmdConfig]) -> String {
             out.push_str(&format!("  uplink {}: {}\n", u.name, u.vlan));
         }
     }
+    out.push_str(&crate::client::format_sriov_summary("", cfg));
     out
 }
 
