@@ -132,6 +132,46 @@ impl Virsh {
             .expect("virsh runs")
     }
 
+    /// `virsh start`: QEMU waits for its vhost-user connection before the
+    /// domain runs, so a socket QEMU may not use makes `virsh start` wait
+    /// for ever; give it `timeout`, then panic with libvirt's log of the
+    /// domain (where QEMU says why).
+    fn start(&self, dom: &Domain, timeout: Duration) {
+        let mut child = Command::new("virsh")
+            .arg("-c")
+            .arg(&self.uri)
+            .args(["start", &dom.name])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("virsh runs");
+        let mut status = None;
+        let done = wait_until(timeout, || {
+            status = child.try_wait().ok().flatten();
+            status.is_some()
+        });
+        if !done {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut err);
+        }
+        assert!(
+            done && status.is_some_and(|s| s.success()),
+            "virsh start {} {} {err}\nlibvirt's log of it:\n{}",
+            dom.name,
+            if done {
+                "failed:"
+            } else {
+                "did not return (QEMU waits for its vhost-user connection)"
+            },
+            tail(&dom.qemu_log(), 1500)
+        );
+    }
+
     fn run(&self, args: &[&str]) -> String {
         let out = self.try_run(args);
         assert!(
@@ -451,7 +491,7 @@ fn two_libvirt_domains_in_both_vhostuser_modes_ping_through_vswitchd_and_survive
             name,
             console,
         };
-        virsh.run(&["start", &dom.name]);
+        virsh.start(&dom, Duration::from_secs(60));
         domains.push(dom);
     }
     let (vm1, vm0) = (&domains[0], &domains[1]);
