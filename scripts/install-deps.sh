@@ -157,7 +157,8 @@ if [ "${VSWITCH_SKIP_APT:-0}" != 1 ]; then
         qemu-system-x86_64 --version | grep -qE 'version (9|1[0-9])\.'; then
         qemu_ok=1
     fi
-    # libvirt 11 (the test runs it with QEMU 10). Each package named with
+    # libvirt 11 (the test runs it with QEMU 10; bookworm's 9.0 passes
+    # QEMU -no-acpi, which QEMU 9.0 removed, and no domain starts). Each package named with
     # its release: `-t bookworm-backports` would also take systemd and
     # udev from backports.
     libvirt_ok=0
