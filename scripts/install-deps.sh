@@ -12,6 +12,11 @@
 #   exporter), which tests/metrics.rs starts on its own port and storage:
 #   its system service is stopped and disabled here (it would hold port
 #   9090 and scrape nothing useful);
+# - libvirt 11 from bookworm-backports (libvirtd, virtlogd, virsh; the QEMU
+#   driver only, no network driver, dnsmasq or firewall pieces) for
+#   tests/libvirt.rs, which starts its own libvirtd and virtlogd: the
+#   system libvirt services are stopped and disabled here like Open
+#   vSwitch's (the test's daemons use the same /run/libvirt);
 # - hugepages are not set up here (QEMU uses memfd, testpmd runs with
 #   --no-huge; benches/packet_rate.py reserves and releases its own for OVS).
 # Idempotent: re-running installs nothing that is already there.
@@ -26,14 +31,14 @@ as_root() {
 }
 
 # Debian components: netperf lives in non-free, QEMU 10 (igb, reconnect-ms)
-# in bookworm-backports. One .sources file of our own, so nothing of the
+# and libvirt 11 in bookworm-backports. One .sources file of our own, so nothing of the
 # machine's own lists is edited.
 enable_components() {
     local f=/etc/apt/sources.list.d/vswitch-extra.sources
     [ -f "$f" ] && return 1
     as_root "enabling non-free and bookworm-backports"
     cat >"$f" <<'EOF'
-# Written by vswitch scripts/install-deps.sh: netperf (non-free), QEMU 10 (backports).
+# Written by vswitch scripts/install-deps.sh: netperf (non-free), QEMU 10 and libvirt 11 (backports).
 Types: deb
 URIs: http://deb.debian.org/debian
 Suites: bookworm bookworm-updates
@@ -128,6 +133,41 @@ quiet_system_prometheus() {
     fi
 }
 
+# libvirt's postinsts start libvirtd and virtlogd where services may
+# start (sysvinit scripts without systemd, socket units with it).
+# tests/libvirt.rs runs its own on the same /run/libvirt: stop the system
+# ones (by their pidfiles), keep them from starting at boot, and check
+# that none is left.
+quiet_system_libvirt() {
+    local pid d
+    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+        systemctl disable --now libvirtd.service libvirtd.socket libvirtd-ro.socket \
+            libvirtd-admin.socket virtlogd.service virtlogd.socket \
+            virtlogd-admin.socket libvirt-guests.service >/dev/null 2>&1 || true
+    elif command -v update-rc.d >/dev/null; then
+        for d in libvirtd virtlogd libvirt-guests; do
+            [ -f "/etc/init.d/$d" ] && { update-rc.d "$d" disable >/dev/null 2>&1 || true; }
+        done
+    fi
+    for d in libvirtd virtlogd; do
+        pid=$(cat "/run/$d.pid" 2>/dev/null || true)
+        if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+            as_root "stopping the system $d"
+            kill "$pid"
+            for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+            echo "install-deps: stopped the system $d (pid $pid); tests/libvirt.rs runs its own" >&2
+        fi
+    done
+    for d in libvirtd virtlogd; do
+        pid=$(cat "/run/$d.pid" 2>/dev/null || true)
+        if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+            echo "install-deps: the system $d (pid $pid) is still running" >&2
+            exit 1
+        fi
+    done
+}
+
 if [ "${VSWITCH_SKIP_APT:-0}" != 1 ]; then
     updated=0
     if enable_components; then
@@ -155,12 +195,27 @@ if [ "${VSWITCH_SKIP_APT:-0}" != 1 ]; then
         qemu-system-x86_64 --version | grep -qE 'version (9|1[0-9])\.'; then
         qemu_ok=1
     fi
-    if [ ${#need[@]} -gt 0 ] || [ $qemu_ok = 0 ]; then
-        as_root "installing ${need[*]} qemu"
+    # libvirt 11 (the test runs it with QEMU 10; bookworm's 9.0 passes
+    # QEMU -no-acpi, which QEMU 9.0 removed, and no domain starts). Each package named with
+    # its release: `-t bookworm-backports` would also take systemd and
+    # udev from backports.
+    libvirt_ok=0
+    if [ -x /usr/sbin/libvirtd ] && [ -x /usr/sbin/virtlogd ] &&
+        command -v virsh >/dev/null && virsh --version | grep -qE '^1[1-9]\.'; then
+        libvirt_ok=1
+    fi
+    if [ ${#need[@]} -gt 0 ] || [ $qemu_ok = 0 ] || [ $libvirt_ok = 0 ]; then
+        as_root "installing ${need[*]} qemu libvirt"
         [ $updated = 1 ] || apt-get update -qq
         [ ${#need[@]} -gt 0 ] && apt_install "${need[@]}"
         if [ $qemu_ok = 0 ]; then
             apt_install -t bookworm-backports qemu-system-x86 qemu-system-data
+        fi
+        if [ $libvirt_ok = 0 ]; then
+            apt_install libvirt-daemon-driver-qemu/bookworm-backports \
+                libvirt-daemon/bookworm-backports libvirt-clients/bookworm-backports \
+                libvirt-daemon-log/bookworm-backports libvirt-daemon-common/bookworm-backports \
+                libvirt-common/bookworm-backports libvirt0/bookworm-backports
         fi
     fi
     if [ -x /usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk ]; then
@@ -168,6 +223,9 @@ if [ "${VSWITCH_SKIP_APT:-0}" != 1 ]; then
     fi
     if [ -x /usr/bin/prometheus ]; then
         quiet_system_prometheus
+    fi
+    if [ -x /usr/sbin/libvirtd ]; then
+        quiet_system_libvirt
     fi
 fi
 
