@@ -1254,7 +1254,21 @@ fn a_reload_changes_the_policy_and_member_order_live_under_traffic() {
     assert!(t.members.iter().all(|m| m.link_up && m.usable), "{t:?}");
 
     // A member added (with a policy change): refused as a whole, naming
-    // what needs the restart; nothing changes.
+    // what needs the restart; nothing changes. Its interface exists (a
+    // missing one is refused earlier, at its position).
+    run(&[
+        "ip",
+        "-n",
+        &lab.ns("sw"),
+        "link",
+        "add",
+        "u2",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "u2p",
+    ]);
     let e = reload(&lab, |c| {
         c.replace("policy: port-id", "policy: src-mac")
             .replace("active: [u1, u0]", "active: [u1, u0, u2]")
