@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Netns, Vswitchd, find_in_path, serial, wait_until};
+use support::{Netns, Vswitchd, find_in_path, run, serial, wait_until};
 
 // ---------------------------------------------------------------------------
 // The VLAN plan
@@ -673,19 +673,6 @@ fn expected_from_ovs(f: &Frame, ovs: &Out) -> (Out, Vec<&'static str>) {
 // ---------------------------------------------------------------------------
 // Network namespaces, TAP sockets
 // ---------------------------------------------------------------------------
-
-fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd} runs: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// An AF_PACKET socket bound to one TAP, with PACKET_AUXDATA on.
 struct Tap {

@@ -111,7 +111,7 @@ pub fn strip_ansi(s: &str) -> String {
 
 /// Runs `cmd` with `args`, panicking with its stderr if it fails; its
 /// stdout.
-fn run(cmd: &str, args: &[&str]) -> String {
+pub fn run(cmd: &str, args: &[&str]) -> String {
     let out = Command::new(cmd)
         .args(args)
         .output()
