@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use support::guest::{Attach, Daemon, Guest, GuestArgs, result};
-use support::serial;
+use support::{Netns, run, serial};
 
 const BOOT: Duration = Duration::from_secs(120);
 
@@ -404,34 +404,6 @@ switches:
     daemon.stop();
 }
 
-/// Runs a command, panicking with its output if it fails.
-fn sh(args: &[&str]) -> String {
-    let out = std::process::Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .expect("command runs");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Network namespaces deleted when the test ends, pass or fail.
-struct Namespaces(Vec<String>);
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        for ns in &self.0 {
-            let _ = std::process::Command::new("ip")
-                .args(["netns", "del", ns])
-                .status();
-        }
-    }
-}
-
 /// Guest tagging (`vlan: all`, VMware's VLAN 4095) with a real guest that
 /// uses its untagged interface and two 802.1Q sub-interfaces at once:
 /// each reaches a host (an internal port in its own namespace) on the
@@ -471,26 +443,18 @@ switches:
 "#,
     );
     let hosts = [(1u16, "vgth1"), (10, "vgth10"), (20, "vgth20")];
-    let namespaces = Namespaces(hosts.iter().map(|(v, _)| format!("vsg-vgt{v}")).collect());
-    for ((vid, tap), ns) in hosts.iter().zip(&namespaces.0) {
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "del", ns])
-            .stderr(std::process::Stdio::null())
-            .status();
-        sh(&["ip", "netns", "add", ns]);
-        sh(&["ip", "link", "set", tap, "netns", ns]);
-        sh(&[
-            "ip",
-            "-n",
-            ns,
-            "addr",
-            "add",
-            &format!("10.0.{vid}.1/24"),
-            "dev",
-            tap,
-        ]);
-        sh(&["ip", "-n", ns, "link", "set", tap, "up"]);
-    }
+    let namespaces: Vec<Netns> = hosts
+        .iter()
+        .map(|(vid, tap)| {
+            let ns = Netns::new(&format!("vgt{vid}"));
+            let n = ns.name.as_str();
+            run("ip", &["link", "set", tap, "netns", n]);
+            let addr = format!("10.0.{vid}.1/24");
+            run("ip", &["-n", n, "addr", "add", &addr, "dev", tap]);
+            ns.link_up(tap);
+            ns
+        })
+        .collect();
     let guest = Guest::boot(
         d,
         "vgt",
@@ -501,7 +465,8 @@ switches:
         },
     );
     guest.expect_marker("net-up", 0, BOOT);
-    for ((vid, _), ns) in hosts.iter().zip(&namespaces.0) {
+    for ((vid, _), ns) in hosts.iter().zip(&namespaces) {
+        let ns = ns.name.as_str();
         let target = format!("10.0.{vid}.5");
         // The guest's interfaces come up a moment after the marker; the
         // first ping also waits for ARP.
@@ -516,9 +481,12 @@ switches:
             "VLAN {vid}: {target} not reached from {ns}\n{}",
             daemon.log_tail()
         );
-        let out = sh(&[
-            "ip", "netns", "exec", ns, "ping", "-c", "5", "-i", "0.2", "-W", "2", &target,
-        ]);
+        let out = run(
+            "ip",
+            &[
+                "netns", "exec", ns, "ping", "-c", "5", "-i", "0.2", "-W", "2", &target,
+            ],
+        );
         assert!(out.contains("5 received"), "VLAN {vid}: {out}");
     }
 
