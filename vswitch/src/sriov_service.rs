@@ -258,6 +258,8 @@ impl<L: VfLink, V: Vfio> SriovService<L, V> {
         let specs = Self::specs(cfg);
         let mut report = SriovReport::default();
         let before = std::mem::take(&mut self.applied);
+        // VFs that left the file but a VM holds: still ours to release.
+        let mut held: Vec<(String, VfSpec)> = Vec::new();
         for old in &before {
             let new = specs.iter().find(|s| s.pf == old.pf);
             for vf in &old.vfs {
@@ -268,7 +270,9 @@ impl<L: VfLink, V: Vfio> SriovService<L, V> {
                 if new.is_some_and(|n| vf.index >= n.num_vfs) {
                     continue;
                 }
-                self.release_into(&old.pf, vf, &mut report);
+                if self.release_into(&old.pf, vf, &mut report) == Released::Held {
+                    held.push((old.pf.clone(), vf.clone()));
+                }
             }
         }
         for spec in &specs {
@@ -279,6 +283,9 @@ impl<L: VfLink, V: Vfio> SriovService<L, V> {
                 self.applied.push(old.clone());
             }
             report.pfs.push(pf);
+        }
+        for (pf, vf) in held {
+            self.remember(&pf, vf);
         }
         self.wanted = specs;
         self.save_state(&mut report);
@@ -318,21 +325,49 @@ impl<L: VfLink, V: Vfio> SriovService<L, V> {
         report
     }
 
-    fn release_into(&mut self, pf: &str, vf: &VfSpec, report: &mut SriovReport) {
+    /// Releases one VF into `report`; says whether a VM still holds it.
+    fn release_into(&mut self, pf: &str, vf: &VfSpec, report: &mut SriovReport) -> Released {
         let info = match self.sriov.vf(pf, vf.index) {
             Ok(i) => i,
             Err(e) => {
                 report.errors.push(format!("{pf} VF {}: {e}", vf.index));
-                return;
+                return Released::Failed;
             }
         };
         match self.sriov.release(&info, vf.release_mac) {
-            Ok(out) => report.released.push(out),
-            Err(sriov::Error::InUse { holder, .. }) => report.in_use.push(format!(
-                "{pf} VF {}: in use by {holder}, left to its VM",
-                vf.index
-            )),
-            Err(e) => report.errors.push(format!("{pf} VF {}: {e}", vf.index)),
+            Ok(out) => {
+                report.released.push(out);
+                Released::Done
+            }
+            Err(sriov::Error::InUse { holder, .. }) => {
+                report.in_use.push(format!(
+                    "{pf} VF {}: in use by {holder}, left to its VM",
+                    vf.index
+                ));
+                Released::Held
+            }
+            Err(e) => {
+                report.errors.push(format!("{pf} VF {}: {e}", vf.index));
+                Released::Failed
+            }
+        }
+    }
+
+    /// Records VF `vf` of `pf` as configured by the daemon (a VF left to
+    /// its VM stays the daemon's to release later).
+    fn remember(&mut self, pf: &str, vf: VfSpec) {
+        match self.applied.iter_mut().find(|p| p.pf == pf) {
+            Some(p) => {
+                if !p.vfs.iter().any(|v| v.index == vf.index) {
+                    p.vfs.push(vf);
+                }
+            }
+            None => self.applied.push(PfSpec {
+                pf: pf.to_string(),
+                // Unknown: never used to skip a release (see `apply`).
+                num_vfs: u16::MAX,
+                vfs: vec![vf],
+            }),
         }
     }
 
@@ -404,24 +439,27 @@ impl<L: VfLink, V: Vfio> SriovService<L, V> {
     /// knows they are its to release.
     pub fn shutdown(&mut self) -> SriovReport {
         let mut report = SriovReport::default();
-        let mut kept = Vec::new();
         for pf in std::mem::take(&mut self.applied) {
-            let mut left = Vec::new();
-            for vf in &pf.vfs {
-                let in_use = report.in_use.len();
-                self.release_into(&pf.pf, vf, &mut report);
-                if report.in_use.len() > in_use {
-                    left.push(vf.clone());
+            for vf in pf.vfs {
+                if self.release_into(&pf.pf, &vf, &mut report) == Released::Held {
+                    self.remember(&pf.pf, vf);
                 }
             }
-            if !left.is_empty() {
-                kept.push(PfSpec { vfs: left, ..pf });
-            }
         }
-        self.applied = kept;
         self.save_state(&mut report);
         report
     }
+}
+
+/// What releasing one VF came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Released {
+    /// Released (settings cleaned, host driver).
+    Done,
+    /// A VM holds it: left alone, still the daemon's.
+    Held,
+    /// Could not be found or released (an error in the report).
+    Failed,
 }
 
 /// A PF of the state file as a spec that release understands: its VFs
@@ -922,6 +960,37 @@ sriov:
             ["enp1s0 VF 1: in use by pid 900 (qemu-system-x86), left to its VM"]
         );
         assert_eq!(r.released.len(), 1);
+    }
+
+    /// A VF that leaves the file while a VM holds it is left to the VM
+    /// and stays the daemon's: the next reload after the VM let go
+    /// releases it (it was forgotten, so never released).
+    #[test]
+    fn a_vf_that_left_the_file_while_held_is_released_once_free() {
+        let mut e = env();
+        e.svc.apply(&cfg(BASE));
+        let group = e.svc.sriov().vf(PF, 1).unwrap().iommu_group.unwrap();
+        let p = e.proc_root.join("901");
+        std::fs::create_dir_all(p.join("fd")).unwrap();
+        std::fs::write(p.join("comm"), "qemu-system-x86\n").unwrap();
+        std::os::unix::fs::symlink(format!("/dev/vfio/{group}"), p.join("fd/20")).unwrap();
+        let only_vf0 = BASE.split("      - index: 1\n").next().unwrap().to_string();
+        let r = e.svc.apply(&cfg(&only_vf0));
+        assert_eq!(
+            r.in_use,
+            ["enp1s0 VF 1: in use by pid 901 (qemu-system-x86), left to its VM"]
+        );
+        assert_eq!(e.svc.show().pfs[0].configured, [0, 1], "still the daemon's");
+
+        std::fs::remove_dir_all(&p).unwrap();
+        let r = e.svc.apply(&cfg(&only_vf0));
+        let released: Vec<u16> = r.released.iter().map(|o| o.index).collect();
+        assert_eq!(released, [1], "{r:?}");
+        assert_eq!(
+            e.link.state(PF, 1).unwrap().mac.to_string(),
+            "02:00:00:00:99:01"
+        );
+        assert_eq!(e.svc.show().pfs[0].configured, [0]);
     }
 
     #[test]
