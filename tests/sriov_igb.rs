@@ -295,7 +295,9 @@ mod guest {
         // 8b. Release VF 2 from vfio-pci with no release MAC: igbvf binds
         // again and may choose a random MAC; the report says what the VF
         // really has (issue 23: it said 00:00:00:00:00:00).
+        let t = Instant::now();
         let out = svc.release(&format!("{pf}/2")).expect("release VF 2");
+        marker(&format!("release VF2 took {} ms", t.elapsed().as_millis()));
         for l in out.change_lines() {
             marker(&format!("release change {l}"));
         }
